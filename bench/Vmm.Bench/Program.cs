@@ -1,0 +1,21 @@
+using Vmm.Bench;
+
+// vmm-bench [NAME...]: runs the named benchmarks (all when none is named) and prints one table each.
+var benchmarks = new Dictionary<string, Action>(StringComparer.OrdinalIgnoreCase)
+{
+    ["exit-cost"] = ExitCostBenchmark.Run,
+};
+
+string[] selected = args.Length == 0 ? [.. benchmarks.Keys] : args;
+foreach (string name in selected)
+{
+    if (!benchmarks.TryGetValue(name, out Action? run))
+    {
+        Console.Error.WriteLine($"unknown benchmark '{name}'; known: {string.Join(", ", benchmarks.Keys)}");
+        return 2;
+    }
+
+    run();
+}
+
+return 0;

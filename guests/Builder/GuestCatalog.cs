@@ -1,0 +1,19 @@
+namespace Vmm.Guests;
+
+/// <summary>Every guest the builder knows, in the order it builds and lists them.</summary>
+public static class GuestCatalog
+{
+    public static IReadOnlyList<IGuest> All { get; } =
+    [
+        new Hello(),
+        new MemTest(),
+        new Dirty(),
+        new Echo(),
+        new TripleFault(),
+        new Spin(),
+        new TscCounter(),
+    ];
+
+    public static IGuest? Find(string name) =>
+        All.FirstOrDefault(g => string.Equals(g.Name, name, StringComparison.Ordinal));
+}

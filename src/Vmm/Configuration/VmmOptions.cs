@@ -1,0 +1,20 @@
+namespace Vmm.Configuration;
+
+/// <summary>
+/// Options as the user wrote them, bound from (lowest to highest precedence) these defaults, an optional vmm.json,
+/// VMM_* environment variables and the command line. <see cref="RunSettings"/> validates and types them.
+/// </summary>
+public sealed class VmmOptions
+{
+    public string Memory { get; set; } = "16M";
+
+    public string LoadAddress { get; set; } = "0x7c00";
+
+    public string Serial { get; set; } = "stdio";
+
+    public string LogLevel { get; set; } = "warning";
+
+    public string? LogFile { get; set; }
+
+    public bool Trace { get; set; }
+}

@@ -1,0 +1,13 @@
+using Vmm.Ram;
+
+namespace Vmm.Machine;
+
+/// <summary>What a machine is built from, already validated (see Configuration/RunSettings).</summary>
+public sealed record MachineConfig
+{
+    public ulong MemorySize { get; init; } = 16 * 1024 * 1024;
+
+    public RamBackend RamBackend { get; init; } = RamBackend.Anonymous;
+
+    public bool Trace { get; init; }
+}

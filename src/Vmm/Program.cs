@@ -1,0 +1,3 @@
+using Vmm.Cli;
+
+return VmmCommandLine.Invoke(args);
