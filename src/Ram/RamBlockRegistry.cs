@@ -65,6 +65,31 @@ public sealed class RamBlockRegistry : IDisposable
 
     public RamBlock? FindByHostAddress(nint hostAddress) => Array.Find(Volatile.Read(ref blocks), b => b.ContainsHostAddress(hostAddress));
 
+    /// <summary>
+    /// Resizes a registered block (<see cref="RamBlock.Resize"/>) and then raises <see cref="BlockResized"/> with the
+    /// old used length. The caller pauses the vCPUs around this; subscribers fix memslots and dirty logs themselves.
+    /// Nothing is raised when the length does not change.
+    /// </summary>
+    public void Resize(RamBlock block, ulong newUsedLength)
+    {
+        ulong oldUsedLength;
+        lock (gate)
+        {
+            if (!blocks.Contains(block))
+            {
+                throw new InvalidOperationException($"RAM block '{block.Name}' is not registered");
+            }
+
+            oldUsedLength = block.UsedLength;
+            block.Resize(newUsedLength);
+        }
+
+        if (oldUsedLength != newUsedLength)
+        {
+            RaiseResized(block, oldUsedLength);
+        }
+    }
+
     internal void RaiseResized(RamBlock block, ulong oldUsedLength) => BlockResized?.Invoke(block, oldUsedLength);
 
     public void Dispose()

@@ -113,6 +113,7 @@ public class IoctlNumberTests
         { "O_CREAT", Unistd.O_CREAT },
         { "SYS_userfaultfd", UffdIoctls.SysUserfaultfd },
         { "SIGUSR2", Signals.SIGUSR2 },
+        { "HUGETLBFS_MAGIC", (ulong)Statfs.HUGETLBFS_MAGIC },
     };
 
     [Theory]

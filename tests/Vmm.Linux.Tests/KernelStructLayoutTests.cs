@@ -37,6 +37,8 @@ public class KernelStructLayoutTests
         { typeof(UffdioWriteprotect), "uffdio_writeprotect" },
         { typeof(UffdioContinue), "uffdio_continue" },
         { typeof(UffdMsg), "uffd_msg" },
+        { typeof(StatBuffer), "stat" },
+        { typeof(StatfsBuffer), "statfs" },
     };
 
     public static TheoryData<Type, string, string, string> Offsets => new()
@@ -83,6 +85,12 @@ public class KernelStructLayoutTests
         { typeof(UffdMsg), nameof(UffdMsg.PagefaultThreadId), "uffd_msg", "arg.pagefault.feat.ptid" },
         { typeof(UffdMsg), nameof(UffdMsg.RemoveStart), "uffd_msg", "arg.remove.start" },
         { typeof(UffdMsg), nameof(UffdMsg.RemoveEnd), "uffd_msg", "arg.remove.end" },
+        { typeof(StatBuffer), nameof(StatBuffer.Mode), "stat", "st_mode" },
+        { typeof(StatBuffer), nameof(StatBuffer.Size), "stat", "st_size" },
+        { typeof(StatBuffer), nameof(StatBuffer.BlockSize), "stat", "st_blksize" },
+        { typeof(StatBuffer), nameof(StatBuffer.Blocks), "stat", "st_blocks" },
+        { typeof(StatfsBuffer), nameof(StatfsBuffer.Type), "statfs", "f_type" },
+        { typeof(StatfsBuffer), nameof(StatfsBuffer.BlockSize), "statfs", "f_bsize" },
     };
 
     public static TheoryData<Type, string, string, string> ExitUnionOffsets => new()

@@ -10,6 +10,9 @@
 #include <linux/memfd.h>
 #include <linux/falloc.h>
 #include <sys/syscall.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 
 #define SIZE(t) printf("sizeof:%s=%zu\n", #t, sizeof(struct t))
 #define OFF(t, f) printf("offsetof:%s.%s=%zu\n", #t, #f, offsetof(struct t, f))
@@ -41,6 +44,8 @@ int main(void)
     SIZE(uffdio_writeprotect); SIZE(uffdio_continue); OFF(uffdio_continue, mapped);
     SIZE(uffd_msg); OFF(uffd_msg, arg.pagefault.address); OFF(uffd_msg, arg.pagefault.flags); OFF(uffd_msg, arg.pagefault.feat.ptid);
     OFF(uffd_msg, arg.remove.start); OFF(uffd_msg, arg.remove.end);
+    SIZE(stat); OFF(stat, st_mode); OFF(stat, st_size); OFF(stat, st_blksize); OFF(stat, st_blocks);
+    SIZE(statfs); OFF(statfs, f_type); OFF(statfs, f_bsize);
 
     VAL(KVM_GET_API_VERSION); VAL(KVM_CREATE_VM); VAL(KVM_CHECK_EXTENSION); VAL(KVM_GET_VCPU_MMAP_SIZE);
     VAL(KVM_GET_SUPPORTED_CPUID); VAL(KVM_CREATE_VCPU); VAL(KVM_GET_DIRTY_LOG); VAL(KVM_SET_USER_MEMORY_REGION);
@@ -68,5 +73,6 @@ int main(void)
     VAL(MFD_HUGETLB); VAL(MFD_HUGE_2MB); VAL(MFD_CLOEXEC); VAL(O_CLOEXEC); VAL(O_NONBLOCK); VAL(O_RDWR); VAL(O_CREAT);
     VAL(SYS_userfaultfd); VAL(SYS_tgkill); VAL(SYS_gettid); VAL(SYS_rt_sigprocmask); VAL(SYS_rt_sigtimedwait);
     VAL(SIGUSR2);
+    VAL(HUGETLBFS_MAGIC);
     return 0;
 }

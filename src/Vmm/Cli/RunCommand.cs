@@ -22,12 +22,16 @@ public static class RunCommand
     private static readonly Option<string> LogLevel = new("--log-level") { Description = "trace | debug | info | warning | error | fatal [default: warning]", HelpName = "LEVEL" };
     private static readonly Option<string> LogFile = new("--log-file") { Description = "Also write logs to this file", HelpName = "PATH" };
     private static readonly Option<bool> Trace = new("--trace") { Description = "Single-step the guest and print every instruction to stderr" };
+    private static readonly Option<string> RamBackend = new("--ram-backend") { Description = "Backend of the main RAM block: anonymous | shared | hugetlbfs [default: anonymous]", HelpName = "BACKEND" };
+    private static readonly Option<string> MemPath = new("--mem-path") { Description = "Back RAM with files in this hugetlbfs directory (implies --ram-backend hugetlbfs)", HelpName = "DIR" };
+    private static readonly Option<string[]> RamBlock = new("--ram-block") { Description = "Extra RAM block: name=NAME,gpa=ADDR,size=SIZE[,max=SIZE][,backend=B] (repeatable)", HelpName = "SPEC", AllowMultipleArgumentsPerToken = false };
+    private static readonly Option<string> Monitor = new("--monitor") { Description = "QMP monitor socket: unix:PATH", HelpName = "unix:PATH" };
 
     public static Command Create()
     {
         var command = new Command("run", "Boot a flat real-mode guest image on KVM")
         {
-            Image, Config, Memory, LoadAddress, SerialOption, LogLevel, LogFile, Trace,
+            Image, Config, Memory, LoadAddress, SerialOption, LogLevel, LogFile, Trace, RamBackend, MemPath, RamBlock, Monitor,
         };
         command.SetAction(Execute);
         return command;
@@ -50,6 +54,14 @@ public static class RunCommand
         Add(SerialOption, nameof(VmmOptions.Serial));
         Add(LogLevel, nameof(VmmOptions.LogLevel));
         Add(LogFile, nameof(VmmOptions.LogFile));
+        Add(RamBackend, nameof(VmmOptions.RamBackend));
+        Add(MemPath, nameof(VmmOptions.MemPath));
+        Add(Monitor, nameof(VmmOptions.Monitor));
+        string[] blocks = parse.GetValue(RamBlock) ?? [];
+        for (int i = 0; i < blocks.Length; i++)
+        {
+            values[$"{nameof(VmmOptions.RamBlocks)}:{i}"] = blocks[i];
+        }
         if (parse.GetResult(Trace) is { Implicit: false })
         {
             values[nameof(VmmOptions.Trace)] = parse.GetValue(Trace) ? "true" : "false";

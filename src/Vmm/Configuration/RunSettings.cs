@@ -1,6 +1,7 @@
 using Serilog.Events;
 using Vmm.Loading;
 using Vmm.Machine;
+using Vmm.Ram;
 
 namespace Vmm.Configuration;
 
@@ -22,7 +23,23 @@ public sealed record RunSettings
 
     public bool Trace { get; init; }
 
-    public MachineConfig ToMachineConfig() => new() { MemorySize = MemorySize, Trace = Trace };
+    public RamBackend RamBackend { get; init; } = RamBackend.Anonymous;
+
+    public string? MemPath { get; init; }
+
+    public IReadOnlyList<RamBlockOption> RamBlocks { get; init; } = [];
+
+    /// <summary>The QMP monitor's Unix socket path, or null for no monitor.</summary>
+    public string? MonitorPath { get; init; }
+
+    public MachineConfig ToMachineConfig() => new()
+    {
+        MemorySize = MemorySize,
+        RamBackend = RamBackend,
+        MemPath = MemPath,
+        RamBlocks = RamBlocks,
+        Trace = Trace,
+    };
 
     public static RunSettings From(VmmOptions options)
     {
@@ -60,6 +77,64 @@ public sealed record RunSettings
             problems.Add($"log-level: '{options.LogLevel}' is not one of trace, debug, info, warning, error, fatal");
         }
 
+        if (!RamBlockOption.TryParseBackend(options.RamBackend, out RamBackend backend))
+        {
+            problems.Add($"ram-backend: '{options.RamBackend}' is not one of anonymous, shared, hugetlbfs");
+        }
+
+        string? memPath = string.IsNullOrWhiteSpace(options.MemPath) ? null : options.MemPath;
+        if (memPath is not null)
+        {
+            if (!Directory.Exists(memPath))
+            {
+                problems.Add($"mem-path: directory '{memPath}' does not exist (it should be a hugetlbfs mount, e.g. /dev/hugepages)");
+            }
+
+            backend = RamBackend.Hugetlbfs;
+        }
+
+        if (backend == RamBackend.Hugetlbfs && memory % (2ul << 20) != 0)
+        {
+            problems.Add($"memory: {options.Memory} is not a multiple of the 2 MiB huge page size");
+        }
+
+        var blocks = new List<RamBlockOption>();
+        foreach (string text in options.RamBlocks)
+        {
+            if (RamBlockOption.Parse(text, backend, problems) is { } block)
+            {
+                if (block.Name == VirtualMachine.MainRamBlockName || blocks.Any(b => b.Name == block.Name))
+                {
+                    problems.Add($"ram-block '{text}': a block named '{block.Name}' already exists");
+                }
+                else if (block.GuestBase < memory)
+                {
+                    problems.Add($"ram-block '{text}': gpa 0x{block.GuestBase:x} overlaps pc.ram [0, 0x{memory:x})");
+                }
+                else if (blocks.FirstOrDefault(b => block.GuestBase < b.GuestBase + b.MaxSize && b.GuestBase < block.GuestBase + block.MaxSize) is { } other)
+                {
+                    problems.Add($"ram-block '{text}': overlaps block '{other.Name}'");
+                }
+                else
+                {
+                    blocks.Add(block);
+                }
+            }
+        }
+
+        string? monitor = null;
+        if (!string.IsNullOrWhiteSpace(options.Monitor))
+        {
+            if (options.Monitor.StartsWith("unix:", StringComparison.Ordinal) && options.Monitor.Length > "unix:".Length)
+            {
+                monitor = options.Monitor["unix:".Length..];
+            }
+            else
+            {
+                problems.Add($"monitor: '{options.Monitor}' is not unix:PATH");
+            }
+        }
+
         if (problems.Count > 0)
         {
             throw new OptionsException(problems);
@@ -73,6 +148,10 @@ public sealed record RunSettings
             LogLevel = level,
             LogFile = string.IsNullOrWhiteSpace(options.LogFile) ? null : options.LogFile,
             Trace = options.Trace,
+            RamBackend = backend,
+            MemPath = memPath,
+            RamBlocks = blocks,
+            MonitorPath = monitor,
         };
     }
 

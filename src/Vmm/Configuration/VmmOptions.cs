@@ -17,4 +17,16 @@ public sealed class VmmOptions
     public string? LogFile { get; set; }
 
     public bool Trace { get; set; }
+
+    /// <summary>Backend of the main block (pc.ram): anonymous, shared or hugetlbfs.</summary>
+    public string RamBackend { get; set; } = "anonymous";
+
+    /// <summary>A directory on a hugetlbfs mount for file-backed huge pages (implies the hugetlbfs backend).</summary>
+    public string? MemPath { get; set; }
+
+    /// <summary>Extra RAM blocks, each "name=NAME,gpa=ADDR,size=SIZE[,max=SIZE][,backend=B]".</summary>
+    public List<string> RamBlocks { get; set; } = [];
+
+    /// <summary>QMP monitor socket, "unix:PATH".</summary>
+    public string? Monitor { get; set; }
 }

@@ -9,5 +9,9 @@ public sealed record MachineConfig
 
     public RamBackend RamBackend { get; init; } = RamBackend.Anonymous;
 
+    public string? MemPath { get; init; }
+
+    public IReadOnlyList<Configuration.RamBlockOption> RamBlocks { get; init; } = [];
+
     public bool Trace { get; init; }
 }

@@ -44,6 +44,9 @@ public sealed unsafe class VcpuRunner : IDisposable
 
     public KvmVcpu Vcpu => vcpu;
 
+    /// <summary>The vCPU thread's kernel thread id (0 before it starts), as QMP query-cpus-fast reports it.</summary>
+    public int ThreadId => Volatile.Read(ref threadId);
+
     /// <summary>Single-steps and prints every instruction when set before <see cref="Start"/>.</summary>
     public InstructionTracer? Tracer { get; set; }
 

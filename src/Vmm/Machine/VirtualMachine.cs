@@ -22,7 +22,8 @@ public sealed class VirtualMachine : IDisposable
     private readonly TaskCompletionSource<MachineExit> exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ILogger log;
     private readonly object runGate = new();
-    private bool started;
+    private RunState runState = RunState.Prelaunch;
+    private GuestImage? image;
 
     private VirtualMachine(KvmSystem kvm, MachineConfig config, ISerialSink serialSink, ILogger log, TextWriter diagnostics)
     {
@@ -77,6 +78,20 @@ public sealed class VirtualMachine : IDisposable
 
     public bool IsPaused => vcpus.All(v => v.IsPaused || v.HasExited);
 
+    public RunState RunState
+    {
+        get
+        {
+            lock (runGate)
+            {
+                return runState;
+            }
+        }
+    }
+
+    /// <summary>STOP, RESUME, SHUTDOWN and RESET, for the monitor's event stream.</summary>
+    public event Action<MachineEvent>? Event;
+
     public static VirtualMachine Create(KvmSystem kvm, MachineConfig config, ISerialSink serialSink, ILogger log, TextWriter diagnostics)
     {
         VcpuKick.InitializeProcess();
@@ -89,6 +104,7 @@ public sealed class VirtualMachine : IDisposable
     /// </summary>
     public void Load(GuestImage image)
     {
+        this.image = image;
         Memory.Write(image.LoadAddress, image.Bytes);
         KvmVcpu vcpu = vcpus[0].Vcpu;
         KvmSregs sregs = vcpu.GetSregs();
@@ -117,16 +133,17 @@ public sealed class VirtualMachine : IDisposable
         segment.Base = 0;
     }
 
+    /// <summary>Starts the vCPU threads; with <paramref name="paused"/> they park before running any guest code.</summary>
     public void Start(bool paused = false)
     {
         lock (runGate)
         {
-            if (started)
+            if (runState != RunState.Prelaunch)
             {
                 throw new InvalidOperationException("the machine is already started");
             }
 
-            started = true;
+            runState = paused ? RunState.Paused : RunState.Running;
             foreach (VcpuRunner vcpu in vcpus)
             {
                 vcpu.Start(paused);
@@ -134,6 +151,10 @@ public sealed class VirtualMachine : IDisposable
         }
     }
 
+    /// <summary>
+    /// Parks every vCPU outside KVM_RUN. This is the mechanism (for memslot changes, migration, inspection); it
+    /// changes no user-visible state and raises no event. See <see cref="Stop"/> for the user's "stop".
+    /// </summary>
     public void Pause()
     {
         foreach (VcpuRunner vcpu in vcpus)
@@ -142,12 +163,103 @@ public sealed class VirtualMachine : IDisposable
         }
     }
 
+    /// <summary>Undoes <see cref="Pause"/>: lets the vCPUs run again if the machine's state is running.</summary>
     public void Resume()
     {
+        if (RunState != RunState.Running)
+        {
+            return;
+        }
+
         foreach (VcpuRunner vcpu in vcpus)
         {
             vcpu.Resume();
         }
+    }
+
+    /// <summary>Runs <paramref name="action"/> with the vCPUs parked, then lets them continue as they were.</summary>
+    public T WithVcpusPaused<T>(Func<T> action)
+    {
+        Pause();
+        try
+        {
+            return action();
+        }
+        finally
+        {
+            Resume();
+        }
+    }
+
+    /// <summary>The user's stop (QMP "stop"): parks the vCPUs, state Paused, STOP event. No-op unless running.</summary>
+    public void Stop() => TransitionFromRunning(RunState.Paused);
+
+    /// <summary>Leaves <see cref="RunState.Running"/> for <paramref name="target"/> (paused, finish-migrate, ...), parking the vCPUs.</summary>
+    public bool TransitionFromRunning(RunState target)
+    {
+        lock (runGate)
+        {
+            if (runState != RunState.Running)
+            {
+                return false;
+            }
+
+            runState = target;
+        }
+
+        Pause();
+        Event?.Invoke(new MachineEvent(MachineEventKind.Stop));
+        return true;
+    }
+
+    /// <summary>The user's cont (QMP "cont"): from paused (or any stopped, non-shutdown state) back to running, RESUME event.</summary>
+    public void Continue()
+    {
+        lock (runGate)
+        {
+            if (runState is RunState.Running or RunState.Shutdown or RunState.Prelaunch)
+            {
+                return;
+            }
+
+            runState = RunState.Running;
+        }
+
+        Resume();
+        Event?.Invoke(new MachineEvent(MachineEventKind.Resume));
+    }
+
+    /// <summary>Sets a stopped state without touching the vCPUs (e.g. paused → postmigrate).</summary>
+    public void SetStoppedState(RunState state)
+    {
+        if (state == RunState.Running)
+        {
+            throw new ArgumentException("use Continue() to run", nameof(state));
+        }
+
+        lock (runGate)
+        {
+            runState = state;
+        }
+    }
+
+    /// <summary>
+    /// QMP system_reset: reloads the image, puts vCPU 0 back at its entry state and resets COM1; RAM above the image
+    /// keeps its contents, as on a real warm reset. The run state is unchanged.
+    /// </summary>
+    public void Reset()
+    {
+        GuestImage loaded = image ?? throw new InvalidOperationException("no image loaded");
+        WithVcpusPaused(() =>
+        {
+            Load(loaded);
+
+            // COM1 back to its power-on registers: the state of a freshly built UART.
+            var powerOn = new Uart16550(DiscardingSink.Instance);
+            Serial.RestoreState(powerOn.SectionVersion, powerOn.SaveState());
+            return true;
+        });
+        Event?.Invoke(new MachineEvent(MachineEventKind.Reset, "host-qmp-system-reset"));
     }
 
     /// <summary>Ends the machine with <paramref name="exit"/> unless it already ended. Callable from any thread.</summary>
@@ -155,12 +267,37 @@ public sealed class VirtualMachine : IDisposable
     {
         if (exited.TrySetResult(exit))
         {
+            lock (runGate)
+            {
+                runState = RunState.Shutdown;
+            }
+
             foreach (VcpuRunner vcpu in vcpus)
             {
                 vcpu.RequestStop();
             }
+
+            Event?.Invoke(new MachineEvent(MachineEventKind.Shutdown, ShutdownReason(exit), GuestInitiated: exit.Kind is MachineExitKind.PowerOff or MachineExitKind.DebugExit or MachineExitKind.GuestCrashed));
         }
     }
+
+    private sealed class DiscardingSink : ISerialSink
+    {
+        public static readonly DiscardingSink Instance = new();
+
+        public void Write(ReadOnlySpan<byte> bytes)
+        {
+        }
+    }
+
+    private static string ShutdownReason(MachineExit exit) => exit.Kind switch
+    {
+        MachineExitKind.PowerOff => "guest-shutdown",
+        MachineExitKind.DebugExit => "guest-shutdown",
+        MachineExitKind.GuestCrashed => "guest-panic",
+        MachineExitKind.HostError => "host-error",
+        _ => "host-qmp-quit",
+    };
 
     public void Dispose()
     {
