@@ -15,15 +15,20 @@ namespace Vmm.Guests;
 /// touches, so the first pass starts from all zeros. "A" marks the start of the loop, each
 /// "B" the end of a pass, so a test can wait for progress on the serial line.
 /// </remarks>
-public sealed class Dirty : IGuest
+/// <param name="rangeMiB">
+/// How many MiB above 1 MiB to dirty (capped at the top of RAM), or null for all of RAM: the variants dirty-16m and
+/// dirty-256m let a migration test move a big guest that dirties only part of its memory.
+/// </param>
+public sealed class Dirty(uint? rangeMiB = null) : IGuest
 {
     public const uint PageSize = 4096;
 
-    public string Name => "dirty";
+    public string Name => rangeMiB is { } mib ? $"dirty-{mib}m" : "dirty";
 
-    public string Description =>
-        "migration workload: prints \"A\", then forever increments the first byte of every 4 KiB page " +
-        "in [1 MiB, top of RAM) in order, printing \"B\" after each pass; never exits";
+    public string Description => rangeMiB is { } mib
+        ? $"migration workload: as dirty, over [1 MiB, 1 MiB + {mib} MiB) only (capped at the top of RAM)"
+        : "migration workload: prints \"A\", then forever increments the first byte of every 4 KiB page " +
+          "in [1 MiB, top of RAM) in order, printing \"B\" after each pass; never exits";
 
     public GuestImage Build() => GuestAssembler.Build(g =>
     {
@@ -32,6 +37,16 @@ public sealed class Dirty : IGuest
         g.Call(EnterUnreal);
         g.Call(ProbeRamTop);
         a.mov(edi, eax);
+        if (rangeMiB is { } mib)
+        {
+            // End of the range = min(top of RAM, 1 MiB + range).
+            a.mov(eax, Machine.HighMemoryStart + (mib << 20));
+            a.cmp(eax, edi);
+            a.jae(g.L("range.capped"));
+            a.mov(edi, eax);
+            g.Bind("range.capped");
+        }
+
         PrintChar(g, 'A');
 
         g.Bind("pass");

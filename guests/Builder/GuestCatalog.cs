@@ -8,6 +8,8 @@ public static class GuestCatalog
         new Hello(),
         new MemTest(),
         new Dirty(),
+        new Dirty(rangeMiB: 16),
+        new Dirty(rangeMiB: 256),
         new Echo(),
         new TripleFault(),
         new Spin(),

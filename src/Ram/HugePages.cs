@@ -65,12 +65,12 @@ public static class HugePages
         ulong total = TotalPages;
         ulong free = FreePages;
         ulong available = AvailablePages;
-        string promised = free == available ? string.Empty : $", {free - available} of them promised to other mappings";
+        string promised = free == available ? string.Empty : $"{free} free, {free - available} of them promised to other mappings; ";
         string how = needed > available
             ? $"Reserve them as root with: echo {total + (needed - available)} > {PoolSizeKnob}"
             : "The pool looked large enough at the time of this report; another process or a hugetlb cgroup limit may have taken the pages";
         return new RamBackendException(
-            $"RAM block '{blockName}' needs {needed} huge pages of 2 MiB ({bytes / (1024 * 1024)} MiB) but only {available} are free ({free} free{promised}; pool size {total}). {how}.",
+            $"RAM block '{blockName}' needs {needed} huge pages of 2 MiB ({bytes / (1024 * 1024)} MiB) but only {available} are free ({promised}pool size {total}). {how}.",
             cause);
     }
 

@@ -219,26 +219,15 @@ public sealed unsafe class RamBlock : IDisposable
     public void Remap(ulong offset, ulong length)
     {
         CheckRange(offset, length, UsedLength, nameof(Remap));
-        nint address = HostAddress + (nint)offset;
-        if (Backend == RamBackend.Anonymous)
-        {
-            Mman.Map(address, length, Mman.PROT_READ | Mman.PROT_WRITE, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS | Mman.MAP_NORESERVE | Mman.MAP_FIXED);
-        }
-        else
-        {
-            // The file keeps the old pages after the mapping goes, so empty that part of the file first.
-            Unistd.Fallocate(Fd!, Unistd.FALLOC_FL_PUNCH_HOLE | Unistd.FALLOC_FL_KEEP_SIZE, (long)offset, (long)length);
-            MapFile(Name, Backend, Fd!, address, offset, length);
-        }
-
-        // The replacement is a new VMA: it does not inherit the old one's advice.
-        Mman.Advise(address, length, Mman.MADV_DONTFORK);
+        ReplaceRange(offset, length);
     }
 
     /// <summary>
-    /// Changes <see cref="UsedLength"/> within (0, <see cref="MaxLength"/>]. Shrinking discards [new, old): the memory
-    /// goes back to the host but stays mapped, so growing again exposes zeros. Use
-    /// <see cref="RamBlockRegistry.Resize"/> so subscribers (memslots, migration) hear about it.
+    /// Changes <see cref="UsedLength"/> within (0, <see cref="MaxLength"/>]. Shrinking gives [new, old) back to the
+    /// host by replacing it with fresh memory, as <see cref="Remap"/> does: it stays mapped, so growing again exposes
+    /// zeros, and it loses any userfaultfd registration, so pages still arriving for it during postcopy are refused
+    /// with <see cref="PlacementStatus.NotRegistered"/> (seed 000). Use <see cref="RamBlockRegistry.Resize"/> so
+    /// subscribers (memslots, migration) hear about it.
     /// </summary>
     public void Resize(ulong newUsedLength)
     {
@@ -256,11 +245,11 @@ public sealed unsafe class RamBlock : IDisposable
         {
             ulong old = UsedLength;
 
-            // Publish the smaller length before discarding, so nobody reads the tail as live while it turns to zeros.
+            // Publish the smaller length before replacing the tail, so nobody reads it as live while it turns to zeros.
             Volatile.Write(ref usedLength, newUsedLength);
             if (newUsedLength < old)
             {
-                DiscardRange(newUsedLength, old - newUsedLength);
+                ReplaceRange(newUsedLength, old - newUsedLength);
             }
         }
     }
@@ -280,6 +269,25 @@ public sealed unsafe class RamBlock : IDisposable
     }
 
     public override string ToString() => $"{Name} [{Backend}, gpa 0x{GuestBase:x}, used 0x{UsedLength:x}, max 0x{MaxLength:x}, page 0x{PageSize:x}]";
+
+    /// <summary>Maps fresh memory of the block's backend over a range of the primary mapping (MAP_FIXED).</summary>
+    private void ReplaceRange(ulong offset, ulong length)
+    {
+        nint address = HostAddress + (nint)offset;
+        if (Backend == RamBackend.Anonymous)
+        {
+            Mman.Map(address, length, Mman.PROT_READ | Mman.PROT_WRITE, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS | Mman.MAP_NORESERVE | Mman.MAP_FIXED);
+        }
+        else
+        {
+            // The file keeps the old pages after the mapping goes, so empty that part of the file first.
+            Unistd.Fallocate(Fd!, Unistd.FALLOC_FL_PUNCH_HOLE | Unistd.FALLOC_FL_KEEP_SIZE, (long)offset, (long)length);
+            MapFile(Name, Backend, Fd!, address, offset, length);
+        }
+
+        // The replacement is a new VMA: it does not inherit the old one's advice.
+        Mman.Advise(address, length, Mman.MADV_DONTFORK);
+    }
 
     private void DiscardRange(ulong offset, ulong length)
     {

@@ -300,8 +300,16 @@ public sealed class MmioBusTests
         var readers = Enumerable.Range(0, 2).Select(_ => Task.Run(() =>
         {
             Span<byte> b = stackalloc byte[1];
-            while (!stop.IsCancellationRequested)
+            for (int n = 1; !stop.IsCancellationRequested; n++)
             {
+                // The unclaimed path inlines to a loop with no call and no GC poll, which a GC cannot suspend
+                // (the runtime only polls loops it believes call nothing), so the writer's allocations would hang.
+                // A periodic yield gives every iteration path a safe point.
+                if ((n & 63) == 0)
+                {
+                    Thread.Yield();
+                }
+
                 bus.Read(0x8000, b);
                 if (b[0] is not (0xFF or 0x3C))
                 {

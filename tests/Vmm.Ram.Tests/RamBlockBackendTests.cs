@@ -199,6 +199,32 @@ public class RamBlockBackendTests
 
     [Theory]
     [MemberData(nameof(Backends))]
+    public void ShrinkingDropsTheTailsUserfaultfdRegistration(RamBackend backend)
+    {
+        // Seed 000: during postcopy a shrunk block keeps receiving pages for its old tail; placing them must fail
+        // with ENOENT (and be dropped), not resurrect memory the guest no longer has.
+        using RamBlock block = RamBlock.Create(Shapes.Spec(backend, resizable: true));
+        ulong size = block.UsedLength;
+        block.Resize(block.MaxLength);
+        using Userfaultfd uffd = Userfaultfd.Open(Userfaultfd.RequiredFeatures(backend, UffdRegisterModes.Missing));
+        uffd.Register(block.HostAddress, block.MaxLength, UffdRegisterModes.Missing);
+        using var source = new NativeBuffer(block.PageSize, 0x33);
+
+        block.Resize(size);
+
+        PlacementResult tail = uffd.Copy(block.HostAddressOf(size), source.Address, block.PageSize);
+        Assert.Equal(PlacementStatus.NotRegistered, tail.Status);
+        Assert.Equal(Errno.ENOENT, tail.Errno);
+        Assert.Equal(PlacementStatus.Placed, uffd.Copy(block.HostAddressOf(0), source.Address, block.PageSize).Status);
+
+        // Grown again, the tail is plain fresh memory: touching it reads zeros instead of waiting for a page.
+        block.Resize(block.MaxLength);
+        Assert.Equal(0ul, Toucher.Read(block.HostAddressOf(block.MaxLength - 8)).Result(Patience));
+        Assert.Equal(0x3333333333333333ul, Shapes.ReadUInt64(block, 0));
+    }
+
+    [Theory]
+    [MemberData(nameof(Backends))]
     public void ResizeRefusesLengthsOutsideTheReservationOrOffThePageGrid(RamBackend backend)
     {
         using RamBlock block = RamBlock.Create(Shapes.Spec(backend, resizable: true));

@@ -226,6 +226,57 @@ public class UserfaultfdTests
     }
 
     [Fact]
+    public void ACopyThatRunsIntoAPresentPageIsPartial()
+    {
+        using RamBlock block = RamBlock.Create(Shapes.Spec(RamBackend.Anonymous, resizable: false));
+        using Userfaultfd uffd = OpenFor(RamBackend.Anonymous, UffdRegisterModes.Missing);
+        uffd.Register(block.HostAddress, block.UsedLength, UffdRegisterModes.Missing);
+        ulong page = block.PageSize;
+        using var source = new NativeBuffer(3 * page, 0x44);
+        Assert.True(uffd.ZeroPage(block.HostAddressOf(2 * page), page).IsPlaced);
+
+        // Pages 1 and 2: the kernel places page 1, stops at the present page 2 and reports EAGAIN with one page done.
+        PlacementResult result = uffd.Copy(block.HostAddressOf(page), source.Address, 2 * page);
+
+        Assert.Equal(new PlacementResult(PlacementStatus.Partial, page, Errno.EAGAIN), result);
+        Assert.Equal(0x4444444444444444ul, Shapes.ReadUInt64(block, page));
+        Assert.Equal(0ul, Shapes.ReadUInt64(block, 2 * page));
+        Assert.Equal(PlacementStatus.AlreadyPresent, uffd.Copy(block.HostAddressOf(2 * page), source.Address, page).Status);
+    }
+
+    [Fact]
+    public void TheFaultPathDoesNotAllocate()
+    {
+        using RamBlock block = RamBlock.Create(Shapes.Spec(RamBackend.Anonymous, resizable: false));
+        using Userfaultfd uffd = OpenFor(RamBackend.Anonymous, UffdRegisterModes.Missing);
+        uffd.Register(block.HostAddress, block.UsedLength, UffdRegisterModes.Missing);
+        using var source = new NativeBuffer(block.PageSize, 9);
+        var batch = new UserfaultfdEvent[16];
+
+        // The first round warms up (JIT, P/Invoke stubs); the second is measured.
+        for (ulong round = 0; round < 2; round++)
+        {
+            var toucher = Toucher.Read(block.HostAddressOf(round * block.PageSize));
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            int count = uffd.ReadFaults(batch, Patience, BusyPoll);
+            PlacementResult placed = uffd.Copy(batch[0].Address, source.Address, block.PageSize);
+            PlacementResult duplicate = uffd.Copy(batch[0].Address, source.Address, block.PageSize);
+            bool none = uffd.TryReadFault(out _);
+            long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+            Assert.Equal(1, count);
+            Assert.True(placed.IsPlaced);
+            Assert.Equal(PlacementStatus.AlreadyPresent, duplicate.Status);
+            Assert.False(none);
+            Assert.Equal(0x0909090909090909ul, toucher.Result(Patience));
+            if (round == 1)
+            {
+                Assert.Equal(0, allocated);
+            }
+        }
+    }
+
+    [Fact]
     public void PlacingOutsideAnyRegistrationIsNotRegisteredAndWakeStillWorks()
     {
         using RamBlock block = RamBlock.Create(Shapes.Spec(RamBackend.Anonymous, resizable: false));

@@ -50,7 +50,8 @@ public class PauseResumeTests
 
         Thread.Sleep(100);
         Assert.False(machine.Exited.IsCompleted);
-        machine.Resume();
+        Assert.Equal(RunState.Paused, machine.RunState);
+        machine.Continue();
         Assert.True(machine.Exited.Wait(TimeSpan.FromSeconds(30)));
         Assert.Equal(MachineExitKind.PowerOff, machine.Exited.Result.Kind);
     }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Serilog;
 using Vmm.Configuration;
@@ -7,6 +8,9 @@ using Vmm.Kvm;
 using Vmm.Loading;
 using Vmm.Logging;
 using Vmm.Machine;
+using Vmm.Migration;
+using Vmm.Migration.Destination;
+using Vmm.Migration.Stream;
 using Vmm.Serial;
 
 namespace Vmm.Cli;
@@ -14,7 +18,8 @@ namespace Vmm.Cli;
 /// <summary>`dotnet vmm run IMAGE [options]`: boot a flat real-mode image and run it until it stops.</summary>
 public static class RunCommand
 {
-    private static readonly Argument<string> Image = new("image") { Description = "Flat binary guest image (boot-sector convention)" };
+    private static readonly Argument<string?> Image = new("image") { Description = "Flat binary guest image (boot-sector convention); omitted with --incoming", Arity = ArgumentArity.ZeroOrOne };
+    private static readonly Option<string> Incoming = new("--incoming") { Description = "Wait for a migrating guest instead of booting one: tcp:HOST:PORT | unix:PATH", HelpName = "URI" };
     private static readonly Option<string> Config = new("--config") { Description = "Configuration file (default: ./vmm.json if present)", HelpName = "FILE" };
     private static readonly Option<string> Memory = new("--memory", "-m") { Description = "Guest RAM size, 1M..3G [default: 16M]", HelpName = "SIZE" };
     private static readonly Option<string> LoadAddress = new("--load-address") { Description = "Guest physical load and entry address [default: 0x7c00]", HelpName = "ADDR" };
@@ -31,7 +36,7 @@ public static class RunCommand
     {
         var command = new Command("run", "Boot a flat real-mode guest image on KVM")
         {
-            Image, Config, Memory, LoadAddress, SerialOption, LogLevel, LogFile, Trace, RamBackend, MemPath, RamBlock, Monitor,
+            Image, Incoming, Config, Memory, LoadAddress, SerialOption, LogLevel, LogFile, Trace, RamBackend, MemPath, RamBlock, Monitor,
         };
         command.SetAction(Execute);
         return command;
@@ -87,10 +92,30 @@ public static class RunCommand
             return MachineExit.StatusUsageError;
         }
 
-        GuestImage image;
+        string? imagePath = parse.GetValue(Image);
+        string? incomingText = parse.GetValue(Incoming);
+        MigrationUri? incoming = null;
+        if (incomingText is not null && !MigrationUri.TryParse(incomingText, out incoming, out string? uriError))
+        {
+            CliErrors.Print($"incoming: {uriError}");
+            return MachineExit.StatusUsageError;
+        }
+
+        if ((imagePath is null) == (incoming is null))
+        {
+            CliErrors.Print(incoming is null
+                ? "a guest image is required (or --incoming URI to receive a migrating guest)"
+                : "--incoming receives the guest's memory from the source: give no image");
+            return MachineExit.StatusUsageError;
+        }
+
+        GuestImage? image = null;
         try
         {
-            image = GuestImage.Load(parse.GetValue(Image)!, settings.LoadAddress, settings.MemorySize);
+            if (imagePath is not null)
+            {
+                image = GuestImage.Load(imagePath, settings.LoadAddress, settings.MemorySize);
+            }
         }
         catch (GuestImageException e)
         {
@@ -99,10 +124,10 @@ public static class RunCommand
         }
 
         using Serilog.Core.Logger log = VmmLogging.Create(settings.LogLevel, settings.LogFile);
-        return Run(settings, image, log);
+        return Run(settings, image, incoming, log);
     }
 
-    private static int Run(RunSettings settings, GuestImage image, ILogger log)
+    private static int Run(RunSettings settings, GuestImage? image, MigrationUri? incoming, ILogger log)
     {
         ISerialSink sink = settings.Serial.Kind switch
         {
@@ -115,16 +140,46 @@ public static class RunCommand
         {
             using KvmSystem kvm = KvmSystem.Open();
             using VirtualMachine machine = VirtualMachine.Create(kvm, settings.ToMachineConfig(), sink, log, Console.Error);
-            machine.Load(image);
+            // Signals first: from here on a SIGINT/SIGTERM ends the machine cleanly (socket files removed).
+            using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => Interrupt(context, machine));
+            using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => Interrupt(context, machine));
+
+            Socket? listener = null;
+            if (image is not null)
+            {
+                machine.Load(image);
+            }
+            else
+            {
+                // Listening before the monitor opens: a monitor that answers means the destination is ready.
+                machine.SetStoppedState(RunState.InMigrate);
+                listener = IncomingMigration.Listen(incoming!);
+                log.Information("incoming migration: listening on {Uri}", incoming!.Text);
+                machine.Exited.ContinueWith(_ => listener.Dispose(), TaskScheduler.Default);
+            }
+
+            using Socket? ownedListener = listener;
+
+            // Before the guest starts: a monitor path that is in use (or not a socket) stops everything right here.
+            using Vmm.Qmp.QmpServer? monitor = settings.MonitorPath is { } monitorPath ? Vmm.Qmp.QmpServer.Start(monitorPath, machine, log) : null;
+
             if (settings.Serial.Kind == SerialTargetKind.Stdio)
             {
                 StdinPump.Start(machine.Serial);
             }
 
-            using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => Interrupt(context, machine));
-            using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => Interrupt(context, machine));
-            machine.Start();
-            log.Information("guest {Image} running ({Memory} RAM)", image.Path, SizeParser.Format(settings.MemorySize));
+            if (listener is not null)
+            {
+                if (ReceiveIncoming(machine, listener) is { } failed)
+                {
+                    return failed;
+                }
+            }
+            else
+            {
+                machine.Start();
+                log.Information("guest {Image} running ({Memory} RAM)", image!.Path, SizeParser.Format(settings.MemorySize));
+            }
 
             MachineExit exit = machine.Exited.GetAwaiter().GetResult();
             if (exit.Kind is MachineExitKind.GuestCrashed or MachineExitKind.HostError)
@@ -143,9 +198,47 @@ public static class RunCommand
             CliErrors.Print(e.Message);
             return MachineExit.StatusHostError;
         }
+        catch (Vmm.Qmp.MonitorSocketException e)
+        {
+            CliErrors.Print(e.Message);
+            return MachineExit.StatusUsageError;
+        }
+        catch (Ram.RamBackendException e)
+        {
+            CliErrors.Print(e.Message);
+            return MachineExit.StatusHostError;
+        }
+        catch (MigrationFailedException e)
+        {
+            CliErrors.Print(e.Message);
+            return MachineExit.StatusMigrationFailed;
+        }
         finally
         {
             (sink as IDisposable)?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Receives the guest (blocking). Returns null when the guest now runs here or the machine was told to quit
+    /// while waiting, or the exit status of a failed migration (no guest runs then).
+    /// </summary>
+    private static int? ReceiveIncoming(VirtualMachine machine, Socket listener)
+    {
+        try
+        {
+            machine.Migration.RunIncoming(listener);
+            return null;
+        }
+        catch (Exception) when (machine.Exited.IsCompleted)
+        {
+            return null;
+        }
+        catch (Exception e) when (e is MigrationFailedException or MigrationStreamException or InvalidDataException or IOException or SocketException)
+        {
+            CliErrors.Print($"incoming migration failed: {e.Message}");
+            machine.RequestExit(new MachineExit(MachineExitKind.HostError, MachineExit.StatusMigrationFailed, "incoming migration failed"));
+            return MachineExit.StatusMigrationFailed;
         }
     }
 
@@ -153,6 +246,6 @@ public static class RunCommand
     {
         context.Cancel = true;
         int signal = context.Signal == PosixSignal.SIGINT ? 2 : 15;
-        machine.RequestExit(new MachineExit(MachineExitKind.Quit, 128 + signal, $"stopped by signal {context.Signal}"));
+        machine.RequestExit(new MachineExit(MachineExitKind.Signal, 128 + signal, $"stopped by signal {context.Signal}"));
     }
 }

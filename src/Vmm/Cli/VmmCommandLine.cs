@@ -8,6 +8,7 @@ public static class VmmCommandLine
     public static RootCommand Create() => new("vmm: a minimal virtual machine monitor for x86 real-mode guests on KVM")
     {
         RunCommand.Create(),
+        MonitorCommand.Create(),
     };
 
     public static int Invoke(string[] args)

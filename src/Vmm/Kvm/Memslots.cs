@@ -3,15 +3,24 @@ using Vmm.Ram;
 namespace Vmm.Kvm;
 
 /// <summary>
-/// Mirrors the RAM block registry into KVM memslots: one slot per block, covering its used length.
+/// Mirrors RAM blocks into KVM memslots: each block is covered by one slot per contiguous range of its used
+/// length that is not an MMIO hole. Owns dirty logging: KVM logs per slot, this class folds the logs into each
+/// block's <see cref="RamBlock.DirtyBitmap"/>, including the log of a slot about to be deleted, so no dirty bit is lost
+/// when a block's slots change. KVM has no atomic multi-slot update (seeds/004): callers park the vCPUs around
+/// <see cref="Refresh"/>, <see cref="AddHole"/> and <see cref="RemoveHole"/> so the guest never sees a half-applied layout.
 /// </summary>
 public sealed class Memslots : IDisposable
 {
+    private const ulong LogPageSize = DirtyBitmap.PageSize;
+
     private readonly KvmVm vm;
     private readonly RamBlockRegistry registry;
-    private readonly Dictionary<RamBlock, uint> slots = [];
+    private readonly Dictionary<RamBlock, BlockSlots> blocks = [];
+    private readonly Stack<uint> freeSlotIds = new();
     private readonly object gate = new();
-    private uint nextSlot;
+    private uint nextSlotId;
+    private bool logging;
+    private ulong[] logBuffer = [];
 
     public Memslots(KvmVm vm, RamBlockRegistry registry)
     {
@@ -26,11 +35,120 @@ public sealed class Memslots : IDisposable
         registry.BlockRemoved += Remove;
     }
 
-    public uint SlotOf(RamBlock block)
+    public bool IsLogging
+    {
+        get
+        {
+            lock (gate)
+            {
+                return logging;
+            }
+        }
+    }
+
+    /// <summary>The slots currently covering a block, as (slot id, offset in block, length).</summary>
+    public IReadOnlyList<(uint Slot, ulong Offset, ulong Length)> SlotsOf(RamBlock block)
     {
         lock (gate)
         {
-            return slots[block];
+            return blocks[block].Slots.Select(s => (s.Id, s.Offset, s.Length)).ToArray();
+        }
+    }
+
+    /// <summary>Re-derives a block's slots after its used length changed. vCPUs must be parked.</summary>
+    public void Refresh(RamBlock block)
+    {
+        lock (gate)
+        {
+            Rebuild(blocks[block]);
+        }
+    }
+
+    /// <summary>Takes [offset, offset+length) of a block out of the guest's RAM (it becomes MMIO). vCPUs must be parked.</summary>
+    public void AddHole(RamBlock block, ulong offset, ulong length)
+    {
+        if (length == 0 || offset % LogPageSize != 0 || length % LogPageSize != 0 || offset + length > block.MaxLength)
+        {
+            throw new ArgumentException($"hole [0x{offset:x}, +0x{length:x}) must be page-aligned and inside block '{block.Name}'");
+        }
+
+        lock (gate)
+        {
+            BlockSlots slots = blocks[block];
+            if (slots.Holes.Any(h => offset < h.Offset + h.Length && h.Offset < offset + length))
+            {
+                throw new ArgumentException($"hole [0x{offset:x}, +0x{length:x}) overlaps an existing hole in block '{block.Name}'");
+            }
+
+            slots.Holes.Add((offset, length));
+            Rebuild(slots);
+        }
+    }
+
+    /// <summary>Gives a hole back to RAM. vCPUs must be parked.</summary>
+    public void RemoveHole(RamBlock block, ulong offset)
+    {
+        lock (gate)
+        {
+            BlockSlots slots = blocks[block];
+            if (slots.Holes.RemoveAll(h => h.Offset == offset) == 0)
+            {
+                throw new ArgumentException($"block '{block.Name}' has no hole at offset 0x{offset:x}");
+            }
+
+            Rebuild(slots);
+        }
+    }
+
+    /// <summary>Turns on dirty logging for every slot; block bitmaps start clean.</summary>
+    public void StartDirtyLogging()
+    {
+        lock (gate)
+        {
+            logging = true;
+            foreach (BlockSlots slots in blocks.Values)
+            {
+                slots.Block.DirtyBitmap.ClearAll();
+                foreach (Slot slot in slots.Slots)
+                {
+                    SetRegion(slots.Block, slot);
+                }
+            }
+        }
+    }
+
+    public void StopDirtyLogging()
+    {
+        lock (gate)
+        {
+            logging = false;
+            foreach (BlockSlots slots in blocks.Values)
+            {
+                foreach (Slot slot in slots.Slots)
+                {
+                    SetRegion(slots.Block, slot);
+                }
+            }
+        }
+    }
+
+    /// <summary>Fetches (and clears) KVM's log of every slot into the block bitmaps.</summary>
+    public void SyncDirtyLog()
+    {
+        lock (gate)
+        {
+            if (!logging)
+            {
+                return;
+            }
+
+            foreach (BlockSlots slots in blocks.Values)
+            {
+                foreach (Slot slot in slots.Slots)
+                {
+                    Harvest(slots.Block, slot);
+                }
+            }
         }
     }
 
@@ -38,14 +156,14 @@ public sealed class Memslots : IDisposable
     {
         lock (gate)
         {
-            if ((int)nextSlot >= vm.MaxMemslots)
+            var slots = new BlockSlots(block);
+            blocks[block] = slots;
+            if (logging)
             {
-                throw new InvalidOperationException($"KVM allows {vm.MaxMemslots} memslots; RAM block '{block.Name}' needs one more");
+                block.DirtyBitmap.ClearAll();
             }
 
-            uint slot = nextSlot++;
-            vm.SetUserMemoryRegion(slot, block.GuestBase, block.UsedLength, block.HostAddress, logDirtyPages: false);
-            slots[block] = slot;
+            Rebuild(slots);
         }
     }
 
@@ -53,16 +171,116 @@ public sealed class Memslots : IDisposable
     {
         lock (gate)
         {
-            if (slots.Remove(block, out uint slot))
+            if (blocks.Remove(block, out BlockSlots? slots))
             {
-                vm.SetUserMemoryRegion(slot, block.GuestBase, 0, block.HostAddress, logDirtyPages: false);
+                foreach (Slot slot in slots.Slots)
+                {
+                    DeleteSlot(slots.Block, slot);
+                }
             }
         }
+    }
+
+    /// <summary>Deletes the block's slots (harvesting their logs first) and creates the ones its layout needs now.</summary>
+    private void Rebuild(BlockSlots slots)
+    {
+        foreach (Slot slot in slots.Slots)
+        {
+            if (logging)
+            {
+                Harvest(slots.Block, slot);
+            }
+
+            DeleteSlot(slots.Block, slot);
+        }
+
+        slots.Slots.Clear();
+        ulong used = slots.Block.UsedLength;
+        ulong cursor = 0;
+        foreach ((ulong holeOffset, ulong holeLength) in slots.Holes.OrderBy(h => h.Offset))
+        {
+            if (holeOffset > cursor)
+            {
+                AddSlot(slots, cursor, Math.Min(holeOffset, used) - cursor);
+            }
+
+            cursor = Math.Max(cursor, holeOffset + holeLength);
+            if (cursor >= used)
+            {
+                break;
+            }
+        }
+
+        if (cursor < used)
+        {
+            AddSlot(slots, cursor, used - cursor);
+        }
+    }
+
+    private void AddSlot(BlockSlots slots, ulong offset, ulong length)
+    {
+        if (length == 0)
+        {
+            return;
+        }
+
+        uint id;
+        if (freeSlotIds.Count > 0)
+        {
+            id = freeSlotIds.Pop();
+        }
+        else
+        {
+            if ((int)nextSlotId >= vm.MaxMemslots)
+            {
+                throw new InvalidOperationException($"KVM allows {vm.MaxMemslots} memslots; RAM block '{slots.Block.Name}' needs one more");
+            }
+
+            id = nextSlotId++;
+        }
+
+        var slot = new Slot(id, offset, length);
+        SetRegion(slots.Block, slot);
+        slots.Slots.Add(slot);
+    }
+
+    private void SetRegion(RamBlock block, Slot slot) =>
+        vm.SetUserMemoryRegion(slot.Id, block.GuestBase + slot.Offset, slot.Length, block.HostAddressOf(slot.Offset), logging);
+
+    private void DeleteSlot(RamBlock block, Slot slot)
+    {
+        vm.SetUserMemoryRegion(slot.Id, block.GuestBase + slot.Offset, 0, block.HostAddress, logDirtyPages: false);
+        freeSlotIds.Push(slot.Id);
+    }
+
+    private void Harvest(RamBlock block, Slot slot)
+    {
+        ulong pages = slot.Length / LogPageSize;
+        int words = (int)((pages + 63) / 64);
+        if (logBuffer.Length < words)
+        {
+            logBuffer = new ulong[words];
+        }
+
+        Array.Clear(logBuffer, 0, words);
+        vm.GetDirtyLog(slot.Id, logBuffer);
+        block.DirtyBitmap.MergeWords(slot.Offset / LogPageSize, logBuffer.AsSpan(0, words), pages);
     }
 
     public void Dispose()
     {
         registry.BlockAdded -= Add;
         registry.BlockRemoved -= Remove;
+    }
+
+    private readonly record struct Slot(uint Id, ulong Offset, ulong Length);
+
+    private sealed class BlockSlots(RamBlock block)
+    {
+        public RamBlock Block { get; } = block;
+
+        public List<Slot> Slots { get; } = [];
+
+        public List<(ulong Offset, ulong Length)> Holes { get; } = [];
     }
 }

@@ -7,6 +7,7 @@ public sealed record MachineExit(MachineExitKind Kind, int Status, string Detail
     public const int StatusUsageError = 2;
     public const int StatusHostError = 4;
     public const int StatusGuestCrashed = 6;
+    public const int StatusMigrationFailed = 8;
 
     public static MachineExit PowerOff(string detail = "guest halted with interrupts disabled") => new(MachineExitKind.PowerOff, StatusPowerOff, detail);
 
@@ -27,4 +28,7 @@ public enum MachineExitKind
     GuestCrashed,
     HostError,
     Quit,
+
+    /// <summary>SIGINT or SIGTERM reached the VMM.</summary>
+    Signal,
 }

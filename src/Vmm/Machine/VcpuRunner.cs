@@ -29,6 +29,7 @@ public sealed unsafe class VcpuRunner : IDisposable
     private bool paused;
     private bool stopRequested;
     private bool exited;
+    private bool threadStarted;
     private int threadId;
 
     public VcpuRunner(KvmVcpu vcpu, PortIoBus ports, MmioBus mmio, CrashReporter crashReporter, Action<MachineExit> onMachineExit, ILogger log)
@@ -87,6 +88,11 @@ public sealed unsafe class VcpuRunner : IDisposable
             }
         }
 
+        lock (gate)
+        {
+            threadStarted = true;
+        }
+
         thread.Start();
         started.Wait();
     }
@@ -97,7 +103,8 @@ public sealed unsafe class VcpuRunner : IDisposable
         ThrowIfOnVcpuThread();
         lock (gate)
         {
-            if (exited)
+            // A vCPU that never started, or has ended, runs no guest code: it is already as parked as it gets.
+            if (exited || !threadStarted)
             {
                 return;
             }
@@ -120,6 +127,11 @@ public sealed unsafe class VcpuRunner : IDisposable
     {
         lock (gate)
         {
+            if (!threadStarted)
+            {
+                return;
+            }
+
             pauseRequested = false;
             controlPending = stopRequested;
             Monitor.PulseAll(gate);
@@ -242,6 +254,11 @@ public sealed unsafe class VcpuRunner : IDisposable
     /// <summary>Handles pause and stop requests. Returns false when the loop must end.</summary>
     private bool ParkWhileControlled()
     {
+        if (!CompletePendingExit())
+        {
+            return false;
+        }
+
         lock (gate)
         {
             vcpu.Run->ImmediateExit = 0;
@@ -259,6 +276,39 @@ public sealed unsafe class VcpuRunner : IDisposable
             }
 
             return !stopRequested;
+        }
+    }
+
+    /// <summary>
+    /// KVM finishes an I/O or MMIO exit (stores an IN's data into the register, advances a string I/O) only on the
+    /// next KVM_RUN, and that pending work is invisible in the registers userspace reads (api.rst, KVM_RUN). Before
+    /// parking — so that reset, migration and the monitor see and set whole instructions — re-enter once with
+    /// immediate_exit set: KVM completes the operation and returns EINTR without running guest code. Completing a
+    /// string I/O may produce one more exit, which is handled like any other. False when the machine must stop.
+    /// </summary>
+    private bool CompletePendingExit()
+    {
+        KvmRun* run = vcpu.Run;
+        while (true)
+        {
+            run->ImmediateExit = 1;
+            int errno = vcpu.RunOnce();
+            if (errno is Errno.EINTR or Errno.EAGAIN)
+            {
+                return true;
+            }
+
+            if (errno != 0)
+            {
+                Finish(MachineExit.HostError($"KVM_RUN failed on vCPU {vcpu.Id}: {new LinuxException("KVM_RUN", errno).Message}"));
+                return false;
+            }
+
+            ExitCount++;
+            if (!HandleExit(run))
+            {
+                return false;
+            }
         }
     }
 

@@ -4,6 +4,7 @@ using Vmm.Diagnostics;
 using Vmm.Kvm;
 using Vmm.Linux.Kvm;
 using Vmm.Loading;
+using Vmm.Migration;
 using Vmm.Ram;
 
 namespace Vmm.Machine;
@@ -23,6 +24,7 @@ public sealed class VirtualMachine : IDisposable
     private readonly ILogger log;
     private readonly object runGate = new();
     private RunState runState = RunState.Prelaunch;
+    private int exitRequested;
     private GuestImage? image;
 
     private VirtualMachine(KvmSystem kvm, MachineConfig config, ISerialSink serialSink, ILogger log, TextWriter diagnostics)
@@ -33,7 +35,24 @@ public sealed class VirtualMachine : IDisposable
         Ram = new RamBlockRegistry();
         Memory = new GuestMemory(Ram);
         memslots = new Memslots(vm, Ram);
-        Ram.Add(RamBlock.CreateAnonymous(MainRamBlockName, 0, config.MemorySize));
+        try
+        {
+            // Shared and hugetlbfs blocks get an alias mapping: postcopy fills MINOR-registered pages through it.
+            Ram.Add(RamBlock.Create(new RamBlockSpec(
+                MainRamBlockName, 0, config.MemorySize, Backend: config.RamBackend, MemPath: config.MemPath, Alias: config.RamBackend != RamBackend.Anonymous)));
+            foreach (Configuration.RamBlockOption extra in config.RamBlocks)
+            {
+                Ram.Add(RamBlock.Create(new RamBlockSpec(
+                    extra.Name, extra.GuestBase, extra.Size, extra.MaxSize, extra.Backend, config.MemPath, Alias: extra.Backend != RamBackend.Anonymous)));
+            }
+        }
+        catch
+        {
+            memslots.Dispose();
+            vm.Dispose();
+            Ram.Dispose();
+            throw;
+        }
 
         var unclaimedLog = log.ForContext("SourceContext", "bus");
         Ports = new PortIoBus(port => unclaimedLog.Debug("unclaimed I/O port {Port:x4}: reads 0xff, writes ignored", port));
@@ -55,7 +74,11 @@ public sealed class VirtualMachine : IDisposable
         }
 
         vcpus.Add(runner);
+        Migration = new MigrationController(new MigratableMachine(this), log);
     }
+
+    /// <summary>Outgoing and incoming migration of this machine (the monitor's migrate commands).</summary>
+    public MigrationController Migration { get; }
 
     public MachineConfig Config { get; }
 
@@ -138,7 +161,7 @@ public sealed class VirtualMachine : IDisposable
     {
         lock (runGate)
         {
-            if (runState != RunState.Prelaunch)
+            if (runState is not (RunState.Prelaunch or RunState.InMigrate))
             {
                 throw new InvalidOperationException("the machine is already started");
             }
@@ -262,23 +285,117 @@ public sealed class VirtualMachine : IDisposable
         Event?.Invoke(new MachineEvent(MachineEventKind.Reset, "host-qmp-system-reset"));
     }
 
+    /// <summary>Dirty logging and memslot layout, for migration and for tests of the memslot-change rules.</summary>
+    public Memslots Memslots => memslots;
+
+    /// <summary>
+    /// Changes a resizable block's used length (monitor ram-resize). The vCPUs are parked while the block and its
+    /// memslots change, and the old slots' dirty logs are harvested first, so the guest sees the old layout or the new
+    /// one and never loses a dirty page. Past the used length the guest finds no RAM: reads all-ones, writes ignored.
+    /// </summary>
+    public void ResizeRamBlock(string name, ulong newUsedLength)
+    {
+        RamBlock block = FindBlock(name);
+        if (!block.IsResizable)
+        {
+            throw new ArgumentException($"RAM block '{name}' is not resizable (its size is fixed at {block.MaxLength} bytes)");
+        }
+
+        if (newUsedLength == 0 || newUsedLength > block.MaxLength || newUsedLength % block.PageSize != 0)
+        {
+            throw new ArgumentException($"RAM block '{name}': size {newUsedLength} must be a non-zero multiple of {block.PageSize} up to {block.MaxLength}");
+        }
+
+        WithVcpusPaused(() =>
+        {
+            Ram.Resize(block, newUsedLength);
+            memslots.Refresh(block);
+            return true;
+        });
+        log.Information("RAM block {Name} resized to {Size} bytes", name, newUsedLength);
+    }
+
+    /// <summary>Monitor ram-discard: the range reads as zeros afterwards and its memory goes back to the host.</summary>
+    public void DiscardRam(string name, ulong offset, ulong length)
+    {
+        RamBlock block = FindBlock(name);
+        CheckRange(block, offset, length);
+        block.Discard(offset, length);
+
+        // The host changed guest memory behind KVM's dirty log: a migration in flight must send these pages again.
+        block.DirtyBitmap.SetRange(offset / DirtyBitmap.PageSize, length / DirtyBitmap.PageSize);
+    }
+
+    /// <summary>
+    /// Monitor ram-remap: replaces the range's mapping with fresh memory, as a VMM does after a hardware memory
+    /// error. The vCPUs are parked so no access races the replacement.
+    /// </summary>
+    public void RemapRam(string name, ulong offset, ulong length)
+    {
+        RamBlock block = FindBlock(name);
+        CheckRange(block, offset, length);
+        WithVcpusPaused(() =>
+        {
+            block.Remap(offset, length);
+            block.DirtyBitmap.SetRange(offset / DirtyBitmap.PageSize, length / DirtyBitmap.PageSize);
+            return true;
+        });
+    }
+
+    /// <summary>Takes a range of a block out of guest RAM (an MMIO hole), atomically for the guest.</summary>
+    public void AddMmioHole(string name, ulong offset, ulong length)
+    {
+        RamBlock block = FindBlock(name);
+        WithVcpusPaused(() =>
+        {
+            memslots.AddHole(block, offset, length);
+            return true;
+        });
+    }
+
+    public void RemoveMmioHole(string name, ulong offset)
+    {
+        RamBlock block = FindBlock(name);
+        WithVcpusPaused(() =>
+        {
+            memslots.RemoveHole(block, offset);
+            return true;
+        });
+    }
+
+    private RamBlock FindBlock(string name) =>
+        Ram.FindByName(name) ?? throw new ArgumentException($"no RAM block named '{name}' (see query-ram-blocks)");
+
+    private static void CheckRange(RamBlock block, ulong offset, ulong length)
+    {
+        if (length == 0 || offset % block.PageSize != 0 || length % block.PageSize != 0 || offset > block.UsedLength || length > block.UsedLength - offset)
+        {
+            throw new ArgumentException(
+                $"RAM block '{block.Name}': range [0x{offset:x}, +0x{length:x}) must be non-empty, aligned to its page size 0x{block.PageSize:x} and inside its used length 0x{block.UsedLength:x}");
+        }
+    }
+
     /// <summary>Ends the machine with <paramref name="exit"/> unless it already ended. Callable from any thread.</summary>
     public void RequestExit(MachineExit exit)
     {
-        if (exited.TrySetResult(exit))
+        if (Interlocked.Exchange(ref exitRequested, 1) != 0)
         {
-            lock (runGate)
-            {
-                runState = RunState.Shutdown;
-            }
-
-            foreach (VcpuRunner vcpu in vcpus)
-            {
-                vcpu.RequestStop();
-            }
-
-            Event?.Invoke(new MachineEvent(MachineEventKind.Shutdown, ShutdownReason(exit), GuestInitiated: exit.Kind is MachineExitKind.PowerOff or MachineExitKind.DebugExit or MachineExitKind.GuestCrashed));
+            return;
         }
+
+        lock (runGate)
+        {
+            runState = RunState.Shutdown;
+        }
+
+        foreach (VcpuRunner vcpu in vcpus)
+        {
+            vcpu.RequestStop();
+        }
+
+        // SHUTDOWN goes out before Exited completes: whoever waits on Exited to end the process finds it sent.
+        Event?.Invoke(new MachineEvent(MachineEventKind.Shutdown, ShutdownReason(exit), GuestInitiated: exit.Kind is MachineExitKind.PowerOff or MachineExitKind.DebugExit or MachineExitKind.GuestCrashed));
+        exited.TrySetResult(exit);
     }
 
     private sealed class DiscardingSink : ISerialSink
@@ -296,6 +413,7 @@ public sealed class VirtualMachine : IDisposable
         MachineExitKind.DebugExit => "guest-shutdown",
         MachineExitKind.GuestCrashed => "guest-panic",
         MachineExitKind.HostError => "host-error",
+        MachineExitKind.Signal => "host-signal",
         _ => "host-qmp-quit",
     };
 

@@ -1,0 +1,49 @@
+using Vmm.Ram;
+
+namespace Vmm.Migration;
+
+/// <summary>Stopping and starting the guest's vCPUs, for the phases of a migration.</summary>
+public interface IRunControl
+{
+    /// <summary>Stops the vCPUs for the final phase (run state finish-migrate). False if the guest was not running.</summary>
+    bool StopForMigration();
+
+    /// <summary>The migration failed or was cancelled before the destination took over: run again.</summary>
+    void ResumeAfterFailedMigration();
+
+    /// <summary>The destination owns the guest now: stay stopped (run state postmigrate).</summary>
+    void CompleteOutgoingMigration();
+
+    /// <summary>Destination: every page and all state has arrived; start the guest.</summary>
+    void StartIncomingGuest();
+}
+
+/// <summary>Dirty page tracking over RAM blocks (KVM's dirty log on the machine side).</summary>
+public interface IDirtyLog
+{
+    /// <summary>Starts logging on every block, clearing the block bitmaps.</summary>
+    void StartDirtyLogging();
+
+    void StopDirtyLogging();
+
+    /// <summary>Moves what the hypervisor logged since the last sync into each block's <see cref="RamBlock.DirtyBitmap"/>.</summary>
+    void SyncDirtyLog();
+}
+
+/// <summary>Machine state other than RAM, as opaque sections.</summary>
+public interface IStateSections
+{
+    IReadOnlyList<StateSection> SaveState();
+
+    /// <summary>Loads every section; unknown names or versions throw with a message for the user.</summary>
+    void LoadState(IReadOnlyList<StateSection> sections);
+}
+
+/// <summary>Everything migration needs from a machine, and nothing else.</summary>
+public interface IMigratableMachine : IRunControl, IDirtyLog, IStateSections
+{
+    RamBlockRegistry Ram { get; }
+
+    /// <summary>Destination: adopts the source's used length of a resizable block before any page arrives.</summary>
+    void ResizeRamBlock(string name, ulong usedLength);
+}

@@ -1,0 +1,24 @@
+namespace Vmm.Migration;
+
+/// <summary>migrate-set-parameters: QEMU's names and units.</summary>
+public sealed record MigrationParameters
+{
+    /// <summary>Largest acceptable pause of the guest at switchover, in milliseconds (QEMU default 300).</summary>
+    public ulong DowntimeLimitMs { get; init; } = 300;
+
+    /// <summary>Bandwidth cap in bytes per second; 0 means unlimited (this VMM's default: loopback is the common case).</summary>
+    public ulong MaxBandwidth { get; init; }
+
+    /// <summary>Precopy passes before switching over regardless of the estimate.</summary>
+    public int MaxPasses { get; init; } = 30;
+}
+
+/// <summary>migrate-set-capabilities: which optional behaviours a migration uses.</summary>
+public sealed record MigrationCapabilities
+{
+    /// <summary>"postcopy-ram": the migration may switch to postcopy (migrate-start-postcopy).</summary>
+    public bool PostcopyRam { get; init; }
+
+    /// <summary>"events": MIGRATION events on state changes (always sent here; kept for QMP compatibility).</summary>
+    public bool Events { get; init; } = true;
+}

@@ -1,0 +1,105 @@
+using System.Collections.Concurrent;
+using Vmm.Migration.Stream;
+
+namespace Vmm.Migration.Source;
+
+/// <summary>
+/// The source's reader of the return path: a thread that turns destination records into messages the migration
+/// thread consumes (setup accepted, errors, completion, and postcopy page requests).
+/// </summary>
+public sealed class ReturnPath : IDisposable
+{
+    private readonly RecordReader reader;
+    private readonly BlockingCollection<ReturnMessage> messages = new();
+    private readonly Thread thread;
+
+    public ReturnPath(RecordReader reader)
+    {
+        this.reader = reader;
+        thread = new Thread(Loop) { IsBackground = true, Name = "migration return path" };
+        thread.Start();
+    }
+
+    /// <summary>Signalled whenever a message arrives (postcopy: wakes the sender to serve a request first).</summary>
+    public SemaphoreSlim Arrived { get; } = new(0);
+
+    public bool TryTake(out ReturnMessage message) => messages.TryTake(out message!);
+
+    /// <summary>Waits for a message of <paramref name="type"/>; an Error message or a closed path fails the migration.</summary>
+    public ReturnMessage Expect(RecordType type, TimeSpan timeout, Func<bool> cancelled)
+    {
+        DateTime deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            if (cancelled())
+            {
+                throw new OperationCanceledException();
+            }
+
+            TimeSpan left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero)
+            {
+                throw new MigrationFailedException($"the destination did not answer within {timeout.TotalSeconds:F0} s (waiting for {type})");
+            }
+
+            if (messages.TryTake(out ReturnMessage? message, left < TimeSpan.FromMilliseconds(100) ? left : TimeSpan.FromMilliseconds(100)))
+            {
+                if (message.Type == type)
+                {
+                    return message;
+                }
+
+                Fail(message);
+            }
+        }
+    }
+
+    /// <summary>Turns an unexpected message into the failure it means.</summary>
+    public static void Fail(ReturnMessage message)
+    {
+        throw message.Type switch
+        {
+            RecordType.Error => new MigrationFailedException($"the destination failed: {message.Text}"),
+            ReturnMessage.Closed => new MigrationFailedException($"the migration connection broke: {message.Text}"),
+            _ => new MigrationFailedException($"protocol error: unexpected {message.Type} on the return path"),
+        };
+    }
+
+    private void Loop()
+    {
+        try
+        {
+            while (true)
+            {
+                Record record = reader.Read();
+                PayloadReader payload = record.Reader();
+                ReturnMessage message = record.Type switch
+                {
+                    RecordType.Error => new ReturnMessage(record.Type, Text: payload.String()),
+                    RecordType.PageRequest => new ReturnMessage(record.Type, Block: payload.U16(), Offset: payload.U64(), Length: payload.U64()),
+                    RecordType.SetupAccepted or RecordType.Complete or RecordType.PostcopyAdviseAccepted or RecordType.PostcopyRunning => new ReturnMessage(record.Type),
+                    _ => new ReturnMessage(RecordType.Error, Text: $"unexpected {record.Type} record on the return path"),
+                };
+                messages.Add(message);
+                Arrived.Release();
+            }
+        }
+        catch (Exception e)
+        {
+            messages.Add(new ReturnMessage(ReturnMessage.Closed, Text: e.Message));
+            Arrived.Release();
+        }
+    }
+
+    public void Dispose()
+    {
+        thread.Join(TimeSpan.FromSeconds(5));
+    }
+}
+
+/// <summary>One message from the destination.</summary>
+public sealed record ReturnMessage(RecordType Type, string? Text = null, int Block = 0, ulong Offset = 0, ulong Length = 0)
+{
+    /// <summary>Pseudo-type: the return path ended (connection closed or corrupt).</summary>
+    public const RecordType Closed = (RecordType)0xFF;
+}

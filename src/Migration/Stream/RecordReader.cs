@@ -1,0 +1,140 @@
+using System.Buffers.Binary;
+using System.Text;
+
+namespace Vmm.Migration.Stream;
+
+/// <summary>
+/// Reads records framed by <see cref="RecordWriter"/> and checks each CRC. A bad CRC, an impossible length, an
+/// unknown type or a connection that ends mid-record is a <see cref="MigrationStreamException"/>: never guest memory.
+/// </summary>
+public sealed class RecordReader(System.IO.Stream stream)
+{
+    /// <summary>The largest payload: a 2 MiB huge page plus its header, with room to spare.</summary>
+    public const int MaxPayload = (2 << 20) + 4096;
+
+    private readonly byte[] buffer = new byte[MaxPayload];
+
+    public long BytesRead { get; private set; }
+
+    /// <summary>Reads the next record; the payload is valid until the next call.</summary>
+    public Record Read()
+    {
+        Span<byte> head = stackalloc byte[5];
+        ReadExactly(head, "a record header", allowCleanEnd: true);
+        var type = (RecordType)head[0];
+        if (!Enum.IsDefined(type))
+        {
+            throw new MigrationStreamException($"corrupt migration stream: unknown record type 0x{head[0]:x2} at byte {BytesRead}");
+        }
+
+        uint length = BinaryPrimitives.ReadUInt32LittleEndian(head[1..]);
+        if (length > MaxPayload)
+        {
+            throw new MigrationStreamException($"corrupt migration stream: {type} record of {length} bytes at byte {BytesRead} exceeds the limit of {MaxPayload}");
+        }
+
+        Span<byte> payload = buffer.AsSpan(0, (int)length);
+        ReadExactly(payload, $"a {type} record");
+        Span<byte> tail = stackalloc byte[4];
+        ReadExactly(tail, $"the checksum of a {type} record");
+        uint expected = BinaryPrimitives.ReadUInt32LittleEndian(tail);
+        uint actual = ~Crc32C.Append(Crc32C.Append(uint.MaxValue, head), payload);
+        if (actual != expected)
+        {
+            throw new MigrationStreamException($"corrupt migration stream: CRC-32C mismatch in a {type} record at byte {BytesRead - length - 9}");
+        }
+
+        return new Record(type, buffer, (int)length);
+    }
+
+    private void ReadExactly(Span<byte> destination, string what, bool allowCleanEnd = false)
+    {
+        int done = 0;
+        while (done < destination.Length)
+        {
+            int read;
+            try
+            {
+                read = stream.Read(destination[done..]);
+            }
+            catch (IOException e)
+            {
+                throw new MigrationStreamException($"migration connection failed while reading {what}: {e.InnerException?.Message ?? e.Message}", e);
+            }
+
+            if (read == 0)
+            {
+                throw new MigrationStreamException(done == 0 && allowCleanEnd
+                    ? "truncated migration stream: the connection closed before the end of the migration"
+                    : $"truncated migration stream: the connection closed in the middle of {what}");
+            }
+
+            done += read;
+            BytesRead += read;
+        }
+    }
+}
+
+/// <summary>One record; <see cref="Payload"/> borrows the reader's buffer.</summary>
+public readonly ref struct Record(RecordType type, byte[] buffer, int length)
+{
+    public RecordType Type { get; } = type;
+
+    public ReadOnlySpan<byte> Payload => buffer.AsSpan(0, length);
+
+    public PayloadReader Reader() => new(Payload, Type);
+}
+
+/// <summary>Reads the fields of one payload; running off its end is a corrupt-stream error.</summary>
+public ref struct PayloadReader(ReadOnlySpan<byte> payload, RecordType type)
+{
+    private ReadOnlySpan<byte> rest = payload;
+
+    public readonly int Remaining => rest.Length;
+
+    public byte U8() => Take(1)[0];
+
+    public ushort U16() => BinaryPrimitives.ReadUInt16LittleEndian(Take(2));
+
+    public uint U32() => BinaryPrimitives.ReadUInt32LittleEndian(Take(4));
+
+    public ulong U64() => BinaryPrimitives.ReadUInt64LittleEndian(Take(8));
+
+    public ReadOnlySpan<byte> Bytes(int count) => Take(count);
+
+    public string String()
+    {
+        int count = U16();
+        try
+        {
+            return new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(Take(count));
+        }
+        catch (DecoderFallbackException e)
+        {
+            throw new MigrationStreamException($"corrupt migration stream: invalid UTF-8 in a {type} record", e);
+        }
+    }
+
+    public ReadOnlySpan<byte> Blob() => Take(checked((int)U32()));
+
+    /// <summary>Every byte of the payload must have been consumed: trailing garbage is corruption too.</summary>
+    public readonly void End()
+    {
+        if (rest.Length != 0)
+        {
+            throw new MigrationStreamException($"corrupt migration stream: {rest.Length} unexpected trailing bytes in a {type} record");
+        }
+    }
+
+    private ReadOnlySpan<byte> Take(int count)
+    {
+        if (count < 0 || count > rest.Length)
+        {
+            throw new MigrationStreamException($"corrupt migration stream: a {type} record is shorter than its fields");
+        }
+
+        ReadOnlySpan<byte> taken = rest[..count];
+        rest = rest[count..];
+        return taken;
+    }
+}

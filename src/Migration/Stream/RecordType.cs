@@ -1,0 +1,56 @@
+namespace Vmm.Migration.Stream;
+
+/// <summary>
+/// Record types of the migration stream (docs/migration-stream.md). Values below 0x80 travel source → destination on
+/// the main stream; values from 0x80 travel back on the return path.
+/// </summary>
+public enum RecordType : byte
+{
+    /// <summary>The RAM layout: every block's name, base, used and max length, page size and backend.</summary>
+    Setup = 0x01,
+
+    /// <summary>One host page of one block: data, or the zero flag.</summary>
+    Page = 0x02,
+
+    /// <summary>End of a precopy pass (informational: pass number and the dirty pages left).</summary>
+    PassEnd = 0x03,
+
+    /// <summary>An opaque, versioned state section (a vCPU, a device).</summary>
+    State = 0x04,
+
+    /// <summary>Everything has been sent; the destination may run the guest.</summary>
+    End = 0x05,
+
+    /// <summary>Postcopy: check page sizes and userfaultfd support before anything irreversible.</summary>
+    PostcopyAdvise = 0x10,
+
+    /// <summary>Postcopy: pages the destination holds that are stale and must be discarded.</summary>
+    PostcopyDiscard = 0x11,
+
+    /// <summary>Postcopy: register RAM with userfaultfd and start answering faults through page requests.</summary>
+    PostcopyListen = 0x12,
+
+    /// <summary>Postcopy: vCPU and device state has been sent; resume the guest on the destination.</summary>
+    PostcopyRun = 0x13,
+
+    /// <summary>Postcopy: the source has sent every page.</summary>
+    PostcopyPushDone = 0x14,
+
+    /// <summary>Return path: the layout matches; go on.</summary>
+    SetupAccepted = 0x81,
+
+    /// <summary>Return path: the destination gives up, with a message for the user.</summary>
+    Error = 0x82,
+
+    /// <summary>Return path: the destination has everything and owns the guest now.</summary>
+    Complete = 0x83,
+
+    /// <summary>Return path: postcopy page request (block, offset, length).</summary>
+    PageRequest = 0x84,
+
+    /// <summary>Return path: postcopy advise accepted.</summary>
+    PostcopyAdviseAccepted = 0x85,
+
+    /// <summary>Return path: the guest runs on the destination (switchover done).</summary>
+    PostcopyRunning = 0x86,
+}

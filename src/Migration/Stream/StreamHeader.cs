@@ -1,0 +1,44 @@
+using System.Buffers.Binary;
+
+namespace Vmm.Migration.Stream;
+
+/// <summary>The first 12 bytes of a stream: magic "VMMMIGR\0" and the format version.</summary>
+public static class StreamHeader
+{
+    public const uint Version = 1;
+    public const int Size = 12;
+
+    private static ReadOnlySpan<byte> Magic => "VMMMIGR\0"u8;
+
+    public static void Write(System.IO.Stream stream)
+    {
+        Span<byte> header = stackalloc byte[Size];
+        Magic.CopyTo(header);
+        BinaryPrimitives.WriteUInt32LittleEndian(header[8..], Version);
+        stream.Write(header);
+    }
+
+    public static void Read(System.IO.Stream stream)
+    {
+        Span<byte> header = stackalloc byte[Size];
+        try
+        {
+            stream.ReadExactly(header);
+        }
+        catch (EndOfStreamException e)
+        {
+            throw new MigrationStreamException("truncated migration stream: the connection closed before the stream header", e);
+        }
+
+        if (!header[..8].SequenceEqual(Magic))
+        {
+            throw new MigrationStreamException("not a vmm migration stream (bad magic)");
+        }
+
+        uint version = BinaryPrimitives.ReadUInt32LittleEndian(header[8..]);
+        if (version != Version)
+        {
+            throw new MigrationStreamException($"migration stream version {version} is not supported (this vmm speaks version {Version})");
+        }
+    }
+}

@@ -1,0 +1,96 @@
+using Vmm.Devices;
+using Vmm.Migration;
+using Vmm.Ram;
+
+namespace Vmm.Machine;
+
+/// <summary>
+/// The machine as migration sees it (<see cref="IMigratableMachine"/>): run control mapped onto run states, KVM's
+/// dirty log through <see cref="Kvm.Memslots"/>, and vCPU plus device state as opaque sections.
+/// </summary>
+public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachine
+{
+    private bool wasRunning;
+
+    public RamBlockRegistry Ram => machine.Ram;
+
+    public VirtualMachine Machine => machine;
+
+    private IEnumerable<IStatefulDevice> Devices => [machine.Serial, machine.DebugExit];
+
+    public bool StopForMigration()
+    {
+        wasRunning = machine.TransitionFromRunning(RunState.FinishMigrate);
+        if (!wasRunning)
+        {
+            // Migrating a guest the user had stopped: keep it parked and remember it was not running.
+            machine.Pause();
+        }
+
+        return wasRunning;
+    }
+
+    public void ResumeAfterFailedMigration()
+    {
+        if (wasRunning)
+        {
+            machine.Continue();
+        }
+
+        wasRunning = false;
+    }
+
+    public void CompleteOutgoingMigration() => machine.SetStoppedState(RunState.PostMigrate);
+
+    public void StartIncomingGuest() => machine.Start();
+
+    public void ResizeRamBlock(string name, ulong usedLength) => machine.ResizeRamBlock(name, usedLength);
+
+    public void StartDirtyLogging() => machine.Memslots.StartDirtyLogging();
+
+    public void StopDirtyLogging() => machine.Memslots.StopDirtyLogging();
+
+    public void SyncDirtyLog() => machine.Memslots.SyncDirtyLog();
+
+    public IReadOnlyList<StateSection> SaveState()
+    {
+        var sections = new List<StateSection>();
+        foreach (VcpuRunner vcpu in machine.Vcpus)
+        {
+            sections.Add(VcpuState.Save(vcpu.Vcpu));
+        }
+
+        foreach (IStatefulDevice device in Devices)
+        {
+            sections.Add(new StateSection(device.SectionName, device.SectionVersion, device.SaveState()));
+        }
+
+        return sections;
+    }
+
+    public void LoadState(IReadOnlyList<StateSection> sections)
+    {
+        var expected = new HashSet<string>(machine.Vcpus.Select(v => VcpuState.SectionName(v.Vcpu.Id)).Concat(Devices.Select(d => d.SectionName)));
+        foreach (StateSection section in sections)
+        {
+            if (!expected.Remove(section.Name))
+            {
+                throw new InvalidDataException($"the migration stream carries state for '{section.Name}', which this machine does not have");
+            }
+
+            if (machine.Vcpus.FirstOrDefault(v => VcpuState.SectionName(v.Vcpu.Id) == section.Name) is { } vcpu)
+            {
+                VcpuState.Load(vcpu.Vcpu, section);
+            }
+            else
+            {
+                Devices.First(d => d.SectionName == section.Name).RestoreState(section.Version, section.Data);
+            }
+        }
+
+        if (expected.Count > 0)
+        {
+            throw new InvalidDataException($"the migration stream lacks state for {string.Join(", ", expected)}");
+        }
+    }
+}

@@ -1,0 +1,26 @@
+using System.Text.Json.Nodes;
+using Vmm.Machine;
+
+namespace Vmm.Qmp.Commands;
+
+/// <summary>query-version, query-commands, query-cpus-fast: what this VMM is and has.</summary>
+public static class IntrospectionCommands
+{
+    public static void Register(QmpCommandRegistry registry)
+    {
+        registry.Add(new QmpCommand("query-version", (_, _) => QmpVersion.ToQmp()));
+        registry.Add(new QmpCommand("query-commands", (context, _) =>
+            new JsonArray([.. context.Commands.Commands.Select(c => (JsonNode)new JsonObject { ["name"] = c.Name })])));
+        registry.Add(new QmpCommand("query-cpus-fast", (context, _) =>
+            new JsonArray([.. context.Machine.Vcpus.Select((vcpu, index) => (JsonNode)Cpu(vcpu, index))])));
+    }
+
+    /// <summary>QEMU's CpuInfoFast for an x86-64 vCPU (QEMU's qom-path for CPUs created without a socket layout).</summary>
+    private static JsonObject Cpu(VcpuRunner vcpu, int index) => new()
+    {
+        ["cpu-index"] = index,
+        ["qom-path"] = $"/machine/unattached/device[{index}]",
+        ["thread-id"] = vcpu.ThreadId,
+        ["target"] = "x86_64",
+    };
+}

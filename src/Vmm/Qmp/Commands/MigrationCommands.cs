@@ -1,0 +1,163 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Vmm.Machine;
+using Vmm.Migration;
+
+namespace Vmm.Qmp.Commands;
+
+/// <summary>
+/// QEMU's migration commands with QEMU's names and shapes: migrate, migrate_cancel, migrate-set-capabilities,
+/// query-migrate-capabilities, migrate-set-parameters, query-migrate-parameters, query-migrate.
+/// </summary>
+public static class MigrationCommands
+{
+    private static readonly string[] CapabilityNames = ["postcopy-ram", "events"];
+
+    public static void Register(QmpCommandRegistry registry)
+    {
+        registry.Add(new QmpCommand(
+            "migrate",
+            [QmpParameter.Required("uri", QmpParameterType.String), QmpParameter.Maybe("detach", QmpParameterType.Boolean)],
+            (context, arguments) =>
+            {
+                RunState state = context.Machine.RunState;
+                if (state is RunState.InMigrate or RunState.Prelaunch or RunState.Shutdown or RunState.PostMigrate)
+                {
+                    throw QmpException.Generic($"cannot migrate a guest that is {state.ToQmp()}");
+                }
+
+                context.Machine.Migration.Migrate(arguments.GetString("uri"));
+                return null;
+            }));
+
+        registry.Add(new QmpCommand("migrate_cancel", (context, _) =>
+        {
+            context.Machine.Migration.Cancel();
+            return null;
+        }));
+
+        registry.Add(new QmpCommand(
+            "migrate-set-capabilities",
+            [QmpParameter.Required("capabilities", QmpParameterType.ObjectList)],
+            (context, arguments) =>
+            {
+                MigrationCapabilities capabilities = context.Machine.Migration.Capabilities;
+                foreach (JsonElement entry in arguments.GetObjectList("capabilities"))
+                {
+                    string name = entry.TryGetProperty("capability", out JsonElement n) && n.ValueKind == JsonValueKind.String
+                        ? n.GetString()!
+                        : throw QmpException.Generic("Parameter 'capability' is missing");
+                    bool on = entry.TryGetProperty("state", out JsonElement s) && s.ValueKind is JsonValueKind.True or JsonValueKind.False
+                        ? s.GetBoolean()
+                        : throw QmpException.Generic("Parameter 'state' is missing");
+                    capabilities = name switch
+                    {
+                        "postcopy-ram" => capabilities with { PostcopyRam = on },
+                        "events" => capabilities with { Events = on },
+                        _ => throw QmpException.Generic($"Parameter 'capability' does not accept value '{name}'"),
+                    };
+                }
+
+                context.Machine.Migration.SetCapabilities(capabilities);
+                return null;
+            }));
+
+        registry.Add(new QmpCommand("query-migrate-capabilities", (context, _) =>
+        {
+            MigrationCapabilities capabilities = context.Machine.Migration.Capabilities;
+            return new JsonArray(
+                [.. CapabilityNames.Select(name => (JsonNode)new JsonObject
+                {
+                    ["capability"] = name,
+                    ["state"] = name switch { "postcopy-ram" => capabilities.PostcopyRam, _ => capabilities.Events },
+                })]);
+        }));
+
+        registry.Add(new QmpCommand(
+            "migrate-set-parameters",
+            [QmpParameter.Maybe("downtime-limit", QmpParameterType.Unsigned), QmpParameter.Maybe("max-bandwidth", QmpParameterType.Unsigned)],
+            (context, arguments) =>
+            {
+                MigrationParameters parameters = context.Machine.Migration.Parameters;
+                if (arguments.Has("downtime-limit"))
+                {
+                    ulong limit = arguments.GetUnsigned("downtime-limit");
+                    if (limit > 2_000_000)
+                    {
+                        throw QmpException.Generic("Parameter 'downtime-limit' expects an integer in the range of 0 to 2000000 milliseconds");
+                    }
+
+                    parameters = parameters with { DowntimeLimitMs = limit };
+                }
+
+                if (arguments.Has("max-bandwidth"))
+                {
+                    parameters = parameters with { MaxBandwidth = arguments.GetUnsigned("max-bandwidth") };
+                }
+
+                context.Machine.Migration.SetParameters(parameters);
+                return null;
+            }));
+
+        registry.Add(new QmpCommand("query-migrate-parameters", (context, _) =>
+        {
+            MigrationParameters parameters = context.Machine.Migration.Parameters;
+            return new JsonObject
+            {
+                ["downtime-limit"] = parameters.DowntimeLimitMs,
+                ["max-bandwidth"] = parameters.MaxBandwidth,
+            };
+        }));
+
+        registry.Add(new QmpCommand("query-migrate", (context, _) => Describe(context.Machine.Migration.Stats)));
+    }
+
+    /// <summary>QEMU's MigrationInfo: {} before any migration; times only once known; ram while it moves RAM.</summary>
+    public static JsonObject Describe(MigrationStats? stats)
+    {
+        if (stats is null)
+        {
+            return [];
+        }
+
+        var info = new JsonObject { ["status"] = stats.Status.ToQmp() };
+        if (stats.Status is MigrationStatus.Setup)
+        {
+            return info;
+        }
+
+        info["total-time"] = stats.TotalTimeMs;
+        info["setup-time"] = stats.SetupTimeMs;
+        if (stats.Status == MigrationStatus.Completed)
+        {
+            info["downtime"] = stats.DowntimeMs;
+            info["downtime-us"] = stats.DowntimeUs;
+        }
+        else if (!stats.Status.IsFinished())
+        {
+            info["expected-downtime"] = stats.ExpectedDowntimeMs;
+        }
+
+        if (stats.ErrorDescription is { } error)
+        {
+            info["error-desc"] = error;
+        }
+
+        info["ram"] = new JsonObject
+        {
+            ["transferred"] = stats.TransferredBytes,
+            ["remaining"] = stats.RemainingBytes,
+            ["total"] = stats.TotalBytes,
+            ["duplicate"] = stats.DuplicatePages,
+            ["normal"] = stats.NormalPages,
+            ["normal-bytes"] = stats.NormalBytes,
+            ["dirty-pages-rate"] = stats.DirtyPagesRate,
+            ["dirty-sync-count"] = stats.DirtySyncCount,
+            ["mbps"] = Math.Round(stats.Mbps, 3),
+            ["pages-per-second"] = stats.PagesPerSecond,
+            ["page-size"] = stats.PageSize,
+            ["passes"] = stats.Passes,
+        };
+        return info;
+    }
+}

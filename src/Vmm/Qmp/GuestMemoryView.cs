@@ -1,0 +1,115 @@
+using Vmm.Linux.Kvm;
+using Vmm.Machine;
+using Vmm.Ram;
+
+namespace Vmm.Qmp;
+
+/// <summary>
+/// Guest memory as the monitor's commands see it: physical ranges that must be entirely RAM, and virtual addresses of
+/// a vCPU. vmm's guests run unpaged (real mode, or protected mode with CR0.PG clear), where a virtual (linear)
+/// address is the physical one; with paging on, translation would need a page-table walk vmm does not do, and the
+/// commands say so instead of reading the wrong memory.
+/// </summary>
+public static class GuestMemoryView
+{
+    private const ulong Cr0PagingEnabled = 1ul << 31;
+
+    /// <summary>The vCPU a command names (cpu-index), or vCPU 0 by default.</summary>
+    public static VcpuRunner Cpu(VirtualMachine machine, long? index)
+    {
+        long chosen = index ?? 0;
+        if (chosen < 0 || chosen >= machine.Vcpus.Count)
+        {
+            throw QmpException.Generic("Parameter 'cpu-index' expects a CPU number");
+        }
+
+        return machine.Vcpus[(int)chosen];
+    }
+
+    /// <summary>Registers of one vCPU, read with the vCPUs briefly parked so they are consistent.</summary>
+    public static (KvmRegs Regs, KvmSregs Sregs) Registers(VirtualMachine machine, VcpuRunner cpu) =>
+        machine.WithVcpusPaused(() => (cpu.Vcpu.GetRegs(), cpu.Vcpu.GetSregs()));
+
+    /// <summary>The physical address of a vCPU's virtual address, or null when paging is on and it cannot be translated.</summary>
+    public static ulong? VirtualToPhysical(VirtualMachine machine, VcpuRunner cpu, ulong address)
+    {
+        KvmSregs sregs = machine.WithVcpusPaused(() => cpu.Vcpu.GetSregs());
+        return (sregs.Cr0 & Cr0PagingEnabled) == 0 ? address : null;
+    }
+
+    /// <summary>Null when [address, address + size) is all guest RAM; else what is wrong with it.</summary>
+    public static string? RamProblem(RamBlockRegistry ram, ulong address, ulong size)
+    {
+        if (size == 0)
+        {
+            return null;
+        }
+
+        if (address + (size - 1) < address)
+        {
+            return "the range wraps around the end of the address space";
+        }
+
+        ulong end = address + size;
+        ulong cursor = address;
+        while (cursor < end)
+        {
+            RamBlock? block = ram.FindByGuestAddress(cursor);
+            if (block is null)
+            {
+                return $"guest physical address 0x{cursor:x} is not RAM";
+            }
+
+            cursor = block.GuestEnd;
+        }
+
+        return null;
+    }
+
+    /// <summary>Copies [address, address + size) of guest physical memory into a new file (mode 0600, as QEMU creates it).</summary>
+    public static void SaveToFile(GuestMemory memory, ulong address, ulong size, string filename, CancellationToken aborting)
+    {
+        FileStream file;
+        try
+        {
+            file = new FileStream(filename, new FileStreamOptions
+            {
+                Mode = FileMode.Create,
+                Access = FileAccess.Write,
+                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            });
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            throw QmpException.Generic($"Could not open '{filename}': {e.Message}");
+        }
+
+        using (file)
+        {
+            byte[] buffer = new byte[1 << 20];
+            ulong done = 0;
+            while (done < size)
+            {
+                aborting.ThrowIfCancellationRequested();
+                int chunk = (int)Math.Min((ulong)buffer.Length, size - done);
+                int read = memory.Read(address + done, buffer.AsSpan(0, chunk));
+                if (read < chunk)
+                {
+                    // RAM shrank or moved while we copied (a resize from elsewhere): say so rather than pad.
+                    throw QmpException.Generic($"guest physical address 0x{address + done + (ulong)read:x} stopped being RAM during the dump");
+                }
+
+                try
+                {
+                    file.Write(buffer, 0, chunk);
+                }
+                catch (IOException e)
+                {
+                    throw QmpException.Generic($"Could not write '{filename}': {e.Message}");
+                }
+
+                done += (ulong)chunk;
+            }
+        }
+    }
+}
