@@ -13,7 +13,8 @@ public sealed class MigrationController(IMigratableMachine machine, ILogger log)
 {
     private readonly object gate = new();
     private MigrationSource? outgoing;
-    private MigrationStats? incomingStats;
+    private IncomingMigration? incoming;
+    private MigrationStats? incomingFailure;
 
     /// <summary>MIGRATION events: every status change of the outgoing or incoming migration.</summary>
     public event Action<MigrationStatus>? StatusChanged;
@@ -43,7 +44,7 @@ public sealed class MigrationController(IMigratableMachine machine, ILogger log)
         {
             lock (gate)
             {
-                return outgoing?.Stats ?? incomingStats;
+                return outgoing?.Stats ?? incomingFailure ?? incoming?.Stats;
             }
         }
     }
@@ -75,11 +76,10 @@ public sealed class MigrationController(IMigratableMachine machine, ILogger log)
         lock (gate)
         {
             ThrowIfActive("start another migration");
-            var source = MigrationSource.Create(machine, uri, Parameters, log);
+            var source = MigrationSource.Create(machine, uri, Parameters, Capabilities, log);
             source.StatusChanged += status => StatusChanged?.Invoke(status);
             source.PassCompleted += pass => PassCompleted?.Invoke(pass);
             outgoing = source;
-            incomingStats = null;
             source.Start();
             return source;
         }
@@ -97,31 +97,52 @@ public sealed class MigrationController(IMigratableMachine machine, ILogger log)
         source?.Cancel();
     }
 
-    /// <summary>Destination: waits for the source on <paramref name="listener"/> and receives the guest.</summary>
+    /// <summary>
+    /// Destination: waits for the source on <paramref name="listener"/> and receives the guest. Postcopy is accepted
+    /// only when this side's postcopy-ram capability is on, as in QEMU.
+    /// </summary>
     public void RunIncoming(Socket listener)
     {
-        SetIncoming(MigrationStatus.Setup, null);
-        var incoming = new IncomingMigration(machine, log);
+        var receiver = new IncomingMigration(machine, log, Capabilities.PostcopyRam);
+        receiver.StatusChanged += status => StatusChanged?.Invoke(status);
+        lock (gate)
+        {
+            incoming = receiver;
+            incomingFailure = null;
+        }
+
         try
         {
-            incoming.Run(listener);
-            SetIncoming(MigrationStatus.Completed, null);
+            receiver.Run(listener);
         }
-        catch (Exception e)
+        catch (Exception e) when (e is not (MigrationFailedException or Stream.MigrationStreamException))
         {
-            SetIncoming(MigrationStatus.Failed, e.Message);
+            lock (gate)
+            {
+                incomingFailure = new MigrationStats { Status = MigrationStatus.Failed, ErrorDescription = e.Message };
+            }
+
             throw;
         }
     }
 
-    private void SetIncoming(MigrationStatus status, string? error)
+    /// <summary>migrate-start-postcopy: switch the running outgoing migration to postcopy as soon as possible.</summary>
+    public void StartPostcopy()
     {
         lock (gate)
         {
-            incomingStats = new MigrationStats { Status = status, ErrorDescription = error };
-        }
+            if (!Capabilities.PostcopyRam)
+            {
+                throw new InvalidOperationException("postcopy-ram is not enabled (migrate-set-capabilities)");
+            }
 
-        StatusChanged?.Invoke(status);
+            if (outgoing is null || outgoing.Stats.Status.IsFinished())
+            {
+                throw new InvalidOperationException("no migration is in progress (start it with migrate first)");
+            }
+
+            outgoing.StartPostcopy();
+        }
     }
 
     private void ThrowIfActive(string what)

@@ -43,4 +43,30 @@ public sealed record MigrationStats
     public int Passes { get; init; }
 
     public ulong PageSize { get; init; } = 4096;
+
+    /// <summary>Postcopy: pages requested by the destination's faults (both sides count them).</summary>
+    public ulong PostcopyRequests { get; init; }
+
+    /// <summary>Postcopy, destination: faults on received zero pages resolved with no request.</summary>
+    public ulong PostcopyLocalFaults { get; init; }
+
+    /// <summary>Postcopy, destination: total time vCPUs spent blocked on missing pages (one vCPU: also the vCPU block time).</summary>
+    public double PostcopyBlocktimeMs { get; init; }
+
+    /// <summary>Postcopy, destination: pages dropped because their range was no longer registered (remapped, shrunk).</summary>
+    public ulong PostcopyDroppedPages { get; init; }
+
+    /// <summary>Postcopy, destination: pages that arrived after they were already here (harmless duplicates).</summary>
+    public ulong PostcopyDuplicatePages { get; init; }
+
+    public ulong FaultCount { get; init; }
+
+    public double FaultLatencyP50Us { get; init; }
+
+    public double FaultLatencyP99Us { get; init; }
+
+    public double FaultLatencyMaxUs { get; init; }
+
+    /// <summary>Postcopy, source: time from stopping the guest here to the destination reporting it runs there.</summary>
+    public long PostcopySwitchoverUs { get; init; }
 }

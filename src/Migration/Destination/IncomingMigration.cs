@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net.Sockets;
 using Serilog;
+using Vmm.Migration.Postcopy;
 using Vmm.Migration.Stream;
 using Vmm.Ram;
 
@@ -8,17 +9,58 @@ namespace Vmm.Migration.Destination;
 
 /// <summary>
 /// The destination of a migration: accepts one connection, checks the source's RAM layout against this machine's
-/// before touching guest memory, writes the pages it receives, loads the vCPU and device state, confirms, and only
-/// then starts the guest. Anything wrong in the stream ends it with an error and no guest runs here.
+/// before touching guest memory, writes precopied pages, and then either loads the state and starts the guest
+/// (precopy End) or walks the postcopy steps (<see cref="PostcopyDestination"/>). Anything wrong in the stream before
+/// the guest starts here ends it with an error and no guest runs; after a postcopy switchover the guest lives here
+/// and a broken connection only pauses the migration.
 /// </summary>
-public sealed class IncomingMigration(IMigratableMachine machine, ILogger log)
+public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, bool postcopyAllowed)
 {
     private const ulong PageSize = DirtyBitmap.PageSize;
 
     private readonly Stopwatch clock = new();
+    private readonly object statsGate = new();
+    private MigrationStatus status = MigrationStatus.Setup;
+    private string? error;
     private ulong pagesReceived;
     private ulong zeroPages;
+    private ulong bytesReceived;
     private int passes;
+    private PostcopyDestination? postcopy;
+
+    /// <summary>query-migrate on the destination.</summary>
+    public MigrationStats Stats
+    {
+        get
+        {
+            lock (statsGate)
+            {
+                PostcopyDestination? p = postcopy;
+                return new MigrationStats
+                {
+                    Status = status,
+                    ErrorDescription = error,
+                    TotalTimeMs = clock.ElapsedMilliseconds,
+                    TransferredBytes = bytesReceived,
+                    NormalPages = pagesReceived - zeroPages,
+                    DuplicatePages = zeroPages,
+                    Passes = passes,
+                    PostcopyRequests = (ulong)(p?.Requests ?? 0),
+                    PostcopyLocalFaults = (ulong)(p?.LocalZeroFaults ?? 0),
+                    PostcopyDroppedPages = (ulong)(p?.DroppedPages ?? 0),
+                    PostcopyDuplicatePages = (ulong)(p?.DuplicatePages ?? 0),
+                    PostcopyBlocktimeMs = p?.Latency.TotalMilliseconds ?? 0,
+                    FaultLatencyP50Us = p?.Latency.PercentileMicroseconds(0.50) ?? 0,
+                    FaultLatencyP99Us = p?.Latency.PercentileMicroseconds(0.99) ?? 0,
+                    FaultLatencyMaxUs = p?.Latency.MaxMicroseconds ?? 0,
+                    FaultCount = (ulong)(p?.Latency.Count ?? 0),
+                };
+            }
+        }
+    }
+
+    /// <summary>Raised on status changes (MIGRATION events on the destination).</summary>
+    public event Action<MigrationStatus>? StatusChanged;
 
     /// <summary>Binds and listens; a stale Unix socket file is replaced.</summary>
     public static Socket Listen(MigrationUri uri)
@@ -47,23 +89,43 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log)
         }
     }
 
-    /// <summary>Waits for the source on <paramref name="listener"/> and receives the whole migration.</summary>
+    /// <summary>
+    /// Waits for the source on <paramref name="listener"/> and receives the whole migration. Throws when the
+    /// migration failed before the guest started here; returns normally once the guest runs here, even if a
+    /// postcopy connection broke afterwards (status postcopy-paused).
+    /// </summary>
     public void Run(Socket listener)
     {
         using MigrationConnection connection = MigrationConnection.Accept(listener);
+        var returnPath = new ReturnPathWriter(connection.Writer);
         log.Information("incoming migration: source connected");
         try
         {
-            Receive(connection);
+            Receive(connection, returnPath);
         }
-        catch (Exception e) when (e is MigrationStreamException or InvalidDataException or MigrationFailedException)
+        catch (Exception e) when (postcopy is { State: PostcopyState.Running or PostcopyState.Listening } && e is IOException or MigrationStreamException)
         {
-            TrySendError(connection, e.Message);
-            throw;
+            // After the switchover the guest is ours: keep it, keep the process, report the pause.
+            postcopy.Pause();
+            SetStatus(MigrationStatus.PostcopyPaused, $"the postcopy connection broke: {e.Message}");
+            log.Error("postcopy paused: {Message}; the guest keeps running here and waits for missing pages", e.Message);
+        }
+        catch (Exception e) when (e is MigrationStreamException or InvalidDataException or MigrationFailedException or IOException or Linux.LinuxException or UserfaultfdException)
+        {
+            SetStatus(MigrationStatus.Failed, e.Message);
+            TrySendError(returnPath, e.Message);
+            throw e is MigrationFailedException or MigrationStreamException ? e : new MigrationFailedException(e.Message, e);
+        }
+        finally
+        {
+            if (postcopy is { State: not PostcopyState.Paused })
+            {
+                postcopy.Dispose();
+            }
         }
     }
 
-    public void Receive(MigrationConnection connection)
+    private void Receive(MigrationConnection connection, ReturnPathWriter returnPath)
     {
         clock.Start();
         StreamHeader.Read(connection.InputStream);
@@ -73,21 +135,39 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log)
             throw new MigrationStreamException($"protocol error: the stream starts with {setup.Type}, not Setup");
         }
 
-        RamLayout source = RamLayout.Read(setup);
-        RamBlock[] blocks = MatchLayout(source);
-        connection.Writer.Write(RecordType.SetupAccepted, []);
-        connection.Writer.Flush();
+        RamBlock[] blocks = MatchLayout(RamLayout.Read(setup));
+        returnPath.Send(RecordType.SetupAccepted);
+        SetStatus(MigrationStatus.Active, null);
 
         // Pages that hold data here: a zero page only needs clearing where data was written before.
         DirtyBitmap[] hasData = [.. blocks.Select(b => new DirtyBitmap(b.MaxLength / PageSize))];
         var sections = new List<StateSection>();
         while (true)
         {
-            Record record = connection.Reader.Read();
+            Record record;
+            try
+            {
+                record = connection.Reader.Read();
+            }
+            catch (MigrationStreamException) when (postcopy is { IsComplete: true })
+            {
+                // The source closes once it has our Complete: that is the end of a postcopy migration.
+                return;
+            }
+
+            bytesReceived = (ulong)connection.Reader.BytesRead;
             switch (record.Type)
             {
+                case RecordType.Page when postcopy is { State: >= PostcopyState.Listening }:
+                    PageRecord.Parsed posted = PageRecord.Read(record);
+                    postcopy.Place(posted.BlockIndex, posted.Offset, posted.Length, posted.Zero, posted.Data);
+                    CountPage(posted.Length, posted.Zero);
+                    break;
+
                 case RecordType.Page:
-                    PlacePage(PageRecord.Read(record), blocks, hasData);
+                    PageRecord.Parsed page = PageRecord.Read(record);
+                    WritePage(page, blocks, hasData);
+                    CountPage(page.Length, page.Zero);
                     break;
 
                 case RecordType.PassEnd:
@@ -101,16 +181,75 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log)
                 case RecordType.End:
                     record.Reader().End();
                     machine.LoadState(sections);
-                    connection.Writer.Write(RecordType.Complete, []);
-                    connection.Writer.Flush();
+                    returnPath.Send(RecordType.Complete);
                     machine.StartIncomingGuest();
+                    SetStatus(MigrationStatus.Completed, null);
                     log.Information(
                         "incoming migration complete in {Ms} ms: {Pages} pages ({Zero} zero) over {Passes} passes; the guest runs here now",
                         clock.ElapsedMilliseconds, pagesReceived, zeroPages, passes);
                     return;
 
+                case RecordType.PostcopyAdvise:
+                    record.Reader().End();
+                    if (!postcopyAllowed)
+                    {
+                        throw new MigrationFailedException("the source wants postcopy, but the postcopy-ram capability is not enabled on the destination");
+                    }
+
+                    postcopy = new PostcopyDestination(blocks, machine.Ram, returnPath, log);
+                    postcopy.Completed += () =>
+                    {
+                        returnPath.Send(RecordType.Complete);
+                        SetStatus(MigrationStatus.Completed, null);
+                    };
+                    postcopy.Advise();
+                    returnPath.Send(RecordType.PostcopyAdviseAccepted);
+                    break;
+
+                case RecordType.PostcopyDiscard:
+                    (int blockIndex, List<(ulong Offset, ulong Length)> ranges) = DiscardRecord.Read(record);
+                    RequirePostcopy(record.Type).Discard(blockIndex, ranges);
+                    break;
+
+                case RecordType.PostcopyListen:
+                    record.Reader().End();
+                    RequirePostcopy(record.Type).Listen();
+                    break;
+
+                case RecordType.PostcopyRun:
+                    record.Reader().End();
+                    PostcopyDestination running = RequirePostcopy(record.Type);
+                    machine.LoadState(sections);
+                    machine.StartIncomingGuest();
+                    SetStatus(MigrationStatus.PostcopyActive, null);
+                    returnPath.Send(RecordType.PostcopyRunning);
+                    running.Running();
+                    log.Information("postcopy: the guest runs here after {Ms} ms; pages follow on demand", clock.ElapsedMilliseconds);
+                    break;
+
+                case RecordType.PostcopyPushDone:
+                    record.Reader().End();
+                    break;
+
                 default:
-                    throw new MigrationStreamException($"protocol error: unexpected {record.Type} record in a precopy stream");
+                    throw new MigrationStreamException($"protocol error: unexpected {record.Type} record from the source");
+            }
+
+        }
+    }
+
+    private PostcopyDestination RequirePostcopy(RecordType type) =>
+        postcopy ?? throw new MigrationStreamException($"protocol error: {type} without PostcopyAdvise");
+
+    private void CountPage(ulong length, bool zero)
+    {
+        ulong count = Math.Max(1, length / PageSize);
+        lock (statsGate)
+        {
+            pagesReceived += count;
+            if (zero)
+            {
+                zeroPages += count;
             }
         }
     }
@@ -140,7 +279,8 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log)
         return blocks;
     }
 
-    private void PlacePage(PageRecord.Parsed page, RamBlock[] blocks, DirtyBitmap[] hasData)
+    /// <summary>Precopy: plain writes into guest RAM, which no vCPU runs on yet.</summary>
+    private static void WritePage(PageRecord.Parsed page, RamBlock[] blocks, DirtyBitmap[] hasData)
     {
         if (page.BlockIndex >= blocks.Length)
         {
@@ -158,7 +298,6 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log)
         ulong count = page.Length / PageSize;
         if (page.Zero)
         {
-            zeroPages += count;
             for (ulong p = first; p < first + count; p++)
             {
                 if (data.TestAndClear(p))
@@ -172,18 +311,24 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log)
             page.Data.CopyTo(block.GetSpan(page.Offset, (int)page.Length));
             data.SetRange(first, count);
         }
-
-        pagesReceived += count;
     }
 
-    private void TrySendError(MigrationConnection connection, string message)
+    private void SetStatus(MigrationStatus newStatus, string? message)
+    {
+        lock (statsGate)
+        {
+            status = newStatus;
+            error = message;
+        }
+
+        StatusChanged?.Invoke(newStatus);
+    }
+
+    private void TrySendError(ReturnPathWriter returnPath, string message)
     {
         try
         {
-            var payload = connection.Writer.Begin(RecordType.Error);
-            payload.String(message.Length > 4000 ? message[..4000] : message);
-            payload.Commit();
-            connection.Writer.Flush();
+            returnPath.SendError(message);
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException)
         {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Serilog;
+using Vmm.Migration.Postcopy;
 using Vmm.Migration.Stream;
 using Vmm.Ram;
 
@@ -18,6 +19,7 @@ public sealed class MigrationSource
     private readonly IMigratableMachine machine;
     private readonly MigrationUri uri;
     private readonly MigrationParameters parameters;
+    private readonly MigrationCapabilities capabilities;
     private readonly ILogger log;
     private readonly Thread thread;
     private readonly TaskCompletionSource completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -25,15 +27,22 @@ public sealed class MigrationSource
     private readonly Stopwatch totalClock = new();
     private readonly Stopwatch throttleClock = new();
 
+    private readonly object writerGate = new();
     private MigrationConnection? connection;
     private volatile bool cancelRequested;
+    private volatile bool postcopyRequested;
+    private bool loggingStarted;
+    private bool guestStopped;
+    private bool switchedOver;
+    private long postcopyRequests;
     private MigrationStats stats = new() { Status = MigrationStatus.Setup };
 
-    private MigrationSource(IMigratableMachine machine, MigrationUri uri, MigrationParameters parameters, ILogger log)
+    private MigrationSource(IMigratableMachine machine, MigrationUri uri, MigrationParameters parameters, MigrationCapabilities capabilities, ILogger log)
     {
         this.machine = machine;
         this.uri = uri;
         this.parameters = parameters;
+        this.capabilities = capabilities;
         this.log = log;
         thread = new Thread(Run) { IsBackground = true, Name = "migration source" };
     }
@@ -57,8 +66,19 @@ public sealed class MigrationSource
 
     public Task Completion => completion.Task;
 
-    public static MigrationSource Create(IMigratableMachine machine, MigrationUri uri, MigrationParameters parameters, ILogger log) =>
-        new(machine, uri, parameters, log);
+    public static MigrationSource Create(IMigratableMachine machine, MigrationUri uri, MigrationParameters parameters, MigrationCapabilities capabilities, ILogger log) =>
+        new(machine, uri, parameters, capabilities, log);
+
+    /// <summary>migrate-start-postcopy: the precopy loop switches over at its next check (within ~1024 pages).</summary>
+    public void StartPostcopy()
+    {
+        if (!capabilities.PostcopyRam)
+        {
+            throw new InvalidOperationException("this migration was started without the postcopy-ram capability");
+        }
+
+        postcopyRequested = true;
+    }
 
     public void Start()
     {
@@ -81,8 +101,6 @@ public sealed class MigrationSource
 
     private void Run()
     {
-        bool logging = false;
-        bool stopped = false;
         try
         {
             StatusChanged?.Invoke(MigrationStatus.Setup);
@@ -95,10 +113,17 @@ public sealed class MigrationSource
 
             using var returnPath = new ReturnPath(connection.Reader);
             returnPath.Expect(RecordType.SetupAccepted, TimeSpan.FromSeconds(30), () => cancelRequested);
+            if (capabilities.PostcopyRam)
+            {
+                // ADVISE: the destination checks userfaultfd support now, before anything irreversible.
+                connection.Writer.Write(RecordType.PostcopyAdvise, []);
+                connection.Writer.Flush();
+                returnPath.Expect(RecordType.PostcopyAdviseAccepted, TimeSpan.FromSeconds(30), () => cancelRequested);
+            }
 
             IReadOnlyList<RamBlock> blocks = machine.Ram.Blocks;
             machine.StartDirtyLogging();
-            logging = true;
+            loggingStarted = true;
             foreach (RamBlock block in blocks)
             {
                 block.DirtyBitmap.SetRange(0, block.UsedLength / PageSize);
@@ -138,16 +163,22 @@ public sealed class MigrationSource
                 PassCompleted?.Invoke(pass);
                 log.Debug("pass {Pass}: {Dirty} pages dirty, {Rate:F0} MB/s, expected downtime {Downtime} ms", pass, dirtyPages, bytesPerSecond / 1e6, expectedDowntimeMs);
                 CheckReturnPath(returnPath);
-                if ((ulong)expectedDowntimeMs <= parameters.DowntimeLimitMs || pass >= parameters.MaxPasses)
+                if (postcopyRequested || (ulong)expectedDowntimeMs <= parameters.DowntimeLimitMs || pass >= parameters.MaxPasses)
                 {
                     break;
                 }
             }
 
+            if (postcopyRequested)
+            {
+                RunPostcopy(blocks, returnPath);
+                return;
+            }
+
             // Switchover: from here the guest is paused until the destination confirms or the migration fails.
             var downtime = Stopwatch.StartNew();
             machine.StopForMigration();
-            stopped = true;
+            guestStopped = true;
             machine.SyncDirtyLog();
             SendDirtyPages(blocks, returnPath);
             foreach (StateSection section in machine.SaveState())
@@ -161,7 +192,7 @@ public sealed class MigrationSource
             downtime.Stop();
 
             machine.StopDirtyLogging();
-            logging = false;
+            loggingStarted = false;
             machine.CompleteOutgoingMigration();
             totalClock.Stop();
             Update(s => s with
@@ -175,15 +206,25 @@ public sealed class MigrationSource
             log.Information("migration to {Uri} completed in {Total} ms, downtime {Downtime} us", uri.Text, totalClock.ElapsedMilliseconds, (long)downtime.Elapsed.TotalMicroseconds);
             StatusChanged?.Invoke(MigrationStatus.Completed);
         }
+        catch (Exception e) when (switchedOver)
+        {
+            // After the switchover the guest runs on the destination: never resume it here. This side keeps its copy
+            // of guest memory untouched (the vCPUs stay stopped) and reports postcopy-paused.
+            totalClock.Stop();
+            string message = Describe(e);
+            Update(s => s with { Status = MigrationStatus.PostcopyPaused, ErrorDescription = message, TotalTimeMs = totalClock.ElapsedMilliseconds });
+            log.Error("postcopy to {Uri} paused: {Message}; the guest's memory is kept here", uri.Text, message);
+            StatusChanged?.Invoke(MigrationStatus.PostcopyPaused);
+        }
         catch (Exception e)
         {
             totalClock.Stop();
-            if (logging)
+            if (loggingStarted)
             {
                 TryStopDirtyLogging();
             }
 
-            if (stopped)
+            if (guestStopped)
             {
                 machine.ResumeAfterFailedMigration();
             }
@@ -232,6 +273,12 @@ public sealed class MigrationSource
 
                 if (((normal + zero) & 1023) == 0)
                 {
+                    if (postcopyRequested && !guestStopped)
+                    {
+                        PublishProgress(normal, zero);
+                        return;
+                    }
+
                     ThrowIfCancelled();
                     CheckReturnPath(returnPath);
                     Throttle((ulong)writer.BytesWritten);
@@ -242,6 +289,222 @@ public sealed class MigrationSource
         }
 
         PublishProgress(normal, zero);
+    }
+
+    /// <summary>
+    /// The postcopy switchover and what follows: stop the guest, send the discard set (every page not valid on the
+    /// destination), Listen, the state, Run; then serve page requests (on the return-path thread, ahead of
+    /// everything) while pushing the rest in the background from wherever the guest last faulted, until the
+    /// destination has every page.
+    /// </summary>
+    private void RunPostcopy(IReadOnlyList<RamBlock> blocks, ReturnPath returnPath)
+    {
+        RecordWriter writer = connection!.Writer;
+        long stoppedAt = Stopwatch.GetTimestamp();
+        machine.StopForMigration();
+        guestStopped = true;
+        machine.SyncDirtyLog();
+
+        var cursors = new ulong[blocks.Count];
+        lock (writerGate)
+        {
+            for (int index = 0; index < blocks.Count; index++)
+            {
+                RamBlock block = blocks[index];
+                RoundDirtyToHostPages(block);
+                DiscardRecord.Write(writer, index, DirtyRanges(block));
+            }
+
+            writer.Write(RecordType.PostcopyListen, []);
+            foreach (StateSection section in machine.SaveState())
+            {
+                section.Write(writer);
+            }
+
+            // From the Run record on the guest belongs to the destination.
+            switchedOver = true;
+            returnPath.PageRequestHandler = request => ServeRequest(blocks, cursors, request);
+            writer.Write(RecordType.PostcopyRun, []);
+            writer.Flush();
+        }
+
+        ulong left = (ulong)blocks.Sum(b => (long)b.DirtyBitmap.CountSet());
+        Update(s => s with { Status = MigrationStatus.PostcopyActive, RemainingBytes = left * PageSize });
+        StatusChanged?.Invoke(MigrationStatus.PostcopyActive);
+        log.Information("migration to {Uri}: postcopy, {Pages} pages left to move", uri.Text, left);
+
+        bool pushDone = false;
+        while (true)
+        {
+            while (returnPath.TryTake(out ReturnMessage message))
+            {
+                switch (message.Type)
+                {
+                    case RecordType.PostcopyRunning:
+                        break;
+                    case RecordType.Complete:
+                        FinishPostcopy(returnPath, stoppedAt);
+                        return;
+                    default:
+                        ReturnPath.Fail(message);
+                        break;
+                }
+            }
+
+            if (!pushDone && PushSome(blocks, cursors))
+            {
+                // Outside the writer lock: request answers never wait behind the bandwidth cap.
+                Throttle((ulong)writer.BytesWritten);
+            }
+            else if (!pushDone)
+            {
+                pushDone = true;
+                lock (writerGate)
+                {
+                    writer.Write(RecordType.PostcopyPushDone, []);
+                    writer.Flush();
+                }
+            }
+
+            if (pushDone)
+            {
+                returnPath.Arrived.Wait(TimeSpan.FromMilliseconds(100));
+            }
+        }
+    }
+
+    /// <summary>Answers one page request — always, even for a page believed clean or already sent (seed 002).</summary>
+    private void ServeRequest(IReadOnlyList<RamBlock> blocks, ulong[] cursors, ReturnMessage request)
+    {
+        if (request.Block >= blocks.Count)
+        {
+            throw new MigrationStreamException($"protocol error: page request for block index {request.Block}");
+        }
+
+        RamBlock block = blocks[request.Block];
+        ulong pageSize = block.PageSize;
+        ulong start = request.Offset / pageSize * pageSize;
+        ulong end = Math.Min(request.Offset + Math.Max(request.Length, 1), block.UsedLength);
+        lock (writerGate)
+        {
+            for (ulong offset = start; offset < end; offset += pageSize)
+            {
+                block.DirtyBitmap.ClearRange(offset / PageSize, pageSize / PageSize);
+                PageRecord.Write(connection!.Writer, request.Block, offset, block.GetSpan(offset, (int)pageSize));
+            }
+
+            connection!.Writer.Flush();
+
+            // The guest tends to touch what follows: push from here on (a cheap prefetch).
+            cursors[request.Block] = end / PageSize;
+        }
+
+        Interlocked.Increment(ref postcopyRequests);
+    }
+
+    /// <summary>Sends the next few dirty host pages; false when none are left anywhere.</summary>
+    private bool PushSome(IReadOnlyList<RamBlock> blocks, ulong[] cursors)
+    {
+        const ulong BatchBytes = 64 * 1024;
+        lock (writerGate)
+        {
+            for (int index = 0; index < blocks.Count; index++)
+            {
+                RamBlock block = blocks[index];
+                ulong pages = block.UsedLength / PageSize;
+                ulong hostPages = block.PageSize / PageSize;
+                ulong sent = 0;
+                while (sent < BatchBytes)
+                {
+                    if (!block.DirtyBitmap.TryFindNextSet(cursors[index], out ulong page) || page >= pages)
+                    {
+                        if (cursors[index] == 0 || !block.DirtyBitmap.TryFindNextSet(0, out page) || page >= pages)
+                        {
+                            break;
+                        }
+                    }
+
+                    ulong first = page / hostPages * hostPages;
+                    block.DirtyBitmap.ClearRange(first, hostPages);
+                    PageRecord.Write(connection!.Writer, index, first * PageSize, block.GetSpan(first * PageSize, (int)block.PageSize));
+                    cursors[index] = first + hostPages;
+                    sent += block.PageSize;
+                }
+
+                if (sent > 0)
+                {
+                    connection!.Writer.Flush();
+                    Update(s => s with { TransferredBytes = (ulong)connection.Writer.BytesWritten, RemainingBytes = s.RemainingBytes > sent ? s.RemainingBytes - sent : 0 });
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+
+    private void FinishPostcopy(ReturnPath returnPath, long stoppedAt)
+    {
+        long runningAt = returnPath.PostcopyRunningAt;
+        machine.StopDirtyLogging();
+        loggingStarted = false;
+        machine.CompleteOutgoingMigration();
+        totalClock.Stop();
+        long switchoverUs = runningAt == 0 ? 0 : (long)((runningAt - stoppedAt) * 1e6 / Stopwatch.Frequency);
+        Update(s => s with
+        {
+            Status = MigrationStatus.Completed,
+            TotalTimeMs = totalClock.ElapsedMilliseconds,
+            DowntimeMs = switchoverUs / 1000,
+            DowntimeUs = switchoverUs,
+            PostcopySwitchoverUs = switchoverUs,
+            PostcopyRequests = (ulong)Interlocked.Read(ref postcopyRequests),
+            TransferredBytes = (ulong)connection!.Writer.BytesWritten,
+            RemainingBytes = 0,
+        });
+        log.Information(
+            "postcopy to {Uri} completed in {Total} ms: downtime {Downtime} us, {Requests} page requests served",
+            uri.Text, totalClock.ElapsedMilliseconds, switchoverUs, Interlocked.Read(ref postcopyRequests));
+        StatusChanged?.Invoke(MigrationStatus.Completed);
+    }
+
+    /// <summary>Huge pages move whole: a 4 KiB dirty bit makes its whole host page dirty.</summary>
+    private static void RoundDirtyToHostPages(RamBlock block)
+    {
+        ulong hostPages = block.PageSize / PageSize;
+        if (hostPages == 1)
+        {
+            return;
+        }
+
+        ulong next = 0;
+        while (block.DirtyBitmap.TryFindNextSet(next, out ulong page))
+        {
+            ulong first = page / hostPages * hostPages;
+            block.DirtyBitmap.SetRange(first, hostPages);
+            next = first + hostPages;
+        }
+    }
+
+    /// <summary>The dirty bitmap as byte ranges (runs of set bits), within the used length.</summary>
+    private static List<(ulong Offset, ulong Length)> DirtyRanges(RamBlock block)
+    {
+        var ranges = new List<(ulong, ulong)>();
+        ulong pages = block.UsedLength / PageSize;
+        ulong next = 0;
+        while (block.DirtyBitmap.TryFindNextSet(next, out ulong first) && first < pages)
+        {
+            ulong end = first + 1;
+            while (end < pages && block.DirtyBitmap.IsSet(end))
+            {
+                end++;
+            }
+
+            ranges.Add((first * PageSize, (end - first) * PageSize));
+            next = end;
+        }
+
+        return ranges;
     }
 
     private void PublishProgress(ulong normal, ulong zero) => Update(s => s with

@@ -20,8 +20,19 @@ public sealed class ReturnPath : IDisposable
         thread.Start();
     }
 
-    /// <summary>Signalled whenever a message arrives (postcopy: wakes the sender to serve a request first).</summary>
+    /// <summary>Signalled whenever a message is queued.</summary>
     public SemaphoreSlim Arrived { get; } = new(0);
+
+    /// <summary>
+    /// Postcopy: when set, page requests are served right here on the reader thread instead of being queued — one
+    /// cross-thread wake-up less on the path a blocked vCPU waits for.
+    /// </summary>
+    public Action<ReturnMessage>? PageRequestHandler { get; set; }
+
+    /// <summary>Timestamp (Stopwatch) of the destination's PostcopyRunning, 0 before.</summary>
+    public long PostcopyRunningAt => Interlocked.Read(ref postcopyRunningAt);
+
+    private long postcopyRunningAt;
 
     public bool TryTake(out ReturnMessage message) => messages.TryTake(out message!);
 
@@ -80,6 +91,17 @@ public sealed class ReturnPath : IDisposable
                     RecordType.SetupAccepted or RecordType.Complete or RecordType.PostcopyAdviseAccepted or RecordType.PostcopyRunning => new ReturnMessage(record.Type),
                     _ => new ReturnMessage(RecordType.Error, Text: $"unexpected {record.Type} record on the return path"),
                 };
+                if (message.Type == RecordType.PageRequest && PageRequestHandler is { } serve)
+                {
+                    serve(message);
+                    continue;
+                }
+
+                if (message.Type == RecordType.PostcopyRunning)
+                {
+                    Interlocked.Exchange(ref postcopyRunningAt, System.Diagnostics.Stopwatch.GetTimestamp());
+                }
+
                 messages.Add(message);
                 Arrived.Release();
             }

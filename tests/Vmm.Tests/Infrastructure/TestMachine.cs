@@ -21,12 +21,17 @@ public sealed class TestMachine : IDisposable
 
     public CapturingSerialSink Serial { get; }
 
-    public static TestMachine Create(ulong memory = 16 << 20, RamBackend backend = RamBackend.Anonymous, string? guest = null)
+    public static TestMachine Create(
+        ulong memory = 16 << 20,
+        RamBackend backend = RamBackend.Anonymous,
+        string? guest = null,
+        (string Name, ulong Gpa, ulong Size, ulong Max)? extraBlock = null)
     {
         var serial = new CapturingSerialSink();
+        Configuration.RamBlockOption[] extra = extraBlock is { } e ? [new(e.Name, e.Gpa, e.Size, e.Max, backend)] : [];
         var machine = VirtualMachine.Create(
             Kvm.Value,
-            new MachineConfig { MemorySize = memory, RamBackend = backend },
+            new MachineConfig { MemorySize = memory, RamBackend = backend, RamBlocks = extra },
             serial,
             new LoggerConfiguration().MinimumLevel.Warning().WriteTo.Console(standardErrorFromLevel: Serilog.Events.LogEventLevel.Verbose).CreateLogger(),
             TextWriter.Null);

@@ -30,6 +30,12 @@ public static class MigrationCommands
                 return null;
             }));
 
+        registry.Add(new QmpCommand("migrate-start-postcopy", (context, _) =>
+        {
+            context.Machine.Migration.StartPostcopy();
+            return null;
+        }));
+
         registry.Add(new QmpCommand("migrate_cancel", (context, _) =>
         {
             context.Machine.Migration.Cancel();
@@ -157,7 +163,24 @@ public static class MigrationCommands
             ["pages-per-second"] = stats.PagesPerSecond,
             ["page-size"] = stats.PageSize,
             ["passes"] = stats.Passes,
+            ["postcopy-requests"] = stats.PostcopyRequests,
         };
+
+        if (stats.FaultCount > 0 || stats.PostcopyBlocktimeMs > 0)
+        {
+            // Destination: QEMU's block-time fields (ms), and the fault latency distribution QEMU does not have.
+            info["postcopy-blocktime"] = (ulong)Math.Round(stats.PostcopyBlocktimeMs);
+            info["postcopy-vcpu-blocktime"] = new JsonArray((ulong)Math.Round(stats.PostcopyBlocktimeMs));
+            info["postcopy-fault-latency"] = new JsonObject
+            {
+                ["faults"] = stats.FaultCount,
+                ["local"] = stats.PostcopyLocalFaults,
+                ["p50-us"] = Math.Round(stats.FaultLatencyP50Us, 1),
+                ["p99-us"] = Math.Round(stats.FaultLatencyP99Us, 1),
+                ["max-us"] = Math.Round(stats.FaultLatencyMaxUs, 1),
+            };
+        }
+
         return info;
     }
 }

@@ -1,0 +1,411 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Serilog;
+using Vmm.Linux.Userfaultfd;
+using Vmm.Ram;
+
+namespace Vmm.Migration.Postcopy;
+
+/// <summary>
+/// The destination side of postcopy (DESIGN §5): which host pages are here (received), which were asked for
+/// (requested), placing arriving pages atomically with userfaultfd, and deciding when every page is here.
+/// The fault path itself — fault → local zero page or page request — is <see cref="PostcopyFaultThread"/>.
+/// </summary>
+/// <remarks>
+/// Rules from the seeds: a page is placed at most once (received bitmap, EEXIST makes a duplicate harmless); a
+/// placement onto a range that is no longer registered (remapped, or beyond a shrunk block: ENOENT, EINVAL on
+/// older kernels) wakes whoever waits there and drops the page, which then counts as received.
+/// </remarks>
+public sealed unsafe class PostcopyDestination : IDisposable
+{
+    private const int PlacementRetries = 100;
+
+    private readonly RamBlock[] blocks;
+    private readonly BlockPages[] pages;
+    private readonly ReturnPathWriter returnPath;
+    private readonly RamBlockRegistry registry;
+    private readonly ILogger log;
+    private readonly byte* zeroBuffer;
+    private readonly ulong zeroBufferSize;
+    private Userfaultfd? uffd;
+    private PostcopyFaultThread? faultThread;
+    private long remaining;
+    private int completed;
+    private volatile bool running;
+
+    public PostcopyDestination(RamBlock[] blocks, RamBlockRegistry registry, ReturnPathWriter returnPath, ILogger log)
+    {
+        this.blocks = blocks;
+        this.registry = registry;
+        this.returnPath = returnPath;
+        this.log = log;
+        pages = [.. blocks.Select(b => new BlockPages(b))];
+
+        // COPY of zeros is how hugetlbfs places a zero page (it has no ZEROPAGE); one buffer of the largest page.
+        zeroBufferSize = blocks.Max(b => b.PageSize);
+        zeroBuffer = (byte*)NativeMemory.AlignedAlloc((nuint)zeroBufferSize, 4096);
+        NativeMemory.Clear(zeroBuffer, (nuint)zeroBufferSize);
+    }
+
+    public PostcopyState State { get; private set; } = PostcopyState.None;
+
+    /// <summary>Fault thread → placement latencies (p50/p99/max) and their sum, the vCPU block time.</summary>
+    public FaultLatency Latency { get; } = new();
+
+    public long Requests => Interlocked.Read(ref requests);
+
+    public long LocalZeroFaults => Interlocked.Read(ref localZeroFaults);
+
+    public long PagesPlaced => Interlocked.Read(ref pagesPlaced);
+
+    public long DuplicatePages => Interlocked.Read(ref duplicatePages);
+
+    public long DroppedPages => Interlocked.Read(ref droppedPages);
+
+    public bool IsComplete => Volatile.Read(ref completed) != 0;
+
+    /// <summary>Raised once, on whichever thread received the last missing page.</summary>
+    public event Action? Completed;
+
+    private long requests;
+    private long localZeroFaults;
+    private long pagesPlaced;
+    private long duplicatePages;
+    private long droppedPages;
+
+    /// <summary>
+    /// ADVISE: open a userfaultfd with what every block's backend needs for MISSING faults. Failure here is a clean
+    /// refusal: nothing has been changed yet. Every page starts as received (valid from precopy) until discarded.
+    /// </summary>
+    public void Advise()
+    {
+        UffdFeatures required = UffdFeatures.None;
+        foreach (RamBlock block in blocks)
+        {
+            required |= Userfaultfd.RequiredFeatures(block.Backend, UffdRegisterModes.Missing);
+        }
+
+        uffd = Userfaultfd.Open(required, UffdFeatures.ThreadId);
+        foreach (BlockPages block in pages)
+        {
+            block.Received.SetRange(0, block.Block.UsedLength / block.Block.PageSize);
+        }
+
+        State = PostcopyState.Advise;
+    }
+
+    /// <summary>DISCARD: these byte ranges are stale here; drop the memory and forget we had them.</summary>
+    public void Discard(int blockIndex, IReadOnlyList<(ulong Offset, ulong Length)> ranges)
+    {
+        RequireState(PostcopyState.Advise, PostcopyState.Discard);
+        State = PostcopyState.Discard;
+        BlockPages block = pages[CheckIndex(blockIndex)];
+        ulong pageSize = block.Block.PageSize;
+        foreach ((ulong offset, ulong length) in ranges)
+        {
+            // Whole host pages: a 4 KiB-stale range of a huge page makes the whole huge page stale.
+            ulong start = offset / pageSize * pageSize;
+            ulong end = Math.Min((offset + length + pageSize - 1) / pageSize * pageSize, block.Block.UsedLength);
+            if (length == 0 || start >= end)
+            {
+                continue;
+            }
+
+            block.Received.ClearRange(start / pageSize, (end - start) / pageSize);
+            block.Block.Discard(start, end - start);
+        }
+    }
+
+    /// <summary>LISTENING: register every block's used range for MISSING faults and start the fault thread.</summary>
+    public void Listen()
+    {
+        RequireState(PostcopyState.Advise, PostcopyState.Discard);
+        Userfaultfd fd = uffd!;
+        long missing = 0;
+        foreach (BlockPages block in pages)
+        {
+            fd.Register(block.Block.HostAddress, block.Block.UsedLength, UffdRegisterModes.Missing);
+
+            // Count within the used length only: a block shrunk since ADVISE still has received bits past its end.
+            for (ulong page = 0; page < block.Block.UsedLength / block.Block.PageSize; page++)
+            {
+                if (!block.Received.IsSet(page))
+                {
+                    missing++;
+                }
+            }
+        }
+
+        remaining = missing;
+        registry.BlockResized += OnBlockResized;
+        State = PostcopyState.Listening;
+        faultThread = new PostcopyFaultThread(this, fd, log);
+        log.Information("postcopy: listening, {Missing} host pages to come", missing);
+    }
+
+    /// <summary>
+    /// RUNNING: the guest has been started here. Completion is only declared from here on, so the source always
+    /// sees PostcopyRunning before Complete.
+    /// </summary>
+    public void Running()
+    {
+        State = PostcopyState.Running;
+        running = true;
+        TryComplete();
+    }
+
+    /// <summary>The connection broke while the guest runs here: missing pages wait (recovery is a later feature).</summary>
+    public void Pause() => State = PostcopyState.Paused;
+
+    /// <summary>
+    /// Places one arriving host page (receive thread). Never overwrites a page that is here already.
+    /// </summary>
+    public void Place(int blockIndex, ulong offset, ulong length, bool zero, ReadOnlySpan<byte> data)
+    {
+        BlockPages block = pages[CheckIndex(blockIndex)];
+        ulong pageSize = block.Block.PageSize;
+        if (length != pageSize || offset % pageSize != 0)
+        {
+            throw new Stream.MigrationStreamException(
+                $"corrupt migration stream: postcopy page [0x{offset:x}, +0x{length:x}) of '{block.Block.Name}' is not one whole 0x{pageSize:x}-byte host page");
+        }
+
+        ulong page = offset / pageSize;
+        if (offset >= block.Block.UsedLength)
+        {
+            // Beyond a block shrunk here: the content is not needed (seed 000).
+            Interlocked.Increment(ref droppedPages);
+            return;
+        }
+
+        if (block.Received.IsSet(page))
+        {
+            Interlocked.Increment(ref duplicatePages);
+            return;
+        }
+
+        nint destination = block.Block.HostAddressOf(offset);
+        PlacementResult result;
+        fixed (byte* source = data)
+        {
+            result = PlaceWithRetry(block.Block, destination, pageSize, zero ? null : source);
+        }
+
+        Settle(block, page, destination, result);
+    }
+
+    /// <summary>
+    /// Fault thread: a fault on a page that is already received means the page was zero and never written here
+    /// (precopy skips writing zero pages), so it is resolved locally with no round trip. Returns false when the page
+    /// must be requested.
+    /// </summary>
+    internal bool TryResolveLocally(int blockIndex, ulong page, long faultTimestamp)
+    {
+        BlockPages block = pages[blockIndex];
+        if (!block.Received.IsSet(page))
+        {
+            return false;
+        }
+
+        ulong pageSize = block.Block.PageSize;
+        nint destination = block.Block.HostAddressOf(page * pageSize);
+        PlacementResult result = PlaceWithRetry(block.Block, destination, pageSize, null);
+        if (result.Status == PlacementStatus.NotRegistered)
+        {
+            uffd!.Wake(destination, pageSize);
+        }
+
+        Interlocked.Increment(ref localZeroFaults);
+        Latency.Record(Stopwatch.GetTimestamp() - faultTimestamp);
+        return true;
+    }
+
+    /// <summary>Fault thread: asks the source for a page, once; later faults on it just wait for the placement.</summary>
+    internal void Request(int blockIndex, ulong page, long faultTimestamp)
+    {
+        BlockPages block = pages[blockIndex];
+        Interlocked.CompareExchange(ref block.FaultTimestamps[page], faultTimestamp, 0);
+        if (block.Requested.TestAndSet(page))
+        {
+            return;
+        }
+
+        Interlocked.Increment(ref requests);
+        returnPath.RequestPage(blockIndex, page * block.Block.PageSize, block.Block.PageSize);
+
+        // The page may have arrived between the fault and the request: then the answer will be a harmless duplicate.
+    }
+
+    /// <summary>Finds the block and host page of a faulting address; false for addresses outside guest RAM.</summary>
+    internal bool TryLocate(nint address, out int blockIndex, out ulong page)
+    {
+        for (int i = 0; i < blocks.Length; i++)
+        {
+            if (blocks[i].TryGetOffsetOfHost(address, out ulong offset))
+            {
+                blockIndex = i;
+                page = offset / blocks[i].PageSize;
+                return true;
+            }
+        }
+
+        blockIndex = -1;
+        page = 0;
+        return false;
+    }
+
+    private PlacementResult PlaceWithRetry(RamBlock block, nint destination, ulong pageSize, byte* source)
+    {
+        Userfaultfd fd = uffd!;
+        for (int attempt = 0; ; attempt++)
+        {
+            PlacementResult result = source is not null
+                ? fd.Copy(destination, (nint)source, pageSize)
+                : block.Backend == RamBackend.Hugetlbfs
+                    ? fd.Copy(destination, (nint)zeroBuffer, pageSize)
+                    : fd.ZeroPage(destination, pageSize);
+            if (result.Status is PlacementStatus.Retry or PlacementStatus.Partial && attempt < PlacementRetries)
+            {
+                // EAGAIN: the address space is changing (a remap in progress); a partial copy means part is there.
+                Thread.Yield();
+                continue;
+            }
+
+            return result;
+        }
+    }
+
+    private void Settle(BlockPages block, ulong page, nint destination, PlacementResult result)
+    {
+        switch (result.Status)
+        {
+            case PlacementStatus.Placed:
+                Interlocked.Increment(ref pagesPlaced);
+                break;
+
+            case PlacementStatus.AlreadyPresent:
+                Interlocked.Increment(ref duplicatePages);
+                break;
+
+            case PlacementStatus.NotRegistered:
+                // Remapped or shrunk under us: wake anyone waiting on the old page and drop the content (seed 000).
+                uffd!.Wake(destination, block.Block.PageSize);
+                Interlocked.Increment(ref droppedPages);
+                if (result.Errno == Linux.Errno.EINVAL)
+                {
+                    log.Warning("postcopy: EINVAL placing page {Page} of {Block}; treating it as unregistered", page, block.Block.Name);
+                }
+
+                break;
+
+            default:
+                throw new IOException($"postcopy: placing page {page} of '{block.Block.Name}' failed: {result.Status} (errno {result.Errno})");
+        }
+
+        long faulted = Interlocked.Exchange(ref block.FaultTimestamps[page], 0);
+        if (faulted != 0)
+        {
+            Latency.Record(Stopwatch.GetTimestamp() - faulted);
+        }
+
+        MarkReceived(block, page);
+    }
+
+    private void MarkReceived(BlockPages block, ulong page)
+    {
+        if (!block.Received.TestAndSet(page) && Interlocked.Decrement(ref remaining) == 0)
+        {
+            TryComplete();
+        }
+    }
+
+    private void TryComplete()
+    {
+        if (running && Interlocked.Read(ref remaining) == 0)
+        {
+            Complete();
+        }
+    }
+
+    /// <summary>A block shrunk here during postcopy: its tail will never be needed, so it counts as received.</summary>
+    private void OnBlockResized(RamBlock resized, ulong oldUsedLength)
+    {
+        int index = Array.IndexOf(blocks, resized);
+        if (index < 0 || resized.UsedLength >= oldUsedLength)
+        {
+            return;
+        }
+
+        BlockPages block = pages[index];
+        ulong pageSize = resized.PageSize;
+        uffd!.Wake(resized.HostAddressOf(resized.UsedLength), oldUsedLength - resized.UsedLength);
+        for (ulong page = resized.UsedLength / pageSize; page < oldUsedLength / pageSize; page++)
+        {
+            MarkReceived(block, page);
+        }
+    }
+
+    private void Complete()
+    {
+        if (Interlocked.Exchange(ref completed, 1) != 0)
+        {
+            return;
+        }
+
+        State = PostcopyState.End;
+        log.Information(
+            "postcopy: every page received ({Placed} placed, {Requests} requested, {Local} zero faults resolved locally, {Dup} duplicates, {Dropped} dropped)",
+            PagesPlaced, Requests, LocalZeroFaults, DuplicatePages, DroppedPages);
+        Completed?.Invoke();
+    }
+
+    private int CheckIndex(int blockIndex) => blockIndex >= 0 && blockIndex < blocks.Length
+        ? blockIndex
+        : throw new Stream.MigrationStreamException($"corrupt migration stream: block index {blockIndex} (the layout has {blocks.Length} blocks)");
+
+    private void RequireState(params PostcopyState[] allowed)
+    {
+        if (!allowed.Contains(State))
+        {
+            throw new Stream.MigrationStreamException($"protocol error: postcopy step out of order (destination state {State})");
+        }
+    }
+
+    /// <summary>Stops the fault thread and unregisters every block (END, or giving up).</summary>
+    public void Dispose()
+    {
+        faultThread?.Dispose();
+        registry.BlockResized -= OnBlockResized;
+        if (uffd is { } fd)
+        {
+            foreach (RamBlock block in blocks)
+            {
+                try
+                {
+                    fd.Unregister(block.HostAddress, block.UsedLength);
+                }
+                catch (Linux.LinuxException e)
+                {
+                    log.Debug("postcopy: unregistering {Block}: {Message}", block.Name, e.Message);
+                }
+            }
+
+            fd.Dispose();
+        }
+
+        NativeMemory.AlignedFree(zeroBuffer);
+    }
+
+    /// <summary>Per block: received and requested host pages, and when each requested page was first faulted on.</summary>
+    private sealed class BlockPages(RamBlock block)
+    {
+        public RamBlock Block { get; } = block;
+
+        // DirtyBitmap is the project's atomic bitmap; here one bit is one host page of this block.
+        public DirtyBitmap Received { get; } = new(block.MaxLength / block.PageSize);
+
+        public DirtyBitmap Requested { get; } = new(block.MaxLength / block.PageSize);
+
+        public long[] FaultTimestamps { get; } = new long[block.MaxLength / block.PageSize];
+    }
+}

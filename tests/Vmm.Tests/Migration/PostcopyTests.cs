@@ -1,0 +1,211 @@
+using System.Net.Sockets;
+using Vmm.Machine;
+using Vmm.Migration;
+using Vmm.Migration.Destination;
+using Vmm.Migration.Source;
+using Vmm.Ram;
+using Vmm.Tests.Infrastructure;
+
+namespace Vmm.Tests.Migration;
+
+/// <summary>Postcopy between two machines in this process over a real Unix socket, on real KVM and userfaultfd.</summary>
+public class PostcopyTests : IDisposable
+{
+    private const ulong Memory = 128 << 20;
+    private const ulong Dirtied = 16 << 20;
+
+    private readonly string dir = Directory.CreateTempSubdirectory("vmm-postcopy-").FullName;
+
+    private string SocketPath(string name) => Path.Combine(dir, name);
+
+    [KvmTheory]
+    [InlineData(RamBackend.Anonymous)]
+    [InlineData(RamBackend.Shared)]
+    [InlineData(RamBackend.Hugetlbfs)]
+    public void PostcopyMovesDirtyGuestWithoutLosingAByte(RamBackend backend)
+    {
+        Host.RequireKvm();
+        using TestMachine source = TestMachine.Create(Memory, backend, "dirty-16m");
+        using TestMachine destination = TestMachine.Create(Memory, backend);
+        source.Machine.Start();
+        source.WaitForSerial(s => s.Count(c => c == 'B') >= 3, "three passes on the source");
+
+        (MigrationStats sent, MigrationStats received) = MigratePostcopy(source, destination, SocketPath("pc.sock"));
+
+        Assert.Equal(MigrationStatus.Completed, sent.Status);
+        Assert.Equal(MigrationStatus.Completed, received.Status);
+        Assert.Equal(RunState.PostMigrate, source.Machine.RunState);
+        Assert.True(sent.PostcopyRequests > 0, "the guest never faulted on a missing page: this was not postcopy");
+        Assert.Equal(sent.PostcopyRequests, received.PostcopyRequests);
+        destination.WaitForSerial(s => s.Count(c => c == 'B') >= 3, "three passes on the destination");
+        Assert.Null(destination.CheckDirtyConsistency(Dirtied));
+    }
+
+    [KvmFact]
+    public void PingPongTenTimesStaysConsistent()
+    {
+        Host.RequireKvm();
+        TestMachine current = TestMachine.Create(32 << 20, guest: "dirty-16m");
+        try
+        {
+            current.Machine.Start();
+            current.WaitForSerial(s => s.Contains('B'), "a pass");
+            for (int hop = 0; hop < 10; hop++)
+            {
+                TestMachine next = TestMachine.Create(32 << 20);
+                (MigrationStats sent, _) = MigratePostcopy(current, next, SocketPath($"hop{hop}.sock"));
+                Assert.Equal(MigrationStatus.Completed, sent.Status);
+                current.Dispose();
+                current = next;
+
+                int seen = current.CountB();
+                current.WaitForSerial(s => s.Count(c => c == 'B') > seen + 1, $"passes after hop {hop}");
+                Assert.Null(current.CheckDirtyConsistency(Dirtied));
+                current.Machine.Resume();
+            }
+        }
+        finally
+        {
+            current.Dispose();
+        }
+    }
+
+    [KvmFact]
+    public void RemapOnTheDestinationDuringPostcopyDropsThePagesAndFinishes()
+    {
+        Host.RequireKvm();
+        using TestMachine source = TestMachine.Create(Memory, guest: "dirty-16m");
+        using TestMachine destination = TestMachine.Create(Memory);
+        source.Machine.Start();
+        source.WaitForSerial(s => s.Contains('B'), "a pass");
+        source.Machine.Migration.SetParameters(new MigrationParameters { MaxBandwidth = 32 << 20 });
+
+        // Remap a range the source has not pushed yet (high in RAM, beyond what the guest dirties) while postcopy runs.
+        (MigrationStats sent, MigrationStats received) = MigratePostcopy(source, destination, SocketPath("remap.sock"), afterSwitchover: () =>
+            destination.Machine.RemapRam(VirtualMachine.MainRamBlockName, 96 << 20, 16 << 20));
+
+        Assert.Equal(MigrationStatus.Completed, sent.Status);
+        Assert.Equal(MigrationStatus.Completed, received.Status);
+        Assert.True(received.PostcopyDroppedPages > 0, "no page hit the remapped range: the ENOENT path was not exercised");
+        destination.WaitForSerial(s => s.Count(c => c == 'B') >= 2, "passes on the destination");
+        Assert.Null(destination.CheckDirtyConsistency(Dirtied));
+    }
+
+    [KvmFact]
+    public void ShrinkOnTheDestinationDuringPostcopyDropsTheTailAndFinishes()
+    {
+        Host.RequireKvm();
+        using TestMachine source = TestMachine.Create(32 << 20, guest: "dirty-16m", extraBlock: ("spare", 0x4000_0000, 64 << 20, 128 << 20));
+        using TestMachine destination = TestMachine.Create(32 << 20, extraBlock: ("spare", 0x4000_0000, 64 << 20, 128 << 20));
+        source.Machine.Start();
+        source.WaitForSerial(s => s.Contains('B'), "a pass");
+
+        // Give the spare block content so its pages must move, then throttle so postcopy lasts.
+        source.Machine.WithVcpusPaused(() =>
+        {
+            RamBlock spare = source.Machine.Ram.FindByName("spare")!;
+            for (ulong offset = 0; offset < spare.UsedLength; offset += 4096)
+            {
+                spare.GetSpan(offset, 1)[0] = 0x5A;
+            }
+
+            return true;
+        });
+        source.Machine.Migration.SetParameters(new MigrationParameters { MaxBandwidth = 24 << 20 });
+
+        // Shrink while the push is in the middle of the spare block, so pages beyond the new size are still on the way.
+        (MigrationStats sent, MigrationStats received) = MigratePostcopy(
+            source,
+            destination,
+            SocketPath("shrink.sock"),
+            afterSwitchover: () => destination.Machine.ResizeRamBlock("spare", 8 << 20),
+            switchoverPoint: s => s.RemainingBytes < 40 << 20);
+
+        Assert.Equal(MigrationStatus.Completed, sent.Status);
+        Assert.Equal(MigrationStatus.Completed, received.Status);
+        Assert.True(received.PostcopyDroppedPages > 0, "no page arrived beyond the shrunk size: the drop path was not exercised");
+        Assert.Equal(8ul << 20, destination.Machine.Ram.FindByName("spare")!.UsedLength);
+        destination.WaitForSerial(s => s.Count(c => c == 'B') >= 2, "passes on the destination");
+        Assert.Null(destination.CheckDirtyConsistency(Dirtied));
+    }
+
+    [KvmFact]
+    public void ConnectionLostAfterSwitchoverPausesBothSidesAndKeepsTheSourceMemory()
+    {
+        Host.RequireKvm();
+        using TestMachine source = TestMachine.Create(Memory, guest: "dirty-16m");
+        using TestMachine destination = TestMachine.Create(Memory);
+        source.Machine.Start();
+        source.WaitForSerial(s => s.Contains('B'), "a pass");
+        source.Machine.Migration.SetCapabilities(new MigrationCapabilities { PostcopyRam = true });
+        destination.Machine.Migration.SetCapabilities(new MigrationCapabilities { PostcopyRam = true });
+        source.Machine.Migration.SetParameters(new MigrationParameters { MaxBandwidth = 16 << 20 });
+
+        string target = SocketPath("dst.sock");
+        destination.Machine.SetStoppedState(RunState.InMigrate);
+        using Socket listener = IncomingMigration.Listen(MigrationUri.Parse($"unix:{target}"));
+        var incoming = Task.Run(() => destination.Machine.Migration.RunIncoming(listener));
+
+        // Drop the connection once ~24 MiB went through: well after the switchover at ~4 MiB, before the end.
+        using var proxy = new FaultyProxy(SocketPath("proxy.sock"), target, faultAt: 24 << 20, ProxyFault.Drop);
+        MigrationSource migration = source.Machine.Migration.Migrate($"unix:{SocketPath("proxy.sock")}");
+        SpinUntil(() => migration.Stats.TransferredBytes > 2 << 20, "precopy never got going");
+        source.Machine.Migration.StartPostcopy();
+        Assert.True(migration.Completion.Wait(TimeSpan.FromSeconds(120)));
+        Assert.True(incoming.Wait(TimeSpan.FromSeconds(60)));
+
+        Assert.Equal(MigrationStatus.PostcopyPaused, migration.Stats.Status);
+        Assert.Equal(MigrationStatus.PostcopyPaused, destination.Machine.Migration.Stats!.Status);
+        Assert.False(source.Machine.Exited.IsCompleted);
+        Assert.False(destination.Machine.Exited.IsCompleted);
+
+        // The source never ran the guest again and still holds a consistent copy of its memory.
+        Assert.NotEqual(RunState.Running, source.Machine.RunState);
+        Assert.Null(source.CheckDirtyConsistency(Dirtied));
+    }
+
+    /// <summary>Precopy for a moment, then migrate-start-postcopy; returns both sides' final statistics.</summary>
+    internal static (MigrationStats Sent, MigrationStats Received) MigratePostcopy(
+        TestMachine source, TestMachine destination, string socketPath, Action? afterSwitchover = null, Func<MigrationStats, bool>? switchoverPoint = null)
+    {
+        source.Machine.Migration.SetCapabilities(new MigrationCapabilities { PostcopyRam = true });
+        destination.Machine.Migration.SetCapabilities(new MigrationCapabilities { PostcopyRam = true });
+        destination.Machine.SetStoppedState(RunState.InMigrate);
+        using Socket listener = IncomingMigration.Listen(MigrationUri.Parse($"unix:{socketPath}"));
+        var incoming = Task.Run(() => destination.Machine.Migration.RunIncoming(listener));
+        MigrationSource migration = source.Machine.Migration.Migrate($"unix:{socketPath}");
+        SpinUntil(() => migration.Stats.TransferredBytes > 2 << 20 || migration.Stats.Status.IsFinished(), "precopy never got going");
+        source.Machine.Migration.StartPostcopy();
+        if (afterSwitchover is not null)
+        {
+            // Both sides past the switchover: the destination has registered its RAM and runs the guest.
+            SpinUntil(
+                () => (migration.Stats.Status is MigrationStatus.PostcopyActive
+                        && destination.Machine.Migration.Stats?.Status is MigrationStatus.PostcopyActive
+                        && (switchoverPoint?.Invoke(migration.Stats) ?? true))
+                    || migration.Stats.Status.IsFinished(),
+                "no switchover");
+            afterSwitchover();
+        }
+
+        if (!migration.Completion.Wait(TimeSpan.FromSeconds(120)))
+        {
+            Assert.Fail($"the migration did not finish. source: {migration.Stats}; destination: {destination.Machine.Migration.Stats}");
+        }
+
+        Assert.True(incoming.Wait(TimeSpan.FromSeconds(60)), "the destination did not finish");
+        return (migration.Stats, destination.Machine.Migration.Stats!);
+    }
+
+    private static void SpinUntil(Func<bool> condition, string failure)
+    {
+        DateTime deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, failure);
+            Thread.Sleep(1);
+        }
+    }
+
+    public void Dispose() => Directory.Delete(dir, recursive: true);
+}
