@@ -4,6 +4,11 @@ using Vmm.Bench;
 var benchmarks = new Dictionary<string, Action>(StringComparer.OrdinalIgnoreCase)
 {
     ["exit-cost"] = ExitCostBenchmark.Run,
+
+    // Each benchmark lives in its own file; add yours here with one line.
+    ["precopy"] = PrecopyBenchmark.Run,
+    ["demand-paging"] = DemandPagingBenchmark.Run,
+    ["postcopy"] = PostcopyBenchmark.Run,
 };
 
 string[] selected = args.Length == 0 ? [.. benchmarks.Keys] : args;

@@ -14,6 +14,7 @@ public static class GuestCatalog
         new TripleFault(),
         new Spin(),
         new TscCounter(),
+        new RamTop(),
     ];
 
     public static IGuest? Find(string name) =>

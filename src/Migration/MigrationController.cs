@@ -126,6 +126,24 @@ public sealed class MigrationController(IMigratableMachine machine, ILogger log)
         }
     }
 
+    /// <summary>
+    /// The machine is going away: cancel an outgoing migration and release an incoming one (a paused postcopy keeps
+    /// vCPUs blocked on missing pages until its userfaultfd registrations are dropped).
+    /// </summary>
+    public void Shutdown()
+    {
+        MigrationSource? source;
+        IncomingMigration? receiver;
+        lock (gate)
+        {
+            source = outgoing;
+            receiver = incoming;
+        }
+
+        source?.Cancel();
+        receiver?.Abort();
+    }
+
     /// <summary>migrate-start-postcopy: switch the running outgoing migration to postcopy as soon as possible.</summary>
     public void StartPostcopy()
     {

@@ -125,6 +125,9 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, b
         }
     }
 
+    /// <summary>Tears down a postcopy left paused (the machine is going away): blocked vCPUs are woken.</summary>
+    public void Abort() => postcopy?.Dispose();
+
     private void Receive(MigrationConnection connection, ReturnPathWriter returnPath)
     {
         clock.Start();

@@ -32,6 +32,7 @@ public sealed unsafe class PostcopyDestination : IDisposable
     private long remaining;
     private int completed;
     private volatile bool running;
+    private int disposed;
 
     public PostcopyDestination(RamBlock[] blocks, RamBlockRegistry registry, ReturnPathWriter returnPath, ILogger log)
     {
@@ -371,9 +372,17 @@ public sealed unsafe class PostcopyDestination : IDisposable
         }
     }
 
-    /// <summary>Stops the fault thread and unregisters every block (END, or giving up).</summary>
+    /// <summary>
+    /// Stops the fault thread and unregisters every block (END, or giving up). Unregistering wakes every vCPU still
+    /// blocked on a missing page, which matters when a paused postcopy is torn down with the machine.
+    /// </summary>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref disposed, 1) != 0)
+        {
+            return;
+        }
+
         faultThread?.Dispose();
         registry.BlockResized -= OnBlockResized;
         if (uffd is { } fd)

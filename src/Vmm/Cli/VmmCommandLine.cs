@@ -9,6 +9,7 @@ public static class VmmCommandLine
     {
         RunCommand.Create(),
         MonitorCommand.Create(),
+        MigrateCommand.Create(),
     };
 
     public static int Invoke(string[] args)

@@ -42,8 +42,10 @@ public sealed class VirtualMachine : IDisposable
                 MainRamBlockName, 0, config.MemorySize, Backend: config.RamBackend, MemPath: config.MemPath, Alias: config.RamBackend != RamBackend.Anonymous)));
             foreach (Configuration.RamBlockOption extra in config.RamBlocks)
             {
+                // --mem-path is where hugetlbfs files go; blocks of other backends have no use for it.
+                string? memPath = extra.Backend == RamBackend.Hugetlbfs ? config.MemPath : null;
                 Ram.Add(RamBlock.Create(new RamBlockSpec(
-                    extra.Name, extra.GuestBase, extra.Size, extra.MaxSize, extra.Backend, config.MemPath, Alias: extra.Backend != RamBackend.Anonymous)));
+                    extra.Name, extra.GuestBase, extra.Size, extra.MaxSize, extra.Backend, memPath, Alias: extra.Backend != RamBackend.Anonymous)));
             }
         }
         catch
@@ -420,6 +422,7 @@ public sealed class VirtualMachine : IDisposable
     public void Dispose()
     {
         RequestExit(MachineExit.Quit("machine disposed"));
+        Migration.Shutdown();
         foreach (VcpuRunner vcpu in vcpus)
         {
             vcpu.Dispose();

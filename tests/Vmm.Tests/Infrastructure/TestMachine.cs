@@ -25,10 +25,10 @@ public sealed class TestMachine : IDisposable
         ulong memory = 16 << 20,
         RamBackend backend = RamBackend.Anonymous,
         string? guest = null,
-        (string Name, ulong Gpa, ulong Size, ulong Max)? extraBlock = null)
+        params (string Name, ulong Gpa, ulong Size, ulong Max)[] extraBlocks)
     {
         var serial = new CapturingSerialSink();
-        Configuration.RamBlockOption[] extra = extraBlock is { } e ? [new(e.Name, e.Gpa, e.Size, e.Max, backend)] : [];
+        Configuration.RamBlockOption[] extra = [.. extraBlocks.Select(e => new Configuration.RamBlockOption(e.Name, e.Gpa, e.Size, e.Max, backend))];
         var machine = VirtualMachine.Create(
             Kvm.Value,
             new MachineConfig { MemorySize = memory, RamBackend = backend, RamBlocks = extra },

@@ -95,18 +95,25 @@ public class PostcopyTests : IDisposable
     public void ShrinkOnTheDestinationDuringPostcopyDropsTheTailAndFinishes()
     {
         Host.RequireKvm();
-        using TestMachine source = TestMachine.Create(32 << 20, guest: "dirty-16m", extraBlock: ("spare", 0x4000_0000, 64 << 20, 128 << 20));
-        using TestMachine destination = TestMachine.Create(32 << 20, extraBlock: ("spare", 0x4000_0000, 64 << 20, 128 << 20));
+        // "spare" shrinks on the destination; "after" comes later in the push, so the destination still needs pages
+        // while the source pushes the spare block's now-gone tail.
+        (string, ulong, ulong, ulong) spare = ("spare", 0x4000_0000, 64 << 20, 128 << 20);
+        (string, ulong, ulong, ulong) after = ("after", 0x8000_0000, 16 << 20, 16 << 20);
+        using TestMachine source = TestMachine.Create(32 << 20, RamBackend.Anonymous, "dirty-16m", spare, after);
+        using TestMachine destination = TestMachine.Create(32 << 20, RamBackend.Anonymous, null, spare, after);
         source.Machine.Start();
         source.WaitForSerial(s => s.Contains('B'), "a pass");
 
-        // Give the spare block content so its pages must move, then throttle so postcopy lasts.
+        // Give the extra blocks content so their pages must move, then throttle so postcopy lasts.
         source.Machine.WithVcpusPaused(() =>
         {
-            RamBlock spare = source.Machine.Ram.FindByName("spare")!;
-            for (ulong offset = 0; offset < spare.UsedLength; offset += 4096)
+            foreach (string name in new[] { "spare", "after" })
             {
-                spare.GetSpan(offset, 1)[0] = 0x5A;
+                RamBlock block = source.Machine.Ram.FindByName(name)!;
+                for (ulong offset = 0; offset < block.UsedLength; offset += 4096)
+                {
+                    block.GetSpan(offset, 1)[0] = 0x5A;
+                }
             }
 
             return true;
@@ -119,7 +126,7 @@ public class PostcopyTests : IDisposable
             destination,
             SocketPath("shrink.sock"),
             afterSwitchover: () => destination.Machine.ResizeRamBlock("spare", 8 << 20),
-            switchoverPoint: s => s.RemainingBytes < 40 << 20);
+            switchoverPoint: s => s.RemainingBytes < 56 << 20);
 
         Assert.Equal(MigrationStatus.Completed, sent.Status);
         Assert.Equal(MigrationStatus.Completed, received.Status);
@@ -146,8 +153,8 @@ public class PostcopyTests : IDisposable
         using Socket listener = IncomingMigration.Listen(MigrationUri.Parse($"unix:{target}"));
         var incoming = Task.Run(() => destination.Machine.Migration.RunIncoming(listener));
 
-        // Drop the connection once ~24 MiB went through: well after the switchover at ~4 MiB, before the end.
-        using var proxy = new FaultyProxy(SocketPath("proxy.sock"), target, faultAt: 24 << 20, ProxyFault.Drop);
+        // About 16 MiB of page data crosses in all (zero pages are flags): drop at 8 MiB, after the switchover at ~2 MiB.
+        using var proxy = new FaultyProxy(SocketPath("proxy.sock"), target, faultAt: 8 << 20, ProxyFault.Drop);
         MigrationSource migration = source.Machine.Migration.Migrate($"unix:{SocketPath("proxy.sock")}");
         SpinUntil(() => migration.Stats.TransferredBytes > 2 << 20, "precopy never got going");
         source.Machine.Migration.StartPostcopy();

@@ -1,0 +1,423 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Spectre.Console;
+using Spectre.Console.Rendering;
+using Vmm.Configuration;
+using Vmm.Migration;
+using Vmm.Qmp.Client;
+
+namespace Vmm.Cli;
+
+/// <summary>
+/// `dotnet vmm migrate --monitor PATH --to URI [--downtime-limit MS] [--max-bandwidth BYTES_PER_S]`: drives a precopy
+/// migration through the source's QMP monitor (migrate-set-parameters, migrate, then query-migrate every 100 ms),
+/// shows live progress (Spectre.Console on a terminal, one plain line per second and per change otherwise) and ends
+/// with a summary table. stdout carries only the progress and the summary; errors go to stderr.
+/// Exit statuses: 0 completed, 1 failed or cancelled, 2 usage or monitor connection error. Ctrl-C (SIGINT) or
+/// SIGTERM sends migrate_cancel and waits for the source to settle; a second one ends the client at once.
+/// </summary>
+public static class MigrateCommand
+{
+    public const int StatusCompleted = 0;
+    public const int StatusFailed = 1;
+    public const int StatusUsageOrConnection = 2;
+
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan PlainLineInterval = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(30);
+
+    private static readonly Option<string> MonitorOption = new("--monitor") { Description = "The source VMM's QMP monitor socket (PATH or unix:PATH, as given to run --monitor)", HelpName = "PATH", Required = true };
+    private static readonly Option<string> To = new("--to") { Description = "Where the destination (run --incoming URI) listens: tcp:HOST:PORT | unix:PATH", HelpName = "URI", Required = true };
+    private static readonly Option<string> DowntimeLimit = new("--downtime-limit") { Description = "Largest acceptable pause of the guest at switchover, in milliseconds (migrate-set-parameters downtime-limit)", HelpName = "MS" };
+    private static readonly Option<string> MaxBandwidth = new("--max-bandwidth") { Description = "Bandwidth cap in bytes per second, K/M/G suffixes allowed; 0 = unlimited (migrate-set-parameters max-bandwidth)", HelpName = "BYTES_PER_S" };
+
+    public static Command Create()
+    {
+        var command = new Command("migrate", "Live-migrate the guest of a running VMM (precopy) through its monitor, with live progress")
+        {
+            MonitorOption, To, DowntimeLimit, MaxBandwidth,
+        };
+
+        // Synchronous on purpose: System.CommandLine installs its own Ctrl-C handling for asynchronous actions, and
+        // Ctrl-C here must cancel the migration, not the client.
+        command.SetAction(Execute);
+        return command;
+    }
+
+    private static int Execute(ParseResult parse)
+    {
+        string path = parse.GetValue(MonitorOption)!;
+        if (path.StartsWith("unix:", StringComparison.Ordinal))
+        {
+            path = path["unix:".Length..];
+        }
+
+        string uri = parse.GetValue(To)!;
+        var problems = new List<string>();
+        if (!MigrationUri.TryParse(uri, out _, out string? uriError))
+        {
+            problems.Add($"--to: {uriError}");
+        }
+
+        var parameters = new JsonObject();
+        if (parse.GetValue(DowntimeLimit) is { } downtimeText)
+        {
+            if (SizeParser.TryParseNumber(downtimeText, out ulong downtime) && downtime <= 2_000_000)
+            {
+                parameters["downtime-limit"] = downtime;
+            }
+            else
+            {
+                problems.Add($"--downtime-limit: '{downtimeText}' is not a number of milliseconds from 0 to 2000000");
+            }
+        }
+
+        if (parse.GetValue(MaxBandwidth) is { } bandwidthText)
+        {
+            if (SizeParser.TryParseSize(bandwidthText, out ulong bandwidth))
+            {
+                parameters["max-bandwidth"] = bandwidth;
+            }
+            else
+            {
+                problems.Add($"--max-bandwidth: '{bandwidthText}' is not a number of bytes per second (e.g. 100M; 0 = unlimited)");
+            }
+        }
+
+        if (problems.Count > 0)
+        {
+            problems.ForEach(CliErrors.Print);
+            return StatusUsageOrConnection;
+        }
+
+        using var interrupt = new Interrupt();
+        return RunAsync(path, uri, parameters, interrupt).GetAwaiter().GetResult();
+    }
+
+    private static async Task<int> RunAsync(string path, string uri, JsonObject parameters, Interrupt interrupt)
+    {
+        QmpClient client;
+        try
+        {
+            using var connectTimeout = new CancellationTokenSource(CommandTimeout);
+            client = await QmpClient.ConnectAsync(path, connectTimeout.Token);
+        }
+        catch (Exception e) when (e is QmpConnectionException or OperationCanceledException)
+        {
+            CliErrors.Print(e is QmpConnectionException ? e.Message : $"monitor socket {path} did not answer within {CommandTimeout.TotalSeconds:0} s");
+            return StatusUsageOrConnection;
+        }
+
+        await using (client)
+        {
+            try
+            {
+                return await MigrateAsync(client, uri, parameters, interrupt);
+            }
+            catch (Exception e) when (e is QmpConnectionException or TimeoutException)
+            {
+                CliErrors.Print(e is TimeoutException
+                    ? $"the monitor did not answer within {CommandTimeout.TotalSeconds:0} s"
+                    : $"{e.Message} (did the source VMM exit?)");
+                return StatusUsageOrConnection;
+            }
+        }
+    }
+
+    private static async Task<int> MigrateAsync(QmpClient client, string uri, JsonObject parameters, Interrupt interrupt)
+    {
+        // MIGRATION events wake the poll early, so the end is seen without waiting for the next tick.
+        var wake = new SemaphoreSlim(0);
+        client.EventReceived += message =>
+        {
+            if (message.TryGetProperty("event", out JsonElement name) && name.GetString() is "MIGRATION")
+            {
+                wake.Release();
+            }
+        };
+        interrupt.Raised += () => wake.Release();
+
+        if (parameters.Count > 0)
+        {
+            QmpResponse set = await ExecuteAsync(client, "migrate-set-parameters", parameters);
+            if (set.IsError)
+            {
+                CliErrors.Print($"migrate-set-parameters: {set.ErrorDescription}");
+                return StatusUsageOrConnection;
+            }
+        }
+
+        if (interrupt.Count > 0)
+        {
+            CliErrors.Print("interrupted before the migration started");
+            return StatusFailed;
+        }
+
+        QmpResponse started = await ExecuteAsync(client, "migrate", new JsonObject { ["uri"] = uri });
+        if (started.IsError)
+        {
+            CliErrors.Print($"migration failed: {started.ErrorDescription}");
+            return StatusFailed;
+        }
+
+        var clock = Stopwatch.StartNew();
+        var progress = Progress.Create();
+        bool cancelSent = false;
+        Snapshot last = await progress.RunAsync(async report =>
+        {
+            while (true)
+            {
+                QmpResponse reply = await ExecuteAsync(client, "query-migrate", null);
+                Snapshot now = reply.IsError || reply.Return is not { ValueKind: JsonValueKind.Object } info
+                    ? throw new QmpConnectionException($"query-migrate failed: {reply.ErrorDescription}")
+                    : Snapshot.From(info, clock.Elapsed);
+                report(now);
+                if (now.IsFinished)
+                {
+                    return now;
+                }
+
+                if (interrupt.Count > 0 && !cancelSent)
+                {
+                    cancelSent = true;
+                    Console.Error.WriteLine("vmm: cancelling the migration (Ctrl-C again to stop waiting)");
+                    QmpResponse cancel = await ExecuteAsync(client, "migrate_cancel", null);
+                    if (cancel.IsError)
+                    {
+                        CliErrors.Print($"migrate_cancel: {cancel.ErrorDescription}");
+                    }
+                }
+
+                await wake.WaitAsync(PollInterval);
+            }
+        });
+
+        progress.Summary(last);
+        switch (last.Status)
+        {
+            case "completed":
+                return StatusCompleted;
+            case "cancelled":
+                CliErrors.Print("migration cancelled; the guest keeps running on the source");
+                return StatusFailed;
+            default:
+                CliErrors.Print($"migration failed: {last.Error ?? "no reason given"}");
+                return StatusFailed;
+        }
+    }
+
+    private static async Task<QmpResponse> ExecuteAsync(QmpClient client, string command, JsonObject? arguments)
+    {
+        using var timeout = new CancellationTokenSource(CommandTimeout);
+        try
+        {
+            return await client.ExecuteAsync(command, arguments, timeout.Token);
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+        {
+            throw new TimeoutException($"{command} got no answer");
+        }
+    }
+
+    /// <summary>One query-migrate answer, in the units the display shows.</summary>
+    internal sealed record Snapshot(
+        string Status,
+        TimeSpan Elapsed,
+        long? TotalTimeMs,
+        long? SetupTimeMs,
+        long? DowntimeMs,
+        long? DowntimeUs,
+        long? ExpectedDowntimeMs,
+        string? Error,
+        ulong Transferred,
+        ulong Remaining,
+        ulong Total,
+        ulong NormalPages,
+        ulong ZeroPages,
+        ulong DirtyPagesRate,
+        ulong DirtySyncCount,
+        long Passes,
+        double Mbps)
+    {
+        public bool IsFinished => Status is "completed" or "failed" or "cancelled";
+
+        public static Snapshot From(JsonElement info, TimeSpan elapsed)
+        {
+            JsonElement ram = info.TryGetProperty("ram", out JsonElement r) && r.ValueKind == JsonValueKind.Object ? r : default;
+            ulong U(JsonElement parent, string name) =>
+                parent.ValueKind == JsonValueKind.Object && parent.TryGetProperty(name, out JsonElement v) && v.TryGetUInt64(out ulong n) ? n : 0;
+            long? L(string name) =>
+                info.TryGetProperty(name, out JsonElement v) && v.TryGetInt64(out long n) ? n : null;
+            ulong syncs = U(ram, "dirty-sync-count");
+            return new Snapshot(
+                Status: info.TryGetProperty("status", out JsonElement s) ? s.GetString() ?? "?" : "none",
+                Elapsed: elapsed,
+                TotalTimeMs: L("total-time"),
+                SetupTimeMs: L("setup-time"),
+                DowntimeMs: L("downtime"),
+                DowntimeUs: L("downtime-us"),
+                ExpectedDowntimeMs: L("expected-downtime"),
+                Error: info.TryGetProperty("error-desc", out JsonElement e) ? e.GetString() : null,
+                Transferred: U(ram, "transferred"),
+                Remaining: U(ram, "remaining"),
+                Total: U(ram, "total"),
+                NormalPages: U(ram, "normal"),
+                ZeroPages: U(ram, "duplicate"),
+                DirtyPagesRate: U(ram, "dirty-pages-rate"),
+                DirtySyncCount: syncs,
+                Passes: ram.ValueKind == JsonValueKind.Object && ram.TryGetProperty("passes", out JsonElement p) && p.TryGetInt64(out long n) ? n : (long)syncs,
+                Mbps: ram.ValueKind == JsonValueKind.Object && ram.TryGetProperty("mbps", out JsonElement m) && m.TryGetDouble(out double d) ? d : 0);
+        }
+    }
+
+    /// <summary>How progress and the summary reach stdout: a live Spectre display on a terminal, plain lines otherwise.</summary>
+    private abstract class Progress
+    {
+        public static Progress Create() => Console.IsOutputRedirected ? new PlainProgress() : new LiveProgress();
+
+        /// <summary>Runs the poll loop, which calls the given reporter with every snapshot.</summary>
+        public abstract Task<Snapshot> RunAsync(Func<Action<Snapshot>, Task<Snapshot>> poll);
+
+        public abstract void Summary(Snapshot last);
+
+        protected static Table SummaryTable(Snapshot s, TableBorder border)
+        {
+            var table = new Table().Border(border).HideHeaders().AddColumn("field").AddColumn(new TableColumn("value").RightAligned());
+            void Row(string name, string value) => table.AddRow(Markup.Escape(name), Markup.Escape(value));
+            Row("status", s.Status);
+            Row("total time", s.TotalTimeMs is { } total ? $"{total} ms" : "-");
+            Row("setup time", s.SetupTimeMs is { } setup ? $"{setup} ms" : "-");
+            Row("downtime", s.DowntimeUs is { } us ? $"{us} us ({us / 1000.0:F1} ms)" : s.DowntimeMs is { } ms ? $"{ms} ms" : "-");
+            Row("transferred", $"{s.Transferred} bytes ({Mib(s.Transferred)})");
+            Row("pages normal / zero", $"{s.NormalPages} / {s.ZeroPages}");
+            Row("passes", s.Passes.ToString(CultureInfo.InvariantCulture));
+            Row("throughput", $"{s.Mbps:F1} Mbps (last pass), {AverageMbps(s):F1} Mbps (average)");
+            return table;
+        }
+
+        protected static string Mib(ulong bytes) => $"{bytes / 1048576.0:F1} MiB";
+
+        protected static double AverageMbps(Snapshot s) =>
+            s.TotalTimeMs is > 0 and { } ms ? s.Transferred * 8 / (ms / 1000.0) / 1e6 : 0;
+    }
+
+    /// <summary>No terminal: one line per status or pass change, and at least one per second while it runs.</summary>
+    private sealed class PlainProgress : Progress
+    {
+        private readonly TextWriter output = Console.Out;
+
+        public override async Task<Snapshot> RunAsync(Func<Action<Snapshot>, Task<Snapshot>> poll)
+        {
+            Snapshot? shown = null;
+            TimeSpan shownAt = TimeSpan.Zero;
+            return await poll(now =>
+            {
+                if (shown is null || now.Status != shown.Status || now.Passes != shown.Passes || now.Elapsed - shownAt >= PlainLineInterval)
+                {
+                    output.WriteLine(Line(now));
+                    output.Flush();
+                    shown = now;
+                    shownAt = now.Elapsed;
+                }
+            });
+        }
+
+        public override void Summary(Snapshot last)
+        {
+            IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings
+            {
+                Ansi = AnsiSupport.No,
+                ColorSystem = ColorSystemSupport.NoColors,
+                Interactive = InteractionSupport.No,
+                Out = new AnsiConsoleOutput(output),
+            });
+            console.Write(SummaryTable(last, TableBorder.Ascii));
+            output.Flush();
+        }
+
+        private static string Line(Snapshot s) => string.Create(
+            CultureInfo.InvariantCulture,
+            $"{s.Elapsed.TotalSeconds,6:F1} s  {s.Status,-15} pass {s.Passes,3}  transferred {Mib(s.Transferred),11}  remaining {Mib(s.Remaining),11}  dirty {s.DirtyPagesRate,8} pages/s  {s.Mbps,8:F1} Mbps");
+    }
+
+    /// <summary>A terminal: a table redrawn in place on every poll.</summary>
+    private sealed class LiveProgress : Progress
+    {
+        private readonly IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
+
+        public override async Task<Snapshot> RunAsync(Func<Action<Snapshot>, Task<Snapshot>> poll)
+        {
+            Snapshot? result = null;
+            await console.Live(new Text("migrate: connecting…"))
+                .AutoClear(true)
+                .Overflow(VerticalOverflow.Ellipsis)
+                .StartAsync(async context =>
+                {
+                    result = await poll(now =>
+                    {
+                        context.UpdateTarget(Render(now));
+                        context.Refresh();
+                    });
+                });
+            return result!;
+        }
+
+        public override void Summary(Snapshot last) => console.Write(SummaryTable(last, TableBorder.Rounded));
+
+        private static IRenderable Render(Snapshot s)
+        {
+            string color = s.Status switch { "completed" => "green", "failed" or "cancelled" => "red", "cancelling" => "yellow", _ => "blue" };
+            var grid = new Grid().AddColumn(new GridColumn().NoWrap()).AddColumn(new GridColumn().NoWrap());
+            void Row(string name, string markup) => grid.AddRow(new Markup($"[grey]{Markup.Escape(name)}[/]"), new Markup(markup));
+            Row("status", $"[bold {color}]{Markup.Escape(s.Status)}[/]");
+            Row("pass", s.Passes.ToString(CultureInfo.InvariantCulture));
+            Row("transferred", Markup.Escape(Mib(s.Transferred)));
+            Row("remaining", Markup.Escape(Mib(s.Remaining)));
+            Row("dirty rate", $"{s.DirtyPagesRate} pages/s");
+            Row("throughput", Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"{s.Mbps:F1} Mbps")));
+            Row("expected downtime", s.ExpectedDowntimeMs is { } expected ? $"{expected} ms" : "-");
+            Row("elapsed", Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"{s.Elapsed.TotalSeconds:F1} s")));
+            // Pages sent (with data or as zero) against the RAM size: the first pass's progress.
+            double firstPass = s.Total == 0 ? 0 : Math.Min(100, Math.Round(100.0 * (s.NormalPages + s.ZeroPages) * 4096 / s.Total, 1));
+            var bar = new BarChart().Width(50).WithMaxValue(100).AddItem("first pass %", firstPass, Color.Blue);
+            return new Panel(new Rows(grid, bar)).Header("migrate").Border(BoxBorder.Rounded);
+        }
+    }
+
+    /// <summary>SIGINT / SIGTERM: the first asks for migrate_cancel; a second one is left to end the process.</summary>
+    private sealed class Interrupt : IDisposable
+    {
+        private readonly PosixSignalRegistration sigint;
+        private readonly PosixSignalRegistration sigterm;
+        private int count;
+
+        public Interrupt()
+        {
+            sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Handle);
+            sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handle);
+        }
+
+        public event Action? Raised;
+
+        public int Count => Volatile.Read(ref count);
+
+        private void Handle(PosixSignalContext context)
+        {
+            if (Interlocked.Increment(ref count) == 1)
+            {
+                context.Cancel = true;
+                Raised?.Invoke();
+            }
+        }
+
+        public void Dispose()
+        {
+            sigint.Dispose();
+            sigterm.Dispose();
+        }
+    }
+}

@@ -1,0 +1,149 @@
+using System.Buffers.Binary;
+using System.Net.Sockets;
+using Vmm.Migration;
+using Vmm.Migration.Stream;
+using Vmm.Ram;
+using Vmm.Tests.Infrastructure;
+
+namespace Vmm.Tests.Migration;
+
+/// <summary>
+/// `dotnet vmm run --incoming` fed by a raw socket writer instead of a source: whatever is wrong with the stream, the
+/// destination says so on one line, tells the writer on the return path, exits with status 8, and no guest ever
+/// runs there (nothing on its stdout).
+/// </summary>
+[Collection(MigrationProcessCollection.Name)]
+public sealed class PrecopyProcessStreamTests : IDisposable
+{
+    public enum Corruption
+    {
+        RandomBytes,
+        OtherVersion,
+        BadCrc,
+        TruncatedPage,
+        PageOutsideRam,
+        EndWithoutState,
+    }
+
+    private const ulong Memory = 16 << 20;
+
+    private readonly string dir = Directory.CreateTempSubdirectory("vmm-mig-").FullName;
+
+    [KvmTheory]
+    [InlineData(Corruption.RandomBytes, "not a vmm migration stream (bad magic)")]
+    [InlineData(Corruption.OtherVersion, "migration stream version 99 is not supported (this vmm speaks version 1)")]
+    [InlineData(Corruption.BadCrc, "corrupt migration stream: CRC-32C mismatch in a Setup record")]
+    [InlineData(Corruption.TruncatedPage, "truncated migration stream: the connection closed in the middle of a Page record")]
+    [InlineData(Corruption.PageOutsideRam, "corrupt migration stream: page [0x1000000, +0x1000) is outside block 'pc.ram'")]
+    [InlineData(Corruption.EndWithoutState, "the migration stream lacks state for cpu0")]
+    public void ABadStreamEndsTheDestinationWithStatusEightAndNoGuest(Corruption corruption, string expected)
+    {
+        using MigrationVmm destination = MigrationVmm.StartDestination(dir, memory: "16M");
+        using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { ReceiveTimeout = 30_000, SendTimeout = 30_000 };
+        socket.Connect(new UnixDomainSocketEndPoint(destination.IncomingPath));
+        using var network = new NetworkStream(socket, ownsSocket: false);
+        var returnPath = new RecordReader(network);
+
+        Send(corruption, network, returnPath);
+        socket.Shutdown(SocketShutdown.Send);
+
+        // The destination explains itself to its peer before it goes.
+        Vmm.Migration.Stream.Record answer = returnPath.Read();
+        Assert.Equal(RecordType.Error, answer.Type);
+        Assert.Contains(expected, answer.Reader().String());
+
+        VmmResult result = destination.Process.WaitForExit(TimeSpan.FromSeconds(30));
+        Assert.Equal(8, result.ExitCode);
+        Assert.Empty(result.StdoutBytes);
+        string line = Assert.Single(result.StderrLines);
+        Assert.StartsWith("vmm: error: incoming migration failed: ", line);
+        Assert.Contains(expected, line);
+    }
+
+    private static void Send(Corruption corruption, NetworkStream network, RecordReader returnPath)
+    {
+        switch (corruption)
+        {
+            case Corruption.RandomBytes:
+                byte[] noise = new byte[64 << 10];
+                new Random(5).NextBytes(noise);
+                network.Write(noise);
+                return;
+
+            case Corruption.OtherVersion:
+                byte[] header = Header();
+                BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(8), 99);
+                network.Write(header);
+                network.Write(Records(w => Layout().Write(w)));
+                return;
+
+            case Corruption.BadCrc:
+                byte[] setup = Records(w => Layout().Write(w));
+                setup[^1] ^= 0x5A;
+                network.Write(Header());
+                network.Write(setup);
+                return;
+        }
+
+        // The rest start like a real source: header, a matching layout, and the destination accepts it.
+        network.Write(Header());
+        network.Write(Records(w => Layout().Write(w)));
+        network.Flush();
+        Assert.Equal(RecordType.SetupAccepted, returnPath.Read().Type);
+
+        byte[] page = new byte[4096];
+        page.AsSpan().Fill(0xA5);
+        byte[] pages = Records(w =>
+        {
+            for (int i = 0; i < 16; i++)
+            {
+                PageRecord.Write(w, 0, (ulong)(256 + i) * 4096, page);
+            }
+        });
+        network.Write(pages);
+        switch (corruption)
+        {
+            case Corruption.TruncatedPage:
+                byte[] one = Records(w => PageRecord.Write(w, 0, 300 * 4096, page));
+                network.Write(one.AsSpan(0, one.Length / 2));
+                break;
+
+            case Corruption.PageOutsideRam:
+                network.Write(Records(w => PageRecord.Write(w, 0, Memory, page)));
+                break;
+
+            case Corruption.EndWithoutState:
+                network.Write(Records(w => w.Write(RecordType.End, [])));
+                break;
+        }
+    }
+
+    private static byte[] Header()
+    {
+        using var stream = new MemoryStream();
+        StreamHeader.Write(stream);
+        return stream.ToArray();
+    }
+
+    private static byte[] Records(Action<RecordWriter> write)
+    {
+        using var stream = new MemoryStream();
+        write(new RecordWriter(stream));
+        return stream.ToArray();
+    }
+
+    /// <summary>What `run --memory 16M` has: one anonymous block, pc.ram, at 0.</summary>
+    private static RamLayout Layout() => new([new RamBlockDescriptor("pc.ram", 0, Memory, Memory, 4096, RamBackend.Anonymous)]);
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Cleaned up with the rest of temp eventually.
+        }
+    }
+}
