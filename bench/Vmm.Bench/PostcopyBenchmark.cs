@@ -84,9 +84,9 @@ public static class PostcopyBenchmark
         MigrationSource migration = source.Migration.Migrate($"unix:{socket}");
         Thread.Sleep(PrecopyFor);
         source.Migration.StartPostcopy();
-        if (!migration.Completion.Wait(TimeSpan.FromMinutes(2)) || !incoming.Wait(TimeSpan.FromMinutes(1)))
+        if (!migration.Completion.Wait(TimeSpan.FromSeconds(60)) || !incoming.Wait(TimeSpan.FromSeconds(30)))
         {
-            throw new TimeoutException("postcopy benchmark: the migration did not finish");
+            throw new TimeoutException($"postcopy benchmark: the migration did not finish. source: {migration.Stats}; destination: {destination.Migration.Stats}");
         }
 
         MigrationStats sent = migration.Stats;

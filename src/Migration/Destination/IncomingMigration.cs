@@ -14,7 +14,8 @@ namespace Vmm.Migration.Destination;
 /// the guest starts here ends it with an error and no guest runs; after a postcopy switchover the guest lives here
 /// and a broken connection only pauses the migration.
 /// </summary>
-public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, bool postcopyAllowed)
+/// <param name="postcopyAllowed">Asked at ADVISE: the capability may be enabled through the monitor while this waits.</param>
+public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, Func<bool> postcopyAllowed)
 {
     private const ulong PageSize = DirtyBitmap.PageSize;
 
@@ -47,6 +48,7 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, b
                     Passes = passes,
                     PostcopyRequests = (ulong)(p?.Requests ?? 0),
                     PostcopyLocalFaults = (ulong)(p?.LocalZeroFaults ?? 0),
+                    RemainingBytes = (ulong)Math.Max(0, p?.RemainingPages ?? 0) * 4096,
                     PostcopyDroppedPages = (ulong)(p?.DroppedPages ?? 0),
                     PostcopyDuplicatePages = (ulong)(p?.DuplicatePages ?? 0),
                     PostcopyBlocktimeMs = p?.Latency.TotalMilliseconds ?? 0,
@@ -68,9 +70,9 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, b
         Socket listener = uri.CreateSocket();
         try
         {
-            if (uri.EndPoint is UnixDomainSocketEndPoint unix && File.Exists(unix.ToString()))
+            if (uri.EndPoint is UnixDomainSocketEndPoint unix)
             {
-                File.Delete(unix.ToString());
+                RemoveStaleSocket(unix.ToString()!, uri);
             }
 
             if (uri.EndPoint is System.Net.IPEndPoint)
@@ -127,6 +129,33 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, b
 
     /// <summary>Tears down a postcopy left paused (the machine is going away): blocked vCPUs are woken.</summary>
     public void Abort() => postcopy?.Dispose();
+
+    /// <summary>A socket nobody answers on is stale and replaced; a live one or any other kind of file is refused.</summary>
+    private static void RemoveStaleSocket(string path, MigrationUri uri)
+    {
+        switch (Linux.PathStatus.KindOf(path))
+        {
+            case Linux.PathKind.Missing:
+                return;
+            case Linux.PathKind.Socket:
+                using (var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+                {
+                    try
+                    {
+                        probe.Connect(new UnixDomainSocketEndPoint(path));
+                        throw new MigrationFailedException($"cannot listen on {uri.Text}: another process is listening there");
+                    }
+                    catch (SocketException)
+                    {
+                        File.Delete(path);
+                        return;
+                    }
+                }
+
+            default:
+                throw new MigrationFailedException($"cannot listen on {uri.Text}: '{path}' exists and is not a socket");
+        }
+    }
 
     private void Receive(MigrationConnection connection, ReturnPathWriter returnPath)
     {
@@ -194,7 +223,7 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, b
 
                 case RecordType.PostcopyAdvise:
                     record.Reader().End();
-                    if (!postcopyAllowed)
+                    if (!postcopyAllowed())
                     {
                         throw new MigrationFailedException("the source wants postcopy, but the postcopy-ram capability is not enabled on the destination");
                     }

@@ -65,6 +65,10 @@ public sealed unsafe class PostcopyDestination : IDisposable
 
     public bool IsComplete => Volatile.Read(ref completed) != 0;
 
+    /// <summary>Host pages still to come (query-migrate "remaining" on the destination).</summary>
+    public long RemainingPages => Interlocked.Read(ref remaining);
+
+
     /// <summary>Raised once, on whichever thread received the last missing page.</summary>
     public event Action? Completed;
 

@@ -34,6 +34,7 @@ public sealed class MigrationSource
     private bool loggingStarted;
     private bool guestStopped;
     private bool switchedOver;
+    private bool endSent;
     private long postcopyRequests;
     private MigrationStats stats = new() { Status = MigrationStatus.Setup };
 
@@ -89,7 +90,8 @@ public sealed class MigrationSource
     /// <summary>migrate_cancel: stops as soon as possible; the guest keeps (or resumes) running here.</summary>
     public void Cancel()
     {
-        if (Stats.Status.IsFinished())
+        // Too late once End (precopy) or Run (postcopy) is out: the destination may own the guest already.
+        if (Stats.Status.IsFinished() || endSent || switchedOver)
         {
             return;
         }
@@ -172,6 +174,9 @@ public sealed class MigrationSource
             if (postcopyRequested)
             {
                 RunPostcopy(blocks, returnPath);
+
+                // Close now: the destination reads until the source closes, and the return path reader ends with it.
+                connection.Abort();
                 return;
             }
 
@@ -188,7 +193,10 @@ public sealed class MigrationSource
 
             connection.Writer.Write(RecordType.End, []);
             connection.Writer.Flush();
-            returnPath.Expect(RecordType.Complete, TimeSpan.FromSeconds(60), () => cancelRequested);
+
+            // Once End is out the destination may already run the guest: from here a failure must not resume it here.
+            endSent = true;
+            returnPath.Expect(RecordType.Complete, TimeSpan.FromSeconds(60), () => false);
             downtime.Stop();
 
             machine.StopDirtyLogging();
@@ -215,6 +223,18 @@ public sealed class MigrationSource
             Update(s => s with { Status = MigrationStatus.PostcopyPaused, ErrorDescription = message, TotalTimeMs = totalClock.ElapsedMilliseconds });
             log.Error("postcopy to {Uri} paused: {Message}; the guest's memory is kept here", uri.Text, message);
             StatusChanged?.Invoke(MigrationStatus.PostcopyPaused);
+        }
+        catch (Exception e) when (endSent)
+        {
+            // Everything was sent but the confirmation never came: the guest may be running on the destination. Keep
+            // this copy stopped rather than risk two running guests; the user decides (check the destination, then
+            // quit here, or cont here if the destination has no guest).
+            totalClock.Stop();
+            TryStopDirtyLogging();
+            string message = $"{Describe(e)}; the destination may be running the guest, so it stays paused here";
+            Update(s => s with { Status = MigrationStatus.Failed, ErrorDescription = message, TotalTimeMs = totalClock.ElapsedMilliseconds });
+            log.Error("migration to {Uri} failed after the last page was sent: {Message}", uri.Text, message);
+            StatusChanged?.Invoke(MigrationStatus.Failed);
         }
         catch (Exception e)
         {
@@ -306,6 +326,10 @@ public sealed class MigrationSource
         machine.SyncDirtyLog();
 
         var cursors = new ulong[blocks.Count];
+
+        // Requests can only follow Run, but the handler is in place before anything of the switchover is written:
+        // answers wait on the writer lock until Run is out.
+        returnPath.PageRequestHandler = request => ServeRequest(blocks, cursors, request);
         lock (writerGate)
         {
             for (int index = 0; index < blocks.Count; index++)
@@ -323,7 +347,6 @@ public sealed class MigrationSource
 
             // From the Run record on the guest belongs to the destination.
             switchedOver = true;
-            returnPath.PageRequestHandler = request => ServeRequest(blocks, cursors, request);
             writer.Write(RecordType.PostcopyRun, []);
             writer.Flush();
         }
@@ -526,7 +549,8 @@ public sealed class MigrationSource
     /// <summary>Sleeps as needed to keep the average rate under max-bandwidth.</summary>
     private void Throttle(ulong bytesWritten)
     {
-        if (parameters.MaxBandwidth == 0)
+        // With the guest stopped every millisecond is downtime: the cap is lifted, as QEMU does at completion.
+        if (parameters.MaxBandwidth == 0 || (guestStopped && !switchedOver))
         {
             return;
         }

@@ -1,7 +1,7 @@
 namespace Vmm.Migration.Stream;
 
 /// <summary>
-/// Record types of the migration stream (docs/migration-stream.md). Values below 0x80 travel source → destination on
+/// Record types of the migration stream (docs/migration.md). Values below 0x80 travel source → destination on
 /// the main stream; values from 0x80 travel back on the return path.
 /// </summary>
 public enum RecordType : byte
@@ -12,7 +12,7 @@ public enum RecordType : byte
     /// <summary>One host page of one block: data, or the zero flag.</summary>
     Page = 0x02,
 
-    /// <summary>End of a precopy pass (informational: pass number and the dirty pages left).</summary>
+    /// <summary>End of a precopy pass (informational: the pass number).</summary>
     PassEnd = 0x03,
 
     /// <summary>An opaque, versioned state section (a vCPU, a device).</summary>

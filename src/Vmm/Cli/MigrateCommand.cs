@@ -33,13 +33,16 @@ public static class MigrateCommand
     private static readonly Option<string> MonitorOption = new("--monitor") { Description = "The source VMM's QMP monitor socket (PATH or unix:PATH, as given to run --monitor)", HelpName = "PATH", Required = true };
     private static readonly Option<string> To = new("--to") { Description = "Where the destination (run --incoming URI) listens: tcp:HOST:PORT | unix:PATH", HelpName = "URI", Required = true };
     private static readonly Option<string> DowntimeLimit = new("--downtime-limit") { Description = "Largest acceptable pause of the guest at switchover, in milliseconds (migrate-set-parameters downtime-limit)", HelpName = "MS" };
+    private static readonly Option<bool> Postcopy = new("--postcopy") { Description = "Switch to postcopy (migrate-start-postcopy) once precopy has run for --postcopy-after seconds; enables postcopy-ram on the source" };
+    private static readonly Option<string> PostcopyAfter = new("--postcopy-after") { Description = "Seconds of precopy before switching to postcopy [default: 0.2]", HelpName = "SECONDS" };
+    private static readonly Option<string> DestinationMonitor = new("--destination-monitor") { Description = "The destination's QMP monitor: with --postcopy, postcopy-ram is enabled there too (otherwise do it yourself)", HelpName = "PATH" };
     private static readonly Option<string> MaxBandwidth = new("--max-bandwidth") { Description = "Bandwidth cap in bytes per second, K/M/G suffixes allowed; 0 = unlimited (migrate-set-parameters max-bandwidth)", HelpName = "BYTES_PER_S" };
 
     public static Command Create()
     {
-        var command = new Command("migrate", "Live-migrate the guest of a running VMM (precopy) through its monitor, with live progress")
+        var command = new Command("migrate", "Live-migrate the guest of a running VMM (precopy, optionally switching to postcopy) through its monitor, with live progress")
         {
-            MonitorOption, To, DowntimeLimit, MaxBandwidth,
+            MonitorOption, To, DowntimeLimit, MaxBandwidth, Postcopy, PostcopyAfter, DestinationMonitor,
         };
 
         // Synchronous on purpose: System.CommandLine installs its own Ctrl-C handling for asynchronous actions, and
@@ -88,6 +91,24 @@ public static class MigrateCommand
             }
         }
 
+        PostcopyPlan? postcopy = null;
+        if (parse.GetValue(Postcopy))
+        {
+            double after = 0.2;
+            if (parse.GetValue(PostcopyAfter) is { } afterText
+                && !(double.TryParse(afterText, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out after) && after >= 0 && after <= 3600))
+            {
+                problems.Add($"--postcopy-after: '{afterText}' is not a number of seconds from 0 to 3600");
+            }
+
+            string? destination = parse.GetValue(DestinationMonitor);
+            postcopy = new PostcopyPlan(TimeSpan.FromSeconds(after), destination?.StartsWith("unix:", StringComparison.Ordinal) == true ? destination["unix:".Length..] : destination);
+        }
+        else if (parse.GetValue(PostcopyAfter) is not null || parse.GetValue(DestinationMonitor) is not null)
+        {
+            problems.Add("--postcopy-after and --destination-monitor go with --postcopy");
+        }
+
         if (problems.Count > 0)
         {
             problems.ForEach(CliErrors.Print);
@@ -95,11 +116,39 @@ public static class MigrateCommand
         }
 
         using var interrupt = new Interrupt();
-        return RunAsync(path, uri, parameters, interrupt).GetAwaiter().GetResult();
+        return RunAsync(path, uri, parameters, postcopy, interrupt).GetAwaiter().GetResult();
     }
 
-    private static async Task<int> RunAsync(string path, string uri, JsonObject parameters, Interrupt interrupt)
+    /// <summary>--postcopy: when to switch, and where the destination's monitor is (to enable postcopy-ram there).</summary>
+    private sealed record PostcopyPlan(TimeSpan After, string? DestinationMonitor);
+
+    /// <summary>Enables postcopy-ram through one monitor.</summary>
+    private static async Task<string?> EnablePostcopyAsync(string path)
     {
+        try
+        {
+            using var connectTimeout = new CancellationTokenSource(CommandTimeout);
+            await using QmpClient client = await QmpClient.ConnectAsync(path, connectTimeout.Token);
+            QmpResponse reply = await ExecuteAsync(client, "migrate-set-capabilities", new JsonObject
+            {
+                ["capabilities"] = new JsonArray(new JsonObject { ["capability"] = "postcopy-ram", ["state"] = true }),
+            });
+            return reply.IsError ? $"migrate-set-capabilities on {path}: {reply.ErrorDescription}" : null;
+        }
+        catch (Exception e) when (e is QmpConnectionException or OperationCanceledException or TimeoutException)
+        {
+            return $"monitor {path}: {e.Message}";
+        }
+    }
+
+    private static async Task<int> RunAsync(string path, string uri, JsonObject parameters, PostcopyPlan? postcopy, Interrupt interrupt)
+    {
+        if (postcopy?.DestinationMonitor is { } destinationMonitor && await EnablePostcopyAsync(destinationMonitor) is { } destinationError)
+        {
+            CliErrors.Print(destinationError);
+            return StatusUsageOrConnection;
+        }
+
         QmpClient client;
         try
         {
@@ -116,7 +165,13 @@ public static class MigrateCommand
         {
             try
             {
-                return await MigrateAsync(client, uri, parameters, interrupt);
+                if (postcopy is not null && await EnablePostcopyAsync(path) is { } sourceError)
+                {
+                    CliErrors.Print(sourceError);
+                    return StatusUsageOrConnection;
+                }
+
+                return await MigrateAsync(client, uri, parameters, postcopy, interrupt);
             }
             catch (Exception e) when (e is QmpConnectionException or TimeoutException)
             {
@@ -128,7 +183,7 @@ public static class MigrateCommand
         }
     }
 
-    private static async Task<int> MigrateAsync(QmpClient client, string uri, JsonObject parameters, Interrupt interrupt)
+    private static async Task<int> MigrateAsync(QmpClient client, string uri, JsonObject parameters, PostcopyPlan? postcopy, Interrupt interrupt)
     {
         // MIGRATION events wake the poll early, so the end is seen without waiting for the next tick.
         var wake = new SemaphoreSlim(0);
@@ -167,6 +222,7 @@ public static class MigrateCommand
         var clock = Stopwatch.StartNew();
         var progress = Progress.Create();
         bool cancelSent = false;
+        bool postcopySent = false;
         Snapshot last = await progress.RunAsync(async report =>
         {
             while (true)
@@ -179,6 +235,16 @@ public static class MigrateCommand
                 if (now.IsFinished)
                 {
                     return now;
+                }
+
+                if (postcopy is not null && !postcopySent && now.Status == "active" && clock.Elapsed >= postcopy.After)
+                {
+                    postcopySent = true;
+                    QmpResponse switched = await ExecuteAsync(client, "migrate-start-postcopy", null);
+                    if (switched.IsError)
+                    {
+                        CliErrors.Print($"migrate-start-postcopy: {switched.ErrorDescription}");
+                    }
                 }
 
                 if (interrupt.Count > 0 && !cancelSent)
@@ -243,7 +309,7 @@ public static class MigrateCommand
         long Passes,
         double Mbps)
     {
-        public bool IsFinished => Status is "completed" or "failed" or "cancelled";
+        public bool IsFinished => Status is "completed" or "failed" or "cancelled" or "postcopy-paused";
 
         public static Snapshot From(JsonElement info, TimeSpan elapsed)
         {

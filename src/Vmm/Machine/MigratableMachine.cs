@@ -10,7 +10,11 @@ namespace Vmm.Machine;
 /// </summary>
 public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachine
 {
+    /// <summary>Whether the guest was running when the migration began: a paused guest arrives paused.</summary>
+    public const string RunStateSectionName = "run-state";
+
     private bool wasRunning;
+    private bool startRunning = true;
 
     public RamBlockRegistry Ram => machine.Ram;
 
@@ -42,7 +46,7 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
 
     public void CompleteOutgoingMigration() => machine.SetStoppedState(RunState.PostMigrate);
 
-    public void StartIncomingGuest() => machine.Start();
+    public void StartIncomingGuest() => machine.Start(paused: !startRunning);
 
     public void ResizeRamBlock(string name, ulong usedLength) => machine.ResizeRamBlock(name, usedLength);
 
@@ -65,6 +69,8 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
             sections.Add(new StateSection(device.SectionName, device.SectionVersion, device.SaveState()));
         }
 
+        bool running = machine.RunState == RunState.Running || (machine.RunState == RunState.FinishMigrate && wasRunning);
+        sections.Add(new StateSection(RunStateSectionName, 1, [running ? (byte)1 : (byte)0]));
         return sections;
     }
 
@@ -73,6 +79,17 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
         var expected = new HashSet<string>(machine.Vcpus.Select(v => VcpuState.SectionName(v.Vcpu.Id)).Concat(Devices.Select(d => d.SectionName)));
         foreach (StateSection section in sections)
         {
+            if (section.Name == RunStateSectionName)
+            {
+                if (section.Version != 1 || section.Data.Length != 1)
+                {
+                    throw new InvalidDataException($"state section '{section.Name}' version {section.Version} with {section.Data.Length} bytes is not understood");
+                }
+
+                startRunning = section.Data[0] != 0;
+                continue;
+            }
+
             if (!expected.Remove(section.Name))
             {
                 throw new InvalidDataException($"the migration stream carries state for '{section.Name}', which this machine does not have");

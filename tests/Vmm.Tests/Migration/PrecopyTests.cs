@@ -161,6 +161,35 @@ public class PrecopyTests : IDisposable
         AssertStillRunning(source);
     }
 
+    [KvmFact]
+    public void AGuestStoppedByTheUserArrivesStopped()
+    {
+        Host.RequireKvm();
+        using TestMachine source = TestMachine.Create(guest: "dirty-16m");
+        using TestMachine destination = TestMachine.Create();
+        source.Machine.Start();
+        source.WaitForSerial(s => s.Contains('B'), "a pass");
+        source.Machine.Stop();
+
+        Assert.Equal(MigrationStatus.Completed, Migrate(source, destination, SocketPath("paused.sock")).Status);
+        Assert.Equal(RunState.Paused, destination.Machine.RunState);
+        Thread.Sleep(200);
+        Assert.Empty(destination.Serial.Text);
+
+        destination.Machine.Continue();
+        destination.WaitForSerial(s => s.Contains('B'), "a pass after cont on the destination");
+    }
+
+    [Fact]
+    public void IncomingRefusesToReplaceAFileThatIsNotASocket()
+    {
+        string path = SocketPath("keep.txt");
+        File.WriteAllText(path, "precious");
+        var error = Assert.Throws<MigrationFailedException>(() => IncomingMigration.Listen(MigrationUri.Parse($"unix:{path}")));
+        Assert.Contains("is not a socket", error.Message);
+        Assert.Equal("precious", File.ReadAllText(path));
+    }
+
     /// <summary>Runs a whole migration from <paramref name="source"/> into <paramref name="destination"/> over a Unix socket.</summary>
     internal static MigrationStats Migrate(TestMachine source, TestMachine destination, string socketPath)
     {

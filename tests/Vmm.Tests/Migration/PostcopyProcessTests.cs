@@ -1,0 +1,73 @@
+using System.Text.Json;
+using Vmm.Tests.Infrastructure;
+using Vmm.Tests.Qmp;
+
+namespace Vmm.Tests.Migration;
+
+/// <summary>Postcopy between two real `dotnet vmm` processes, through `dotnet vmm migrate --postcopy`.</summary>
+[Collection(MigrationProcessCollection.Name)]
+public sealed class PostcopyProcessTests : IDisposable
+{
+    private readonly string dir = Directory.CreateTempSubdirectory("vmm-pcmig-").FullName;
+
+    [KvmTheory]
+    [InlineData("anonymous")]
+    [InlineData("hugetlbfs")]
+    public void TheVerbMovesARunningGuestWithPostcopy(string backend)
+    {
+        using MigrationVmm source = MigrationVmm.StartSource(dir, backend: backend);
+        using MigrationVmm destination = MigrationVmm.StartDestination(dir, backend: backend);
+        source.WaitForMorePasses(3, from: 0);
+        using QmpTestClient events = source.Connect();
+
+        using VmmProcess verb = VmmProcess.Start(
+            ["migrate", "--monitor", source.MonitorPath, "--to", destination.IncomingUri, "--postcopy", "--postcopy-after", "0", "--destination-monitor", destination.MonitorPath],
+            environment: null,
+            workingDirectory: dir);
+        VmmResult result = verb.WaitForExit(PrecopyProcessTests.VerbTimeout);
+
+        Assert.True(result.ExitCode == 0, $"migrate exited {result.ExitCode}; stdout: {result.Stdout} stderr: {result.Stderr}");
+        Assert.Contains("postcopy-active", result.Stdout);
+        Assert.Contains("completed", result.Stdout);
+
+        // The source went through postcopy-active, served page requests and ended in postmigrate.
+        List<string> statuses = PrecopyProcessTests.MigrationEvents(events, "completed", out _);
+        Assert.Contains("postcopy-active", statuses);
+        Assert.Equal("completed", statuses[^1]);
+        JsonElement sent = events.Return("query-migrate");
+        Assert.True(sent.GetProperty("ram").GetProperty("postcopy-requests").GetUInt64() > 0, $"no page was requested: {sent}");
+        Assert.Equal("postmigrate", source.RunStatus());
+
+        // The destination reports its own side: requests, block time, fault latency.
+        using QmpTestClient destinationClient = destination.Connect();
+        JsonElement received = destinationClient.Return("query-migrate");
+        Assert.Equal("completed", received.GetProperty("status").GetString());
+        Assert.True(received.GetProperty("postcopy-fault-latency").GetProperty("faults").GetUInt64() > 0, $"{received}");
+        Assert.True(received.TryGetProperty("postcopy-blocktime", out _));
+
+        destination.WaitForMorePasses(3);
+        Assert.Null(destination.StopAndCheckDirtyConsistency());
+    }
+
+    [KvmFact]
+    public void PostcopyWithoutTheCapabilityOnTheDestinationIsRefusedBeforeAnythingIrreversible()
+    {
+        using MigrationVmm source = MigrationVmm.StartSource(dir);
+        using MigrationVmm destination = MigrationVmm.StartDestination(dir);
+        source.WaitForMorePasses(1, from: 0);
+
+        // No --destination-monitor: the destination never enabled postcopy-ram and refuses at ADVISE.
+        VmmResult result = VmmProcess.Run(
+            ["migrate", "--monitor", source.MonitorPath, "--to", destination.IncomingUri, "--postcopy"],
+            PrecopyProcessTests.VerbTimeout,
+            workingDirectory: dir);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("postcopy-ram capability is not enabled on the destination", result.Stderr);
+        int before = source.CountB();
+        source.WaitForMorePasses(2, from: before);
+        Assert.Equal("running", source.RunStatus());
+    }
+
+    public void Dispose() => Directory.Delete(dir, recursive: true);
+}
