@@ -28,6 +28,7 @@ public sealed class MigrationSource
     private readonly Stopwatch throttleClock = new();
 
     private readonly object writerGate = new();
+    private readonly PageMap pageMap = new();
     private MigrationConnection? connection;
     private volatile bool cancelRequested;
     private volatile bool postcopyRequested;
@@ -258,14 +259,20 @@ public sealed class MigrationSource
         finally
         {
             connection?.Dispose();
+            pageMap.Dispose();
             completion.TrySetResult();
         }
     }
 
-    /// <summary>Sends every page whose dirty bit is set, clearing the bit first so a write during the copy is seen again.</summary>
+    /// <summary>
+    /// Sends every page whose dirty bit is set, clearing the bit first so a write during the copy is seen again.
+    /// Consecutive zero pages go as one record; on anonymous memory a page never populated is known to be zero
+    /// without reading it (<see cref="PageMap"/>).
+    /// </summary>
     private void SendDirtyPages(IReadOnlyList<RamBlock> blocks, ReturnPath returnPath)
     {
         RecordWriter writer = connection!.Writer;
+        Span<bool> populated = stackalloc bool[512];
         ulong normal = 0;
         ulong zero = 0;
         for (int index = 0; index < blocks.Count; index++)
@@ -273,6 +280,10 @@ public sealed class MigrationSource
             RamBlock block = blocks[index];
             DirtyBitmap dirty = block.DirtyBitmap;
             ulong pages = block.UsedLength / PageSize;
+            bool anonymous = block.Backend == RamBackend.Anonymous;
+            ulong chunk = ulong.MaxValue;
+            ulong runStart = 0;
+            ulong runLength = 0;
             ulong next = 0;
             while (dirty.TryFindNextSet(next, out ulong page) && page < pages)
             {
@@ -282,17 +293,58 @@ public sealed class MigrationSource
                     continue;
                 }
 
-                if (PageRecord.Write(writer, index, page * PageSize, block.GetSpan(page * PageSize, (int)PageSize)))
+                if (anonymous && page / 512 != chunk)
                 {
+                    chunk = page / 512;
+                    ulong first = chunk * 512;
+                    int count = (int)Math.Min(512, pages - first);
+                    pageMap.Query(block.HostAddressOf(first * PageSize), populated[..count]);
+                }
+
+                bool isZero = anonymous && !populated[(int)(page % 512)];
+                Span<byte> data = default;
+                if (!isZero)
+                {
+                    data = block.GetSpan(page * PageSize, (int)PageSize);
+                    isZero = !data.ContainsAnyExcept((byte)0);
+                }
+
+                if (isZero)
+                {
+                    if (runLength > 0 && runStart + runLength != page)
+                    {
+                        WriteZeroRun(writer, index, runStart, runLength);
+                        runLength = 0;
+                    }
+
+                    if (runLength == 0)
+                    {
+                        runStart = page;
+                    }
+
+                    runLength++;
                     zero++;
                 }
                 else
                 {
+                    if (runLength > 0)
+                    {
+                        WriteZeroRun(writer, index, runStart, runLength);
+                        runLength = 0;
+                    }
+
+                    PageRecord.Write(writer, index, page * PageSize, data);
                     normal++;
                 }
 
                 if (((normal + zero) & 1023) == 0)
                 {
+                    if (runLength > 0)
+                    {
+                        WriteZeroRun(writer, index, runStart, runLength);
+                        runLength = 0;
+                    }
+
                     if (postcopyRequested && !guestStopped)
                     {
                         PublishProgress(normal, zero);
@@ -306,9 +358,25 @@ public sealed class MigrationSource
                     normal = zero = 0;
                 }
             }
+
+            if (runLength > 0)
+            {
+                WriteZeroRun(writer, index, runStart, runLength);
+            }
         }
 
         PublishProgress(normal, zero);
+    }
+
+    /// <summary>A run of zero pages as one Page record with the zero flag (the destination clears what it must).</summary>
+    private static void WriteZeroRun(RecordWriter writer, int blockIndex, ulong firstPage, ulong count)
+    {
+        var payload = writer.Begin(RecordType.Page);
+        payload.U16((ushort)blockIndex);
+        payload.U64(firstPage * PageSize);
+        payload.U32((uint)(count * PageSize));
+        payload.U8(PageRecord.FlagZero);
+        payload.Commit();
     }
 
     /// <summary>

@@ -156,7 +156,7 @@ public class PostcopyTests : IDisposable
         // About 16 MiB of page data crosses in all (zero pages are flags): drop at 8 MiB, after the switchover at ~2 MiB.
         using var proxy = new FaultyProxy(SocketPath("proxy.sock"), target, faultAt: 8 << 20, ProxyFault.Drop);
         MigrationSource migration = source.Machine.Migration.Migrate($"unix:{SocketPath("proxy.sock")}");
-        SpinUntil(() => migration.Stats.TransferredBytes > 2 << 20, "precopy never got going");
+        Wait.Until(() => migration.Stats.TransferredBytes > 2 << 20, "precopy never got going");
         source.Machine.Migration.StartPostcopy();
         Assert.True(migration.Completion.Wait(TimeSpan.FromSeconds(120)));
         Assert.True(incoming.Wait(TimeSpan.FromSeconds(60)));
@@ -181,12 +181,12 @@ public class PostcopyTests : IDisposable
         using Socket listener = IncomingMigration.Listen(MigrationUri.Parse($"unix:{socketPath}"));
         var incoming = Task.Run(() => destination.Machine.Migration.RunIncoming(listener));
         MigrationSource migration = source.Machine.Migration.Migrate($"unix:{socketPath}");
-        SpinUntil(() => migration.Stats.TransferredBytes > 2 << 20 || migration.Stats.Status.IsFinished(), "precopy never got going");
+        Wait.Until(() => migration.Stats.TransferredBytes > 2 << 20 || migration.Stats.Status.IsFinished(), "precopy never got going");
         source.Machine.Migration.StartPostcopy();
         if (afterSwitchover is not null)
         {
             // Both sides past the switchover: the destination has registered its RAM and runs the guest.
-            SpinUntil(
+            Wait.Until(
                 () => (migration.Stats.Status is MigrationStatus.PostcopyActive
                         && destination.Machine.Migration.Stats?.Status is MigrationStatus.PostcopyActive
                         && (switchoverPoint?.Invoke(migration.Stats) ?? true))
@@ -204,15 +204,6 @@ public class PostcopyTests : IDisposable
         return (migration.Stats, destination.Machine.Migration.Stats!);
     }
 
-    private static void SpinUntil(Func<bool> condition, string failure)
-    {
-        DateTime deadline = DateTime.UtcNow.AddSeconds(60);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, failure);
-            Thread.Sleep(1);
-        }
-    }
 
     public void Dispose() => Directory.Delete(dir, recursive: true);
 }

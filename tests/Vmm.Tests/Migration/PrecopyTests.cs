@@ -49,11 +49,11 @@ public class PrecopyTests : IDisposable
         using TestMachine source = TestMachine.Create(guest: "tsc-counter");
         using TestMachine destination = TestMachine.Create();
         source.Machine.Start();
-        SpinUntil(() => source.ReadUInt32(0x6000) > 10_000, "the TSC counter never ran");
+        Wait.Until(() => source.ReadUInt32(0x6000) > 10_000, "the TSC counter never ran");
 
         Assert.Equal(MigrationStatus.Completed, Migrate(source, destination, SocketPath("tsc.sock")).Status);
         uint atArrival = destination.ReadUInt32(0x6000);
-        SpinUntil(() => destination.ReadUInt32(0x6000) > atArrival + 50_000, "the TSC counter did not continue on the destination");
+        Wait.Until(() => destination.ReadUInt32(0x6000) > atArrival + 50_000, "the TSC counter did not continue on the destination");
 
         // The guest compares every RDTSC with the previous one and exits with status 37 (after printing T) on a backwards step.
         Assert.False(destination.Machine.Exited.IsCompleted, "the guest stopped on the destination");
@@ -129,7 +129,7 @@ public class PrecopyTests : IDisposable
         using Socket listener = IncomingMigration.Listen(MigrationUri.Parse($"unix:{path}"));
         var incoming = Task.Run(() => Assert.ThrowsAny<Exception>(() => destination.Machine.Migration.RunIncoming(listener)));
         var migration = source.Machine.Migration.Migrate($"unix:{path}");
-        SpinUntil(() => migration.Stats.Status == MigrationStatus.Active && migration.Stats.TransferredBytes > 1 << 20, "the migration never got going");
+        Wait.Until(() => migration.Stats.Status == MigrationStatus.Active && migration.Stats.TransferredBytes > 1 << 20, "the migration never got going");
 
         source.Machine.Migration.Cancel();
         Assert.True(migration.Completion.Wait(TimeSpan.FromSeconds(30)));
@@ -209,15 +209,6 @@ public class PrecopyTests : IDisposable
         machine.WaitForSerial(s => s.Count(c => c == 'B') > before + 2, "the source guest to keep running");
     }
 
-    private static void SpinUntil(Func<bool> condition, string failure)
-    {
-        DateTime deadline = DateTime.UtcNow.AddSeconds(60);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, failure);
-            Thread.Sleep(2);
-        }
-    }
 
     public void Dispose() => Directory.Delete(dir, recursive: true);
 }
