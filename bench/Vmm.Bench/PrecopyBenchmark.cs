@@ -102,7 +102,12 @@ public static class PrecopyBenchmark
                 throw new InvalidOperationException($"precopy benchmark: migration {stats.Status.ToQmp()}: {stats.ErrorDescription}");
             }
 
-            // The guest goes on over there, and has lost nothing.
+            // The guest goes on over there, and has lost nothing. A guest stopped on the source arrives stopped.
+            if (stopped)
+            {
+                destination.Continue();
+            }
+
             destinationSerial.WaitFor(destinationSerial.Passes + 3, "three passes on the destination");
             destination.Pause();
             string? problem = CheckDirty(destination);
