@@ -66,7 +66,4 @@ public sealed record MigrationStats
     public double FaultLatencyP99Us { get; init; }
 
     public double FaultLatencyMaxUs { get; init; }
-
-    /// <summary>Postcopy, source: time from stopping the guest here to the destination reporting it runs there.</summary>
-    public long PostcopySwitchoverUs { get; init; }
 }

@@ -10,22 +10,40 @@ public static class PageRecord
 {
     public const byte FlagZero = 1;
 
-    /// <summary>Writes one page; returns true when it went as a zero page (flag only).</summary>
+    /// <summary>Writes one page, as a zero page (flag only) when it is all zeros; returns true in that case.</summary>
     public static bool Write(RecordWriter writer, int blockIndex, ulong offset, ReadOnlySpan<byte> page)
+    {
+        if (page.ContainsAnyExcept((byte)0))
+        {
+            WriteData(writer, blockIndex, offset, page);
+            return false;
+        }
+
+        WriteZeros(writer, blockIndex, offset, (ulong)page.Length);
+        return true;
+    }
+
+    /// <summary>Writes a page the caller already knows is not all zeros.</summary>
+    public static void WriteData(RecordWriter writer, int blockIndex, ulong offset, ReadOnlySpan<byte> page)
     {
         var payload = writer.Begin(RecordType.Page);
         payload.U16((ushort)blockIndex);
         payload.U64(offset);
         payload.U32((uint)page.Length);
-        bool zero = !page.ContainsAnyExcept((byte)0);
-        payload.U8(zero ? FlagZero : (byte)0);
-        if (!zero)
-        {
-            payload.Bytes(page);
-        }
-
+        payload.U8(0);
+        payload.Bytes(page);
         payload.Commit();
-        return zero;
+    }
+
+    /// <summary>Writes <paramref name="length"/> bytes of zero pages (one page or a run) as one record with the zero flag.</summary>
+    public static void WriteZeros(RecordWriter writer, int blockIndex, ulong offset, ulong length)
+    {
+        var payload = writer.Begin(RecordType.Page);
+        payload.U16((ushort)blockIndex);
+        payload.U64(offset);
+        payload.U32((uint)length);
+        payload.U8(FlagZero);
+        payload.Commit();
     }
 
     public readonly ref struct Parsed(int blockIndex, ulong offset, uint length, bool zero, ReadOnlySpan<byte> data)

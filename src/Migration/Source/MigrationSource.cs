@@ -313,7 +313,7 @@ public sealed class MigrationSource
                 {
                     if (runLength > 0 && runStart + runLength != page)
                     {
-                        WriteZeroRun(writer, index, runStart, runLength);
+                        PageRecord.WriteZeros(writer, index, runStart * PageSize, runLength * PageSize);
                         runLength = 0;
                     }
 
@@ -329,11 +329,11 @@ public sealed class MigrationSource
                 {
                     if (runLength > 0)
                     {
-                        WriteZeroRun(writer, index, runStart, runLength);
+                        PageRecord.WriteZeros(writer, index, runStart * PageSize, runLength * PageSize);
                         runLength = 0;
                     }
 
-                    PageRecord.Write(writer, index, page * PageSize, data);
+                    PageRecord.WriteData(writer, index, page * PageSize, data);
                     normal++;
                 }
 
@@ -341,7 +341,7 @@ public sealed class MigrationSource
                 {
                     if (runLength > 0)
                     {
-                        WriteZeroRun(writer, index, runStart, runLength);
+                        PageRecord.WriteZeros(writer, index, runStart * PageSize, runLength * PageSize);
                         runLength = 0;
                     }
 
@@ -361,22 +361,11 @@ public sealed class MigrationSource
 
             if (runLength > 0)
             {
-                WriteZeroRun(writer, index, runStart, runLength);
+                PageRecord.WriteZeros(writer, index, runStart * PageSize, runLength * PageSize);
             }
         }
 
         PublishProgress(normal, zero);
-    }
-
-    /// <summary>A run of zero pages as one Page record with the zero flag (the destination clears what it must).</summary>
-    private static void WriteZeroRun(RecordWriter writer, int blockIndex, ulong firstPage, ulong count)
-    {
-        var payload = writer.Begin(RecordType.Page);
-        payload.U16((ushort)blockIndex);
-        payload.U64(firstPage * PageSize);
-        payload.U32((uint)(count * PageSize));
-        payload.U8(PageRecord.FlagZero);
-        payload.Commit();
     }
 
     /// <summary>
@@ -548,7 +537,6 @@ public sealed class MigrationSource
             TotalTimeMs = totalClock.ElapsedMilliseconds,
             DowntimeMs = switchoverUs / 1000,
             DowntimeUs = switchoverUs,
-            PostcopySwitchoverUs = switchoverUs,
             PostcopyRequests = (ulong)Interlocked.Read(ref postcopyRequests),
             TransferredBytes = (ulong)connection!.Writer.BytesWritten,
             RemainingBytes = 0,
