@@ -19,6 +19,13 @@ public sealed record MigrationCapabilities
     /// <summary>"postcopy-ram": the migration may switch to postcopy (migrate-start-postcopy).</summary>
     public bool PostcopyRam { get; init; }
 
+    /// <summary>
+    /// "postcopy-minor-faults" (on by default): shared and hugetlbfs blocks use MINOR-fault postcopy when both sides
+    /// have it. Received, clean pages then stay in the destination's page cache and a fault on one is resolved
+    /// locally with CONTINUE; only stale pages are fetched. Off: MISSING faults only (stale pages are punched out).
+    /// </summary>
+    public bool PostcopyMinorFaults { get; init; } = true;
+
     /// <summary>"events": MIGRATION events on state changes (always sent here; kept for QMP compatibility).</summary>
     public bool Events { get; init; } = true;
 }

@@ -59,6 +59,18 @@ public sealed record MigrationStats
     /// <summary>Postcopy, destination: pages that arrived after they were already here (harmless duplicates).</summary>
     public ulong PostcopyDuplicatePages { get; init; }
 
+    /// <summary>Postcopy, destination: faults resolved locally with CONTINUE (minor faults on received, clean pages).</summary>
+    public ulong PostcopyContinuePages { get; init; }
+
+    /// <summary>Postcopy, destination: host pages that arrived from the source (requested or pushed) and were placed.</summary>
+    public ulong PostcopyFetchedPages { get; init; }
+
+    /// <summary>Postcopy, destination: blocks placed with MINOR faults (CONTINUE) rather than MISSING faults only.</summary>
+    public int PostcopyMinorBlocks { get; init; }
+
+    /// <summary>Source: pages a precopy pass skipped because the guest reported them free and they stayed clean.</summary>
+    public ulong FreePageHintSkippedPages { get; init; }
+
     public ulong FaultCount { get; init; }
 
     public double FaultLatencyP50Us { get; init; }

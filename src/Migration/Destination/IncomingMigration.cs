@@ -15,7 +15,8 @@ namespace Vmm.Migration.Destination;
 /// and a broken connection only pauses the migration.
 /// </summary>
 /// <param name="postcopyAllowed">Asked at ADVISE: the capability may be enabled through the monitor while this waits.</param>
-public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, Func<bool> postcopyAllowed)
+/// <param name="minorFaultsAllowed">Asked at ADVISE too: the destination's postcopy-minor-faults capability.</param>
+public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, Func<bool> postcopyAllowed, Func<bool> minorFaultsAllowed)
 {
     private const ulong PageSize = DirtyBitmap.PageSize;
 
@@ -47,7 +48,10 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
                     DuplicatePages = zeroPages,
                     Passes = passes,
                     PostcopyRequests = (ulong)(p?.Requests ?? 0),
-                    PostcopyLocalFaults = (ulong)(p?.LocalZeroFaults ?? 0),
+                    PostcopyLocalFaults = (ulong)(p?.LocalFaults ?? 0),
+                    PostcopyContinuePages = (ulong)(p?.LocalContinues ?? 0),
+                    PostcopyFetchedPages = (ulong)(p?.PagesPlaced ?? 0),
+                    PostcopyMinorBlocks = p?.MinorBlocks ?? 0,
                     RemainingBytes = (ulong)Math.Max(0, p?.RemainingPages ?? 0) * 4096,
                     PostcopyDroppedPages = (ulong)(p?.DroppedPages ?? 0),
                     PostcopyDuplicatePages = (ulong)(p?.DuplicatePages ?? 0),
@@ -222,13 +226,21 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
                     return;
 
                 case RecordType.PostcopyAdvise:
-                    record.Reader().End();
+                    PayloadReader advise = record.Reader();
+                    uint flags = advise.U32();
+                    advise.End();
+                    if ((flags & ~PostcopyAdviseFlags.Known) != 0)
+                    {
+                        throw new MigrationStreamException($"protocol error: PostcopyAdvise flags 0x{flags:x} include bits this version does not know");
+                    }
+
                     if (!postcopyAllowed())
                     {
                         throw new MigrationFailedException("the source wants postcopy, but the postcopy-ram capability is not enabled on the destination");
                     }
 
-                    postcopy = new PostcopyDestination(blocks, machine.Ram, returnPath, log);
+                    bool minor = (flags & PostcopyAdviseFlags.MinorFaults) != 0 && minorFaultsAllowed();
+                    postcopy = new PostcopyDestination(blocks, machine.Ram, returnPath, log, minor);
                     postcopy.Completed += () =>
                     {
                         returnPath.Send(RecordType.Complete);

@@ -119,7 +119,9 @@ public sealed class MigrationSource
             if (capabilities.PostcopyRam)
             {
                 // ADVISE: the destination checks userfaultfd support now, before anything irreversible.
-                connection.Writer.Write(RecordType.PostcopyAdvise, []);
+                var advise = connection.Writer.Begin(RecordType.PostcopyAdvise);
+                advise.U32(capabilities.PostcopyMinorFaults ? PostcopyAdviseFlags.MinorFaults : 0);
+                advise.Commit();
                 connection.Writer.Flush();
                 returnPath.Expect(RecordType.PostcopyAdviseAccepted, TimeSpan.FromSeconds(30), () => cancelRequested);
             }

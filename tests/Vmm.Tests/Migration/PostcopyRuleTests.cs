@@ -437,7 +437,7 @@ public class PostcopyRuleTests(ITestOutputHelper output) : IDisposable
             }
 
             ReturnPath.WaitFor(r => r.Type == RecordType.SetupAccepted, "SetupAccepted");
-            Send(RecordType.PostcopyAdvise);
+            Send(RecordType.PostcopyAdvise, [0, 0, 0, 0]); // flags: MISSING faults only
             ReturnPath.WaitFor(r => r.Type == RecordType.PostcopyAdviseAccepted, "PostcopyAdviseAccepted");
 
             // Precopy: every page with data; the pages about to be discarded go with stale content, which must not survive.
@@ -478,11 +478,11 @@ public class PostcopyRuleTests(ITestOutputHelper output) : IDisposable
         /// <summary>Reads a destination page from native code: safe even if it were missing (the fault would wait in native code).</summary>
         public byte[] ReadDestination(ulong offset) => FakePeer.ReadNative(DestinationRam!.HostAddressOf(offset), (int)PageSize);
 
-        public void Send(RecordType type)
+        public void Send(RecordType type, byte[]? payload = null)
         {
             lock (writeGate)
             {
-                Connection!.Writer.Write(type, []);
+                Connection!.Writer.Write(type, payload ?? []);
                 Connection.Writer.Flush();
             }
         }

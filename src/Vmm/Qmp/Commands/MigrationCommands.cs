@@ -11,7 +11,7 @@ namespace Vmm.Qmp.Commands;
 /// </summary>
 public static class MigrationCommands
 {
-    private static readonly string[] CapabilityNames = ["postcopy-ram", "events"];
+    private static readonly string[] CapabilityNames = ["postcopy-ram", "postcopy-minor-faults", "events"];
 
     public static void Register(QmpCommandRegistry registry)
     {
@@ -59,6 +59,7 @@ public static class MigrationCommands
                     capabilities = name switch
                     {
                         "postcopy-ram" => capabilities with { PostcopyRam = on },
+                        "postcopy-minor-faults" => capabilities with { PostcopyMinorFaults = on },
                         "events" => capabilities with { Events = on },
                         _ => throw QmpException.Generic($"Parameter 'capability' does not accept value '{name}'"),
                     };
@@ -75,7 +76,12 @@ public static class MigrationCommands
                 [.. CapabilityNames.Select(name => (JsonNode)new JsonObject
                 {
                     ["capability"] = name,
-                    ["state"] = name switch { "postcopy-ram" => capabilities.PostcopyRam, _ => capabilities.Events },
+                    ["state"] = name switch
+                    {
+                        "postcopy-ram" => capabilities.PostcopyRam,
+                        "postcopy-minor-faults" => capabilities.PostcopyMinorFaults,
+                        _ => capabilities.Events,
+                    },
                 })]);
         }));
 
@@ -164,6 +170,7 @@ public static class MigrationCommands
             ["page-size"] = stats.PageSize,
             ["passes"] = stats.Passes,
             ["postcopy-requests"] = stats.PostcopyRequests,
+            ["free-page-hint-skipped"] = stats.FreePageHintSkippedPages,
         };
 
         if (stats.FaultCount > 0 || stats.PostcopyBlocktimeMs > 0)
@@ -175,6 +182,9 @@ public static class MigrationCommands
             {
                 ["faults"] = stats.FaultCount,
                 ["local"] = stats.PostcopyLocalFaults,
+                ["local-continue"] = stats.PostcopyContinuePages,
+                ["fetched"] = stats.PostcopyFetchedPages,
+                ["minor-blocks"] = stats.PostcopyMinorBlocks,
                 ["p50-us"] = Math.Round(stats.FaultLatencyP50Us, 1),
                 ["p99-us"] = Math.Round(stats.FaultLatencyP99Us, 1),
                 ["max-us"] = Math.Round(stats.FaultLatencyMaxUs, 1),

@@ -1,0 +1,14 @@
+namespace Vmm.Migration.Postcopy;
+
+/// <summary>The u32 payload of a PostcopyAdvise record: what the source is prepared to do.</summary>
+public static class PostcopyAdviseFlags
+{
+    /// <summary>
+    /// The source has the postcopy-minor-faults capability on. The destination then uses MINOR faults for every
+    /// shared and hugetlbfs block, if its own capability is on and its kernel has the matching userfaultfd feature.
+    /// </summary>
+    public const uint MinorFaults = 1;
+
+    /// <summary>Bits this version understands; any other bit set is a protocol error.</summary>
+    public const uint Known = MinorFaults;
+}
