@@ -34,7 +34,7 @@ public sealed unsafe class PostcopyDestination : IDisposable
     private volatile bool running;
     private int disposed;
 
-    public PostcopyDestination(RamBlock[] blocks, RamBlockRegistry registry, ReturnPathWriter returnPath, ILogger log)
+    public PostcopyDestination(RamBlock[] blocks, RamBlockRegistry registry, ReturnPathWriter returnPath, ILogger log, bool minorFaults = false)
     {
         this.blocks = blocks;
         this.registry = registry;
@@ -55,7 +55,11 @@ public sealed unsafe class PostcopyDestination : IDisposable
 
     public long Requests => Interlocked.Read(ref requests);
 
-    public long LocalZeroFaults => Interlocked.Read(ref localZeroFaults);
+    public long LocalFaults => Interlocked.Read(ref localZeroFaults);
+
+    public long LocalContinues => 0;
+
+    public int MinorBlocks => 0;
 
     public long PagesPlaced => Interlocked.Read(ref pagesPlaced);
 
@@ -360,7 +364,7 @@ public sealed unsafe class PostcopyDestination : IDisposable
         State = PostcopyState.End;
         log.Information(
             "postcopy: every page received ({Placed} placed, {Requests} requested, {Local} zero faults resolved locally, {Dup} duplicates, {Dropped} dropped)",
-            PagesPlaced, Requests, LocalZeroFaults, DuplicatePages, DroppedPages);
+            PagesPlaced, Requests, LocalFaults, DuplicatePages, DroppedPages);
         Completed?.Invoke();
     }
 
