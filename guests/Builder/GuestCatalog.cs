@@ -9,6 +9,7 @@ public static class GuestCatalog
         new MemTest(),
         new Dirty(),
         new Dirty(rangeMiB: 16),
+        new Dirty(rangeMiB: 32),
         new Dirty(rangeMiB: 256),
         new Echo(),
         new TripleFault(),
