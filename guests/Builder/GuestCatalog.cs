@@ -11,6 +11,7 @@ public static class GuestCatalog
         new Dirty(rangeMiB: 16),
         new Dirty(rangeMiB: 32),
         new Dirty(rangeMiB: 256),
+        new FreePageHint(),
         new Echo(),
         new TripleFault(),
         new Spin(),

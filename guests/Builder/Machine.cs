@@ -22,6 +22,15 @@ public static class Machine
     /// <summary>isa-debug-exit: writing v ends the VMM with exit status (v &lt;&lt; 1) | 1.</summary>
     public const byte DebugExitPort = 0xF4;
 
+    /// <summary>
+    /// free-page-hint device, 32-bit accesses only: read STATUS (a non-zero request id while the VMM wants hints), or
+    /// write the base of a free range.
+    /// </summary>
+    public const ushort FreePageHintStatusOrBase = 0x5A0;
+
+    /// <summary>free-page-hint device: write the free range's length (bytes); this write commits the hint.</summary>
+    public const ushort FreePageHintLength = 0x5A4;
+
     /// <summary>Initial SP; the stack grows down from just below the image.</summary>
     public const ushort StackTop = 0x7C00;
 

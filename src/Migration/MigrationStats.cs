@@ -65,6 +65,9 @@ public sealed record MigrationStats
     /// <summary>Postcopy, destination: host pages that arrived from the source (requested or pushed) and were placed.</summary>
     public ulong PostcopyFetchedPages { get; init; }
 
+    /// <summary>Postcopy, destination: host pages not valid here at the switchover (stale or never sent).</summary>
+    public ulong PostcopyStalePages { get; init; }
+
     /// <summary>Postcopy, destination: blocks placed with MINOR faults (CONTINUE) rather than MISSING faults only.</summary>
     public int PostcopyMinorBlocks { get; init; }
 

@@ -212,6 +212,25 @@ public sealed unsafe class RamBlock : IDisposable
     }
 
     /// <summary>
+    /// Shared and hugetlbfs only: removes a live range from the primary mapping's page tables but keeps its content
+    /// in the backing file (and so in the alias mapping). The next touch through the primary mapping faults again;
+    /// with the range registered for MINOR faults that fault goes to userfaultfd, which is how postcopy hides a stale
+    /// page without throwing its memory away.
+    /// </summary>
+    public void UnmapFromPrimary(ulong offset, ulong length)
+    {
+        if (Backend == RamBackend.Anonymous)
+        {
+            throw new InvalidOperationException($"RAM block {Name} is anonymous: its pages live only in the primary mapping");
+        }
+
+        CheckRange(offset, length, UsedLength, nameof(UnmapFromPrimary));
+
+        // On a shared file mapping MADV_DONTNEED only zaps page-table entries; the page cache keeps the pages.
+        Mman.Advise(HostAddress + (nint)offset, length, Mman.MADV_DONTNEED);
+    }
+
+    /// <summary>
     /// Replaces a live range of the primary mapping in place (MAP_FIXED) with fresh memory of the same backend, as a
     /// VMM does after a hardware memory error. The range reads zeros afterwards, and the kernel drops any userfaultfd
     /// registration on it: placing pages there then reports <see cref="PlacementStatus.NotRegistered"/> (seed 000).

@@ -16,6 +16,14 @@ public sealed class RamBlockRegistry : IDisposable
     /// <summary>Raised after a resize with the block and its previous used length.</summary>
     public event Action<RamBlock, ulong>? BlockResized;
 
+    /// <summary>
+    /// Raised just before a range of a block is replaced with fresh memory (a remap, or the tail of a shrink), with
+    /// the block, offset and length. A subscriber that writes guest memory behind the primary mapping (MINOR-fault
+    /// postcopy fills pages through the alias) must stop writing there before the replacement, or it could refill
+    /// the fresh range with old content after the guest has written it.
+    /// </summary>
+    public event Action<RamBlock, ulong, ulong>? RangeReplacing;
+
     /// <summary>A snapshot, ordered by guest address.</summary>
     public IReadOnlyList<RamBlock> Blocks => Volatile.Read(ref blocks);
 
@@ -81,12 +89,35 @@ public sealed class RamBlockRegistry : IDisposable
             }
 
             oldUsedLength = block.UsedLength;
+            if (newUsedLength < oldUsedLength && newUsedLength > 0 && newUsedLength % block.PageSize == 0)
+            {
+                RangeReplacing?.Invoke(block, newUsedLength, oldUsedLength - newUsedLength);
+            }
+
             block.Resize(newUsedLength);
         }
 
         if (oldUsedLength != newUsedLength)
         {
             RaiseResized(block, oldUsedLength);
+        }
+    }
+
+    /// <summary>
+    /// Replaces a range of a registered block with fresh memory (<see cref="RamBlock.Remap"/>), raising
+    /// <see cref="RangeReplacing"/> first. The caller pauses the vCPUs around this.
+    /// </summary>
+    public void Remap(RamBlock block, ulong offset, ulong length)
+    {
+        lock (gate)
+        {
+            if (!blocks.Contains(block))
+            {
+                throw new InvalidOperationException($"RAM block '{block.Name}' is not registered");
+            }
+
+            RangeReplacing?.Invoke(block, offset, length);
+            block.Remap(offset, length);
         }
     }
 

@@ -184,6 +184,7 @@ public sealed class DeviceStateRoundTripTests
             new Uart16550(new RecordingSerialSink()),
             new Uart16550(new RecordingSerialSink(), 0x2F8),
             new DebugExit(_ => { }),
+            new FreePageHintDevice((_, _) => true),
         ];
 
         Assert.Equal(devices.Length, devices.Select(d => d.SectionName).Distinct().Count());

@@ -52,6 +52,7 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
                     PostcopyContinuePages = (ulong)(p?.LocalContinues ?? 0),
                     PostcopyFetchedPages = (ulong)(p?.PagesPlaced ?? 0),
                     PostcopyMinorBlocks = p?.MinorBlocks ?? 0,
+                    PostcopyStalePages = (ulong)(p?.StalePages ?? 0),
                     RemainingBytes = (ulong)Math.Max(0, p?.RemainingPages ?? 0) * 4096,
                     PostcopyDroppedPages = (ulong)(p?.DroppedPages ?? 0),
                     PostcopyDuplicatePages = (ulong)(p?.DuplicatePages ?? 0),
@@ -202,7 +203,7 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
 
                 case RecordType.Page:
                     PageRecord.Parsed page = PageRecord.Read(record);
-                    WritePage(page, blocks, hasData);
+                    WritePage(page, blocks, hasData, viaAlias: postcopy?.IsMinor(page.BlockIndex) == true);
                     CountPage(page.Length, page.Zero);
                     break;
 
@@ -323,8 +324,13 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
         return blocks;
     }
 
-    /// <summary>Precopy: plain writes into guest RAM, which no vCPU runs on yet.</summary>
-    private static void WritePage(PageRecord.Parsed page, RamBlock[] blocks, DirtyBitmap[] hasData)
+    /// <summary>
+    /// Precopy: plain writes into guest RAM, which no vCPU runs on yet. A block headed for MINOR-fault postcopy is
+    /// written through its alias mapping: the content goes into the page cache while the primary mapping (the guest's)
+    /// stays unmapped, so after the switchover the first touch of each page is a minor fault that the fault thread
+    /// resolves locally (CONTINUE) if the page is still valid, or fetches if it went stale.
+    /// </summary>
+    private static void WritePage(PageRecord.Parsed page, RamBlock[] blocks, DirtyBitmap[] hasData, bool viaAlias)
     {
         if (page.BlockIndex >= blocks.Length)
         {
@@ -346,13 +352,13 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
             {
                 if (data.TestAndClear(p))
                 {
-                    block.GetSpan(p * PageSize, (int)PageSize).Clear();
+                    (viaAlias ? block.GetAliasSpan(p * PageSize, (int)PageSize) : block.GetSpan(p * PageSize, (int)PageSize)).Clear();
                 }
             }
         }
         else
         {
-            page.Data.CopyTo(block.GetSpan(page.Offset, (int)page.Length));
+            page.Data.CopyTo(viaAlias ? block.GetAliasSpan(page.Offset, (int)page.Length) : block.GetSpan(page.Offset, (int)page.Length));
             data.SetRange(first, count);
         }
     }

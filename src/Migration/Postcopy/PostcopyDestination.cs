@@ -15,6 +15,13 @@ namespace Vmm.Migration.Postcopy;
 /// Rules from the seeds: a page is placed at most once (received bitmap, EEXIST makes a duplicate harmless); a
 /// placement onto a range that is no longer registered (remapped, or beyond a shrunk block: ENOENT, EINVAL on
 /// older kernels) wakes whoever waits there and drops the page, which then counts as received.
+/// <para>
+/// Two placement modes, chosen per block at ADVISE (seed 001). MISSING: a stale page is punched out of memory and
+/// placed with COPY/ZEROPAGE. MINOR (shared and hugetlbfs blocks, when both sides have postcopy-minor-faults and the
+/// kernel has the feature): a stale page keeps its memory but leaves the primary mapping's page tables; an arriving
+/// page is written through the alias mapping and mapped with CONTINUE; a fault on a page that is here (received,
+/// clean) is resolved locally with CONTINUE and never costs a request.
+/// </para>
 /// </remarks>
 public sealed unsafe class PostcopyDestination : IDisposable
 {
@@ -27,6 +34,11 @@ public sealed unsafe class PostcopyDestination : IDisposable
     private readonly ILogger log;
     private readonly byte* zeroBuffer;
     private readonly ulong zeroBufferSize;
+    private readonly bool minorFaultsWanted;
+
+    // MINOR placement writes behind the primary mapping: a remap or shrink must not happen between the check of the
+    // received bit and the CONTINUE, or the write could land in the fresh range after the guest wrote there.
+    private readonly object minorPlacementGate = new();
     private Userfaultfd? uffd;
     private PostcopyFaultThread? faultThread;
     private long remaining;
@@ -40,6 +52,7 @@ public sealed unsafe class PostcopyDestination : IDisposable
         this.registry = registry;
         this.returnPath = returnPath;
         this.log = log;
+        minorFaultsWanted = minorFaults;
         pages = [.. blocks.Select(b => new BlockPages(b))];
 
         // COPY of zeros is how hugetlbfs places a zero page (it has no ZEROPAGE); one buffer of the largest page.
@@ -55,11 +68,20 @@ public sealed unsafe class PostcopyDestination : IDisposable
 
     public long Requests => Interlocked.Read(ref requests);
 
-    public long LocalFaults => Interlocked.Read(ref localZeroFaults);
+    /// <summary>Faults resolved here with no request: received zero pages, and (MINOR) received clean pages.</summary>
+    public long LocalFaults => Interlocked.Read(ref localFaults);
 
-    public long LocalContinues => 0;
+    /// <summary>Of <see cref="LocalFaults"/>: those resolved with CONTINUE (MINOR blocks).</summary>
+    public long LocalContinues => Interlocked.Read(ref localContinues);
 
-    public int MinorBlocks => 0;
+    /// <summary>Host pages not valid here at LISTEN (the discard set): only these may ever cost a request.</summary>
+    public long StalePages { get; private set; }
+
+    /// <summary>Whether a block is placed with MINOR faults; false before ADVISE.</summary>
+    public bool IsMinor(int blockIndex) => blockIndex >= 0 && blockIndex < pages.Length && pages[blockIndex].Minor;
+
+    /// <summary>Blocks placed with MINOR faults.</summary>
+    public int MinorBlocks => pages.Count(p => p.Minor);
 
     public long PagesPlaced => Interlocked.Read(ref pagesPlaced);
 
@@ -77,7 +99,8 @@ public sealed unsafe class PostcopyDestination : IDisposable
     public event Action? Completed;
 
     private long requests;
-    private long localZeroFaults;
+    private long localFaults;
+    private long localContinues;
     private long pagesPlaced;
     private long duplicatePages;
     private long droppedPages;
@@ -89,19 +112,39 @@ public sealed unsafe class PostcopyDestination : IDisposable
     public void Advise()
     {
         UffdFeatures required = UffdFeatures.None;
+        UffdFeatures minorFeatures = UffdFeatures.None;
         foreach (RamBlock block in blocks)
         {
             required |= Userfaultfd.RequiredFeatures(block.Backend, UffdRegisterModes.Missing);
+            if (minorFaultsWanted && SupportsMinor(block))
+            {
+                minorFeatures |= Userfaultfd.RequiredFeatures(block.Backend, UffdRegisterModes.Minor);
+            }
         }
 
-        uffd = Userfaultfd.Open(required, UffdFeatures.ThreadId);
+        // MINOR features are optional: a kernel without them gets MISSING-only postcopy for those blocks.
+        Userfaultfd fd = uffd = Userfaultfd.Open(required, UffdFeatures.ThreadId | minorFeatures);
         foreach (BlockPages block in pages)
         {
             block.Received.SetRange(0, block.Block.UsedLength / block.Block.PageSize);
+            UffdFeatures needed = Userfaultfd.RequiredFeatures(block.Block.Backend, UffdRegisterModes.Minor);
+            block.Minor = minorFaultsWanted && SupportsMinor(block.Block) && (fd.Features & needed) == needed;
         }
 
+        if (pages.Any(p => p.Minor))
+        {
+            registry.RangeReplacing += OnRangeReplacing;
+        }
+
+        log.Information(
+            "postcopy: advised; {Modes}",
+            string.Join(", ", pages.Select(p => $"{p.Block.Name}: {(p.Minor ? "MINOR faults" : "MISSING faults")}")));
         State = PostcopyState.Advise;
     }
+
+    /// <summary>MINOR faults need the page cache (shared, hugetlbfs) and a second mapping to fill it through.</summary>
+    private static bool SupportsMinor(RamBlock block) =>
+        block.Backend is RamBackend.Shared or RamBackend.Hugetlbfs && block.AliasAddress != 0;
 
     /// <summary>DISCARD: these byte ranges are stale here; drop the memory and forget we had them.</summary>
     public void Discard(int blockIndex, IReadOnlyList<(ulong Offset, ulong Length)> ranges)
@@ -121,7 +164,15 @@ public sealed unsafe class PostcopyDestination : IDisposable
             }
 
             block.Received.ClearRange(start / pageSize, (end - start) / pageSize);
-            block.Block.Discard(start, end - start);
+            if (block.Minor)
+            {
+                // Keep the memory (a refetch overwrites it through the alias); hide it from the guest until then.
+                block.Block.UnmapFromPrimary(start, end - start);
+            }
+            else
+            {
+                block.Block.Discard(start, end - start);
+            }
         }
     }
 
@@ -133,7 +184,11 @@ public sealed unsafe class PostcopyDestination : IDisposable
         long missing = 0;
         foreach (BlockPages block in pages)
         {
-            fd.Register(block.Block.HostAddress, block.Block.UsedLength, UffdRegisterModes.Missing);
+            // MINOR blocks also register MISSING: pages never written here (zero, or never sent) are not in the page cache.
+            fd.Register(
+                block.Block.HostAddress,
+                block.Block.UsedLength,
+                block.Minor ? UffdRegisterModes.Missing | UffdRegisterModes.Minor : UffdRegisterModes.Missing);
 
             // Count within the used length only: a block shrunk since ADVISE still has received bits past its end.
             for (ulong page = 0; page < block.Block.UsedLength / block.Block.PageSize; page++)
@@ -146,6 +201,7 @@ public sealed unsafe class PostcopyDestination : IDisposable
         }
 
         remaining = missing;
+        StalePages = missing;
         registry.BlockResized += OnBlockResized;
         State = PostcopyState.Listening;
         faultThread = new PostcopyFaultThread(this, fd, log);
@@ -187,6 +243,12 @@ public sealed unsafe class PostcopyDestination : IDisposable
             return;
         }
 
+        if (block.Minor)
+        {
+            PlaceMinor(block, page, zero, data);
+            return;
+        }
+
         if (block.Received.IsSet(page))
         {
             Interlocked.Increment(ref duplicatePages);
@@ -204,11 +266,45 @@ public sealed unsafe class PostcopyDestination : IDisposable
     }
 
     /// <summary>
+    /// MINOR placement: write the content through the alias mapping (the guest cannot see it yet: the primary
+    /// mapping has no page-table entry there), then CONTINUE to map it and wake any vCPU waiting on it. Under the
+    /// placement gate, so a remap or shrink never interleaves between the received check and the CONTINUE.
+    /// </summary>
+    private void PlaceMinor(BlockPages block, ulong page, bool zero, ReadOnlySpan<byte> data)
+    {
+        ulong pageSize = block.Block.PageSize;
+        ulong offset = page * pageSize;
+        PlacementResult result;
+        lock (minorPlacementGate)
+        {
+            if (block.Received.IsSet(page) || offset >= block.Block.UsedLength)
+            {
+                Interlocked.Increment(ref duplicatePages);
+                return;
+            }
+
+            Span<byte> target = block.Block.GetAliasSpan(offset, (int)pageSize);
+            if (zero)
+            {
+                target.Clear();
+            }
+            else
+            {
+                data.CopyTo(target);
+            }
+
+            result = ContinueWithRetry(block.Block.HostAddressOf(offset), pageSize);
+        }
+
+        Settle(block, page, block.Block.HostAddressOf(offset), result);
+    }
+
+    /// <summary>
     /// Fault thread: a fault on a page that is already received means the page was zero and never written here
     /// (precopy skips writing zero pages), so it is resolved locally with no round trip. Returns false when the page
     /// must be requested.
     /// </summary>
-    internal bool TryResolveLocally(int blockIndex, ulong page, long faultTimestamp)
+    internal bool TryResolveLocally(int blockIndex, ulong page, bool minorFault, long faultTimestamp)
     {
         BlockPages block = pages[blockIndex];
         if (!block.Received.IsSet(page))
@@ -218,13 +314,23 @@ public sealed unsafe class PostcopyDestination : IDisposable
 
         ulong pageSize = block.Block.PageSize;
         nint destination = block.Block.HostAddressOf(page * pageSize);
-        PlacementResult result = PlaceWithRetry(block.Block, destination, pageSize, null);
+
+        // A MINOR fault on a received page: the page cache holds the right content, only the mapping is missing.
+        // A MISSING fault on a received page: it was zero and never written here.
+        PlacementResult result = minorFault
+            ? ContinueWithRetry(destination, pageSize)
+            : PlaceWithRetry(block.Block, destination, pageSize, null);
         if (result.Status == PlacementStatus.NotRegistered)
         {
             uffd!.Wake(destination, pageSize);
         }
 
-        Interlocked.Increment(ref localZeroFaults);
+        if (minorFault)
+        {
+            Interlocked.Increment(ref localContinues);
+        }
+
+        Interlocked.Increment(ref localFaults);
         Latency.Record(Stopwatch.GetTimestamp() - faultTimestamp);
         return true;
     }
@@ -281,6 +387,49 @@ public sealed unsafe class PostcopyDestination : IDisposable
             }
 
             return result;
+        }
+    }
+
+    private PlacementResult ContinueWithRetry(nint destination, ulong pageSize)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            PlacementResult result = uffd!.Continue(destination, pageSize);
+            if (result.Status is PlacementStatus.Retry or PlacementStatus.Partial && attempt < PlacementRetries)
+            {
+                Thread.Yield();
+                continue;
+            }
+
+            return result;
+        }
+    }
+
+    /// <summary>
+    /// A MINOR block's range is about to be replaced with fresh memory (remap, shrink; vCPUs parked). Whatever has
+    /// not arrived for it is no longer needed (seed 000): mark it received and dropped now, under the placement gate,
+    /// so no alias write can refill the fresh range afterwards.
+    /// </summary>
+    private void OnRangeReplacing(RamBlock changing, ulong offset, ulong length)
+    {
+        int index = Array.IndexOf(blocks, changing);
+        if (index < 0 || !pages[index].Minor)
+        {
+            return;
+        }
+
+        BlockPages block = pages[index];
+        ulong pageSize = changing.PageSize;
+        lock (minorPlacementGate)
+        {
+            for (ulong page = offset / pageSize; page < (offset + length + pageSize - 1) / pageSize; page++)
+            {
+                if (!block.Received.IsSet(page))
+                {
+                    Interlocked.Increment(ref droppedPages);
+                    MarkReceived(block, page);
+                }
+            }
         }
     }
 
@@ -393,6 +542,7 @@ public sealed unsafe class PostcopyDestination : IDisposable
 
         faultThread?.Dispose();
         registry.BlockResized -= OnBlockResized;
+        registry.RangeReplacing -= OnRangeReplacing;
         if (uffd is { } fd)
         {
             foreach (RamBlock block in blocks)
@@ -417,6 +567,9 @@ public sealed unsafe class PostcopyDestination : IDisposable
     private sealed class BlockPages(RamBlock block)
     {
         public RamBlock Block { get; } = block;
+
+        /// <summary>Placed with MINOR faults (decided at ADVISE).</summary>
+        public bool Minor { get; set; }
 
         // DirtyBitmap is the project's atomic bitmap; here one bit is one host page of this block.
         public DirtyBitmap Received { get; } = new(block.MaxLength / block.PageSize);

@@ -6,7 +6,8 @@ namespace Vmm.Migration.Postcopy;
 
 /// <summary>
 /// The postcopy fault path: a dedicated thread reads userfaultfd faults (the vCPU that touched a missing page is
-/// blocked inside KVM_RUN meanwhile) and either resolves them locally (a received zero page) or requests the page
+/// blocked inside KVM_RUN meanwhile) and either resolves them locally (a received zero page; with MINOR faults a
+/// received page whose mapping is missing) or requests the page
 /// from the source on the return path. Wake-ups across the two nested CPUs cost more than the work (DESIGN §6:
 /// ~145 µs sleeping in poll vs ~37 µs busy-polling), so after any fault it busy-polls for a while before it sleeps.
 /// </summary>
@@ -51,7 +52,7 @@ public sealed class PostcopyFaultThread : IDisposable
                 {
                     if (batch[i].Kind == UserfaultfdEventKind.Pagefault)
                     {
-                        Handle(batch[i].Address, now);
+                        Handle(batch[i].Address, (batch[i].Flags & UserfaultfdFaultFlags.Minor) != 0, now);
                     }
                 }
             }
@@ -62,7 +63,7 @@ public sealed class PostcopyFaultThread : IDisposable
         }
     }
 
-    private void Handle(nint address, long timestamp)
+    private void Handle(nint address, bool minor, long timestamp)
     {
         if (!destination.TryLocate(address, out int block, out ulong page))
         {
@@ -70,7 +71,7 @@ public sealed class PostcopyFaultThread : IDisposable
             return;
         }
 
-        if (!destination.TryResolveLocally(block, page, timestamp))
+        if (!destination.TryResolveLocally(block, page, minor, timestamp))
         {
             destination.Request(block, page, timestamp);
         }

@@ -12,6 +12,12 @@ namespace Vmm.Migration.Source;
 /// downtime limit; stop the guest, send the last dirty pages and the vCPU and device state, and wait for the
 /// destination to confirm. Any failure before that confirmation leaves the guest running here.
 /// </summary>
+/// <remarks>
+/// During the live passes the guest is asked for free-page hints (when the machine has the device,
+/// <see cref="IFreePageHinting"/>): a hinted page still waiting to be sent is put off (<see cref="FreePageHintSkips"/>),
+/// and before the guest stops for good every put-off page goes back into the dirty set, so a hint saves bandwidth
+/// during precopy but never loses a page.
+/// </remarks>
 public sealed class MigrationSource
 {
     private const ulong PageSize = DirtyBitmap.PageSize;
@@ -37,6 +43,8 @@ public sealed class MigrationSource
     private bool switchedOver;
     private bool endSent;
     private long postcopyRequests;
+    private FreePageHintSkips? hintSkips;
+    private IDisposable? hintRequest;
     private MigrationStats stats = new() { Status = MigrationStatus.Setup };
 
     private MigrationSource(IMigratableMachine machine, MigrationUri uri, MigrationParameters parameters, MigrationCapabilities capabilities, ILogger log)
@@ -140,6 +148,9 @@ public sealed class MigrationSource
             log.Information("migration to {Uri}: layout accepted, precopy of {Total} bytes", uri.Text, total);
             throttleClock.Start();
 
+            // Only now, with every page marked dirty: a hint taken earlier would be undone by the marking.
+            OpenHintRequest(blocks);
+
             int pass = 0;
             while (true)
             {
@@ -168,8 +179,22 @@ public sealed class MigrationSource
                 PassCompleted?.Invoke(pass);
                 log.Debug("pass {Pass}: {Dirty} pages dirty, {Rate:F0} MB/s, expected downtime {Downtime} ms", pass, dirtyPages, bytesPerSecond / 1e6, expectedDowntimeMs);
                 CheckReturnPath(returnPath);
-                if (postcopyRequested || (ulong)expectedDowntimeMs <= parameters.DowntimeLimitMs || pass >= parameters.MaxPasses)
+                if (postcopyRequested)
                 {
+                    break;
+                }
+
+                if ((ulong)expectedDowntimeMs <= parameters.DowntimeLimitMs || pass >= parameters.MaxPasses)
+                {
+                    // The guest is about to stop. Pages put off on a hint are still owed to the destination (nothing
+                    // may arrive there as silent zeros): send them in one more live pass rather than in the downtime.
+                    // The request is closed first, so the pass is the last one that can find them.
+                    CloseHintRequest();
+                    if (ReturnHintedPages() > 0)
+                    {
+                        continue;
+                    }
+
                     break;
                 }
             }
@@ -221,6 +246,7 @@ public sealed class MigrationSource
         {
             // After the switchover the guest runs on the destination: never resume it here. This side keeps its copy
             // of guest memory untouched (the vCPUs stay stopped) and reports postcopy-paused.
+            CloseHintRequest();
             totalClock.Stop();
             string message = Describe(e);
             Update(s => s with { Status = MigrationStatus.PostcopyPaused, ErrorDescription = message, TotalTimeMs = totalClock.ElapsedMilliseconds });
@@ -232,6 +258,7 @@ public sealed class MigrationSource
             // Everything was sent but the confirmation never came: the guest may be running on the destination. Keep
             // this copy stopped rather than risk two running guests; the user decides (check the destination, then
             // quit here, or cont here if the destination has no guest).
+            CloseHintRequest();
             totalClock.Stop();
             TryStopDirtyLogging();
             string message = $"{Describe(e)}; the destination may be running the guest, so it stays paused here";
@@ -241,6 +268,9 @@ public sealed class MigrationSource
         }
         catch (Exception e)
         {
+            // Before the status says finished (a new migration may start then): no hint of this one may touch the
+            // dirty bitmaps the next one uses.
+            CloseHintRequest();
             totalClock.Stop();
             if (loggingStarted)
             {
@@ -260,6 +290,7 @@ public sealed class MigrationSource
         }
         finally
         {
+            CloseHintRequest();
             connection?.Dispose();
             pageMap.Dispose();
             completion.TrySetResult();
@@ -294,6 +325,8 @@ public sealed class MigrationSource
                 {
                     continue;
                 }
+
+                hintSkips?.NoteSent(index, page);
 
                 if (anonymous && page / 512 != chunk)
                 {
@@ -379,10 +412,17 @@ public sealed class MigrationSource
     private void RunPostcopy(IReadOnlyList<RamBlock> blocks, ReturnPath returnPath)
     {
         RecordWriter writer = connection!.Writer;
+
+        // No hints after the switchover: the destination runs the guest from here on.
+        CloseHintRequest();
         long stoppedAt = Stopwatch.GetTimestamp();
         machine.StopForMigration();
         guestStopped = true;
         machine.SyncDirtyLog();
+
+        // Pages put off on a hint are not valid on the destination: they join the discard set, so a fault there
+        // fetches them, and the push sends them like every other dirty page.
+        ReturnHintedPages();
 
         var cursors = new ulong[blocks.Count];
 
@@ -547,6 +587,47 @@ public sealed class MigrationSource
             "postcopy to {Uri} completed in {Total} ms: downtime {Downtime} us, {Requests} page requests served",
             uri.Text, totalClock.ElapsedMilliseconds, switchoverUs, Interlocked.Read(ref postcopyRequests));
         StatusChanged?.Invoke(MigrationStatus.Completed);
+    }
+
+    /// <summary>Asks the guest for free-page hints, if the machine can; they go to <see cref="OnFreePageHint"/>.</summary>
+    private void OpenHintRequest(IReadOnlyList<RamBlock> blocks)
+    {
+        if (machine is IFreePageHinting hinting)
+        {
+            hintSkips = new FreePageHintSkips(blocks);
+            hintRequest = hinting.RequestFreePageHints(OnFreePageHint);
+        }
+    }
+
+    /// <summary>Stops asking for hints; when it returns no hint is being applied and none will be.</summary>
+    private void CloseHintRequest()
+    {
+        IDisposable? request = hintRequest;
+        hintRequest = null;
+        request?.Dispose();
+    }
+
+    /// <summary>On a vCPU thread: the guest reports a free range; its pages still waiting to be sent are put off.</summary>
+    private void OnFreePageHint(ulong guestAddress, ulong length)
+    {
+        FreePageHintSkips skips = hintSkips!;
+        ulong skipped = skips.Skip(guestAddress, length);
+
+        // Read under the stats lock: the count only grows, so the last writer publishes the latest total.
+        Update(s => s with { FreePageHintSkippedPages = skips.SkippedPages });
+        log.Debug("free-page hint [0x{Address:x}, +0x{Length:x}): {Skipped} pages put off", guestAddress, length, skipped);
+    }
+
+    /// <summary>Puts every page a hint put off back into the dirty set (hints must be closed). Returns how many.</summary>
+    private ulong ReturnHintedPages()
+    {
+        ulong returned = hintSkips?.ReturnToDirty() ?? 0;
+        if (returned > 0)
+        {
+            log.Debug("{Pages} pages put off on free-page hints go back into the dirty set", returned);
+        }
+
+        return returned;
     }
 
     /// <summary>Huge pages move whole: a 4 KiB dirty bit makes its whole host page dirty.</summary>

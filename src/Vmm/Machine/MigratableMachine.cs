@@ -6,9 +6,10 @@ namespace Vmm.Machine;
 
 /// <summary>
 /// The machine as migration sees it (<see cref="IMigratableMachine"/>): run control mapped onto run states, KVM's
-/// dirty log through <see cref="Kvm.Memslots"/>, and vCPU plus device state as opaque sections.
+/// dirty log through <see cref="Kvm.Memslots"/>, vCPU plus device state as opaque sections, and the guest's free-page
+/// hints (<see cref="IFreePageHinting"/>) through the free-page-hint device.
 /// </summary>
-public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachine
+public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachine, IFreePageHinting
 {
     /// <summary>Whether the guest was running when the migration began: a paused guest arrives paused.</summary>
     public const string RunStateSectionName = "run-state";
@@ -20,7 +21,7 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
 
     public VirtualMachine Machine => machine;
 
-    private IEnumerable<IStatefulDevice> Devices => [machine.Serial, machine.DebugExit];
+    private IEnumerable<IStatefulDevice> Devices => [machine.Serial, machine.DebugExit, machine.FreePageHints];
 
     public bool StopForMigration()
     {
@@ -55,6 +56,8 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
     public void StopDirtyLogging() => machine.Memslots.StopDirtyLogging();
 
     public void SyncDirtyLog() => machine.Memslots.SyncDirtyLog();
+
+    public IDisposable RequestFreePageHints(Action<ulong, ulong> onHint) => new FreePageHintRequest(machine.FreePageHints, onHint);
 
     public IReadOnlyList<StateSection> SaveState()
     {

@@ -10,7 +10,8 @@ using Vmm.Ram;
 namespace Vmm.Machine;
 
 /// <summary>
-/// A whole guest: RAM blocks and their memslots, the device buses, COM1 and isa-debug-exit, and the vCPUs.
+/// A whole guest: RAM blocks and their memslots, the device buses, COM1, isa-debug-exit and the free-page-hint
+/// device, and the vCPUs.
 /// Any thread may pause, resume or end it; <see cref="Exited"/> completes with the first reason it stopped.
 /// </summary>
 public sealed class VirtualMachine : IDisposable
@@ -63,6 +64,9 @@ public sealed class VirtualMachine : IDisposable
         DebugExit = new DebugExit(status => RequestExit(MachineExit.DebugExit(status)));
         Ports.Register(Uart16550.Com1Base, Uart16550.PortCount, Serial, "serial (COM1)");
         Ports.Register(DebugExit.DefaultPort, 1, DebugExit, "isa-debug-exit");
+        var hintLog = log.ForContext("SourceContext", "free-page-hint");
+        FreePageHints = new FreePageHintDevice(IsInsideOneRamBlock, message => hintLog.Debug("free-page-hint: {Message}", message));
+        Ports.Register(FreePageHintDevice.DefaultPort, FreePageHintDevice.PortCount, FreePageHints, "free-page-hint");
 
         var disassembler = new Disassembler(Memory);
         var crashReporter = new CrashReporter(disassembler);
@@ -95,6 +99,9 @@ public sealed class VirtualMachine : IDisposable
     public Uart16550 Serial { get; }
 
     public DebugExit DebugExit { get; }
+
+    /// <summary>Ports 0x5A0–0x5A7: the guest reports free RAM when an outgoing migration asks (MigratableMachine).</summary>
+    public FreePageHintDevice FreePageHints { get; }
 
     public IReadOnlyList<VcpuRunner> Vcpus => vcpus;
 
@@ -338,7 +345,7 @@ public sealed class VirtualMachine : IDisposable
         CheckRange(block, offset, length);
         WithVcpusPaused(() =>
         {
-            block.Remap(offset, length);
+            Ram.Remap(block, offset, length);
             block.DirtyBitmap.SetRange(offset / DirtyBitmap.PageSize, length / DirtyBitmap.PageSize);
             return true;
         });
@@ -364,6 +371,10 @@ public sealed class VirtualMachine : IDisposable
             return true;
         });
     }
+
+    /// <summary>Whether [address, +length) lies inside the used length of one RAM block (length non-zero).</summary>
+    private bool IsInsideOneRamBlock(ulong address, ulong length) =>
+        Ram.FindByGuestAddress(address) is { } block && length <= block.GuestEnd - address;
 
     private RamBlock FindBlock(string name) =>
         Ram.FindByName(name) ?? throw new ArgumentException($"no RAM block named '{name}' (see query-ram-blocks)");

@@ -184,6 +184,7 @@ public static class MigrationCommands
                 ["local"] = stats.PostcopyLocalFaults,
                 ["local-continue"] = stats.PostcopyContinuePages,
                 ["fetched"] = stats.PostcopyFetchedPages,
+                ["stale"] = stats.PostcopyStalePages,
                 ["minor-blocks"] = stats.PostcopyMinorBlocks,
                 ["p50-us"] = Math.Round(stats.FaultLatencyP50Us, 1),
                 ["p99-us"] = Math.Round(stats.FaultLatencyP99Us, 1),
