@@ -9,6 +9,7 @@ var benchmarks = new Dictionary<string, Action>(StringComparer.OrdinalIgnoreCase
     ["precopy"] = PrecopyBenchmark.Run,
     ["demand-paging"] = DemandPagingBenchmark.Run,
     ["postcopy"] = PostcopyBenchmark.Run,
+    ["postcopy-minor"] = PostcopyMinorBenchmark.Run,
 };
 
 string[] selected = args.Length == 0 ? [.. benchmarks.Keys] : args;

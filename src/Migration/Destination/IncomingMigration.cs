@@ -274,6 +274,7 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
 
                 case RecordType.PostcopyPushDone:
                     record.Reader().End();
+                    RequirePostcopy(record.Type).PushDone();
                     break;
 
                 default:
