@@ -127,8 +127,8 @@ public sealed unsafe class PostcopyDestination : IDisposable
         foreach (BlockPages block in pages)
         {
             block.Received.SetRange(0, block.Block.UsedLength / block.Block.PageSize);
-            UffdFeatures needed = Userfaultfd.RequiredFeatures(block.Block.Backend, UffdRegisterModes.Minor);
-            block.Minor = minorFaultsWanted && SupportsMinor(block.Block) && (fd.Features & needed) == needed;
+            block.Minor = minorFaultsWanted && SupportsMinor(block.Block)
+                && (fd.Features & Userfaultfd.RequiredFeatures(block.Block.Backend, UffdRegisterModes.Minor)) != 0;
         }
 
         if (pages.Any(p => p.Minor))
