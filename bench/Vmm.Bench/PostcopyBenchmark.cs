@@ -63,7 +63,8 @@ public static class PostcopyBenchmark
 
     private static Result Once(KvmSystem kvm, string image)
     {
-        ILogger log = new LoggerConfiguration().MinimumLevel.Warning().WriteTo.Console(standardErrorFromLevel: Serilog.Events.LogEventLevel.Verbose).CreateLogger();
+        // VMM_BENCH_DEBUG=1 shows the VMM's debug log (switchover phases, fault thread) next to the table.
+        ILogger log = new LoggerConfiguration().MinimumLevel.Is(Environment.GetEnvironmentVariable("VMM_BENCH_DEBUG") == "1" ? Serilog.Events.LogEventLevel.Debug : Serilog.Events.LogEventLevel.Warning).WriteTo.Console(standardErrorFromLevel: Serilog.Events.LogEventLevel.Verbose).CreateLogger();
         var sink = new NullSink();
         using VirtualMachine source = VirtualMachine.Create(kvm, new MachineConfig { MemorySize = Memory }, sink, log, TextWriter.Null);
         using VirtualMachine destination = VirtualMachine.Create(kvm, new MachineConfig { MemorySize = Memory }, sink, log, TextWriter.Null);

@@ -331,6 +331,69 @@ public class UserfaultfdTests
     }
 
     [Theory]
+    [MemberData(nameof(FileBackends))]
+    public void UnmappingFromThePrimaryKeepsTheContentAndMakesTheNextTouchAMinorFault(RamBackend backend)
+    {
+        using RamBlock block = RamBlock.Create(Shapes.Spec(backend, resizable: false));
+        using Userfaultfd uffd = OpenFor(backend, UffdRegisterModes.Minor);
+        ulong page = block.PageSize;
+
+        // Mapped and written through the primary mapping, as precopy does without minor faults.
+        BitConverter.TryWriteBytes(block.GetSpan(page + 64, 8), 0xFEEDul);
+        block.UnmapFromPrimary(page, page);
+        Assert.Equal(0xFEEDul, BitConverter.ToUInt64(block.GetAliasSpan(page + 64, 8)));
+        uffd.Register(block.HostAddress, block.UsedLength, UffdRegisterModes.Minor);
+
+        var toucher = Toucher.Read(block.HostAddressOf(page) + 64);
+        UserfaultfdEvent fault = WaitForFault(uffd);
+        Assert.True(fault.Flags.HasFlag(UserfaultfdFaultFlags.Minor), fault.Flags.ToString());
+        Assert.False(toucher.IsDone);
+
+        // What a refetch does: new content through the alias, then CONTINUE.
+        BitConverter.TryWriteBytes(block.GetAliasSpan(page + 64, 8), 0xBEEFul);
+        Assert.Equal(PlacementStatus.Placed, uffd.Continue(fault.Address, page).Status);
+        Assert.Equal(0xBEEFul, toucher.Result(Patience));
+    }
+
+    [Fact]
+    public void UnmappingFromThePrimaryIsRefusedOnAnonymousMemory()
+    {
+        using RamBlock block = RamBlock.Create(Shapes.Spec(RamBackend.Anonymous, resizable: false));
+        Assert.Throws<InvalidOperationException>(() => block.UnmapFromPrimary(0, block.PageSize));
+    }
+
+    [Theory]
+    [MemberData(nameof(Backends))]
+    public void TheRegistryAnnouncesARangeBeforeARemapOrShrinkReplacesIt(RamBackend backend)
+    {
+        using var registry = new RamBlockRegistry();
+        RamBlock block = RamBlock.Create(Shapes.Spec(backend, resizable: true));
+        registry.Add(block);
+        ulong page = block.PageSize;
+        registry.Resize(block, block.MaxLength);
+        BitConverter.TryWriteBytes(block.GetSpan(page, 8), 0x1234ul);
+        ulong seenAtRemap = 0;
+        var announced = new List<(ulong Offset, ulong Length)>();
+        registry.RangeReplacing += (b, offset, length) =>
+        {
+            Assert.Same(block, b);
+            announced.Add((offset, length));
+
+            // Before the replacement: the old content is still there.
+            seenAtRemap = announced.Count == 1 ? BitConverter.ToUInt64(block.GetSpan(page, 8)) : seenAtRemap;
+        };
+
+        registry.Remap(block, page, page);
+        ulong used = block.MaxLength / 2 / page * page;
+        registry.Resize(block, used);
+        registry.Resize(block, block.MaxLength);
+
+        Assert.Equal([(page, page), (used, block.MaxLength - used)], announced);
+        Assert.Equal(0x1234ul, seenAtRemap);
+        Assert.Equal(0ul, BitConverter.ToUInt64(block.GetSpan(page, 8)));
+    }
+
+    [Theory]
     [MemberData(nameof(Backends))]
     public void AWriteToAWriteProtectedPageFaultsUntilUnprotected(RamBackend backend)
     {

@@ -29,6 +29,9 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
     private ulong bytesReceived;
     private int passes;
     private PostcopyDestination? postcopy;
+    private long switchoverFrom;
+    private long listenFrom;
+    private long listenDone;
 
     /// <summary>query-migrate on the destination.</summary>
     public MigrationStats Stats
@@ -253,12 +256,15 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
 
                 case RecordType.PostcopyDiscard:
                     (int blockIndex, List<(ulong Offset, ulong Length)> ranges) = DiscardRecord.Read(record);
+                    switchoverFrom = switchoverFrom == 0 ? Stopwatch.GetTimestamp() : switchoverFrom;
                     RequirePostcopy(record.Type).Discard(blockIndex, ranges);
                     break;
 
                 case RecordType.PostcopyListen:
                     record.Reader().End();
+                    listenFrom = Stopwatch.GetTimestamp();
                     RequirePostcopy(record.Type).Listen();
+                    listenDone = Stopwatch.GetTimestamp();
                     break;
 
                 case RecordType.PostcopyRun:
@@ -268,7 +274,13 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
                     machine.StartIncomingGuest();
                     SetStatus(MigrationStatus.PostcopyActive, null);
                     returnPath.Send(RecordType.PostcopyRunning);
+                    long runningAt = Stopwatch.GetTimestamp();
                     running.Running();
+                    log.Debug(
+                        "postcopy switchover (destination): discard {Discard:F0} us, listen {Listen:F0} us, state and start {Start:F0} us",
+                        switchoverFrom == 0 ? 0 : Stopwatch.GetElapsedTime(switchoverFrom, listenFrom).TotalMicroseconds,
+                        Stopwatch.GetElapsedTime(listenFrom, listenDone).TotalMicroseconds,
+                        Stopwatch.GetElapsedTime(listenDone, runningAt).TotalMicroseconds);
                     log.Information("postcopy: the guest runs here after {Ms} ms; pages follow on demand", clock.ElapsedMilliseconds);
                     break;
 

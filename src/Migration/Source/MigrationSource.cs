@@ -418,7 +418,9 @@ public sealed class MigrationSource
         long stoppedAt = Stopwatch.GetTimestamp();
         machine.StopForMigration();
         guestStopped = true;
+        long synced = Stopwatch.GetTimestamp();
         machine.SyncDirtyLog();
+        long discardFrom = Stopwatch.GetTimestamp();
 
         // Pages put off on a hint are not valid on the destination: they join the discard set, so a fault there
         // fetches them, and the push sends them like every other dirty page.
@@ -439,6 +441,7 @@ public sealed class MigrationSource
             }
 
             writer.Write(RecordType.PostcopyListen, []);
+            long stateFrom = Stopwatch.GetTimestamp();
             foreach (StateSection section in machine.SaveState())
             {
                 section.Write(writer);
@@ -448,6 +451,13 @@ public sealed class MigrationSource
             switchedOver = true;
             writer.Write(RecordType.PostcopyRun, []);
             writer.Flush();
+            long runSent = Stopwatch.GetTimestamp();
+            log.Debug(
+                "postcopy switchover (source): stop {Stop:F0} us, dirty sync {Sync:F0} us, discard set {Discard:F0} us, state and run {State:F0} us",
+                Stopwatch.GetElapsedTime(stoppedAt, synced).TotalMicroseconds,
+                Stopwatch.GetElapsedTime(synced, discardFrom).TotalMicroseconds,
+                Stopwatch.GetElapsedTime(discardFrom, stateFrom).TotalMicroseconds,
+                Stopwatch.GetElapsedTime(stateFrom, runSent).TotalMicroseconds);
         }
 
         ulong left = (ulong)blocks.Sum(b => (long)b.DirtyBitmap.CountSet());
