@@ -154,6 +154,24 @@ public sealed class DirtyBitmap
         return taken;
     }
 
+    /// <summary>
+    /// Clears here every bit that is set in <paramref name="mask"/> (word by word, atomically per word), over the
+    /// pages both bitmaps cover.
+    /// </summary>
+    public void ClearWhereSet(DirtyBitmap mask)
+    {
+        ArgumentNullException.ThrowIfNull(mask);
+        int count = Math.Min(words.Length, mask.words.Length);
+        for (int i = 0; i < count; i++)
+        {
+            ulong bits = Volatile.Read(ref mask.words[i]);
+            if (bits != 0 && (Volatile.Read(ref words[i]) & bits) != 0)
+            {
+                Interlocked.And(ref words[i], ~bits);
+            }
+        }
+    }
+
     /// <summary>The first set page at or after <paramref name="fromPage"/>.</summary>
     public bool TryFindNextSet(ulong fromPage, out ulong page)
     {

@@ -261,4 +261,27 @@ public class DirtyBitmapTests
 
         Assert.Equal(expectedCount, bitmap.CountSet());
     }
+
+    [Fact]
+    public void ClearWhereSetClearsExactlyTheMaskedBitsOverTheCommonPages()
+    {
+        var bitmap = new DirtyBitmap(200);
+        bitmap.SetRange(0, 200);
+        var mask = new DirtyBitmap(130);
+        mask.Set(0);
+        mask.Set(63);
+        mask.Set(64);
+        mask.Set(129);
+
+        bitmap.ClearWhereSet(mask);
+
+        Assert.Equal(196ul, bitmap.CountSet());
+        Assert.False(bitmap.IsSet(0));
+        Assert.False(bitmap.IsSet(63));
+        Assert.False(bitmap.IsSet(64));
+        Assert.False(bitmap.IsSet(129));
+        Assert.True(bitmap.IsSet(1));
+        Assert.True(bitmap.IsSet(130));
+        Assert.True(bitmap.IsSet(199));
+    }
 }

@@ -107,7 +107,7 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
     public void Run(Socket listener)
     {
         using MigrationConnection connection = MigrationConnection.Accept(listener);
-        var returnPath = new ReturnPathWriter(connection.Writer);
+        using var returnPath = new ReturnPathWriter(connection.Writer);
         log.Information("incoming migration: source connected");
         try
         {
@@ -247,7 +247,8 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
                     postcopy = new PostcopyDestination(blocks, machine.Ram, returnPath, log, minor);
                     postcopy.Completed += () =>
                     {
-                        returnPath.Send(RecordType.Complete);
+                        // Raised on the receive thread: it must not block on the return path (ReturnPathWriter).
+                        returnPath.Post(RecordType.Complete);
                         SetStatus(MigrationStatus.Completed, null);
                     };
                     postcopy.Advise();
@@ -273,7 +274,7 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
                     machine.LoadState(sections);
                     machine.StartIncomingGuest();
                     SetStatus(MigrationStatus.PostcopyActive, null);
-                    returnPath.Send(RecordType.PostcopyRunning);
+                    returnPath.Post(RecordType.PostcopyRunning);
                     long runningAt = Stopwatch.GetTimestamp();
                     running.Running();
                     log.Debug(

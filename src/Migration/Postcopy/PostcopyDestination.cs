@@ -257,7 +257,7 @@ public sealed unsafe class PostcopyDestination : IDisposable
                 {
                     if (!block.Received.IsSet(page) && !block.Requested.TestAndSet(page))
                     {
-                        returnPath.RequestPage(index, page * block.Block.PageSize, block.Block.PageSize);
+                        returnPath.PostPageRequest(index, page * block.Block.PageSize, block.Block.PageSize);
                         asked++;
                     }
                 }

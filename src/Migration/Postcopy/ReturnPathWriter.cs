@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Vmm.Migration.Stream;
 
 namespace Vmm.Migration.Postcopy;
@@ -6,10 +7,21 @@ namespace Vmm.Migration.Postcopy;
 /// The destination's side of the return path, shared by the receive thread and the fault thread: every record is
 /// written and flushed whole under one lock, so a page request is on the wire as soon as it is made.
 /// </summary>
-public sealed class ReturnPathWriter(RecordWriter writer)
+/// <remarks>
+/// Once postcopy listens, the receive thread must never block on the return path: it is what drains the main
+/// stream. The source answers requests on its return-path reader, so a source blocked writing an answer into a full
+/// main stream stops reading requests; a fault thread blocked on that full return path holds the lock; a receive
+/// thread waiting for the lock (to say Running or Complete) stops draining the main stream — a deadlock seen here
+/// about once in a few dozen postcopy runs. So the receive thread <see cref="Post"/>s: a small sender thread writes
+/// those records, and the fault thread alone ever blocks on the socket.
+/// </remarks>
+public sealed class ReturnPathWriter(RecordWriter writer) : IDisposable
 {
     private readonly object gate = new();
+    private readonly BlockingCollection<Action<RecordWriter>> posted = [];
+    private Thread? sender;
 
+    /// <summary>Writes a record now, blocking while the socket is full (before LISTEN, or from the fault thread).</summary>
     public void Send(RecordType type)
     {
         lock (gate)
@@ -19,18 +31,22 @@ public sealed class ReturnPathWriter(RecordWriter writer)
         }
     }
 
+    /// <summary>Queues a record for the sender thread; never blocks the caller. Records posted keep their order.</summary>
+    public void Post(RecordType type) => Post(w => w.Write(type, []));
+
+    /// <summary>Fault thread: asks for a page now.</summary>
     public void RequestPage(int blockIndex, ulong offset, ulong length)
     {
         lock (gate)
         {
-            var payload = writer.Begin(RecordType.PageRequest);
-            payload.U16((ushort)blockIndex);
-            payload.U64(offset);
-            payload.U64(length);
-            payload.Commit();
+            WritePageRequest(writer, blockIndex, offset, length);
             writer.Flush();
         }
     }
+
+    /// <summary>Receive thread: asks for a page through the sender thread.</summary>
+    public void PostPageRequest(int blockIndex, ulong offset, ulong length) =>
+        Post(w => WritePageRequest(w, blockIndex, offset, length));
 
     public void SendError(string message)
     {
@@ -40,6 +56,55 @@ public sealed class ReturnPathWriter(RecordWriter writer)
             payload.String(message.Length > 4000 ? message[..4000] : message);
             payload.Commit();
             writer.Flush();
+        }
+    }
+
+    /// <summary>Stops the sender thread once what was posted is written (or the connection is gone).</summary>
+    public void Dispose()
+    {
+        posted.CompleteAdding();
+        sender?.Join(TimeSpan.FromSeconds(5));
+    }
+
+    private static void WritePageRequest(RecordWriter w, int blockIndex, ulong offset, ulong length)
+    {
+        var payload = w.Begin(RecordType.PageRequest);
+        payload.U16((ushort)blockIndex);
+        payload.U64(offset);
+        payload.U64(length);
+        payload.Commit();
+    }
+
+    private void Post(Action<RecordWriter> write)
+    {
+        lock (posted)
+        {
+            if (sender is null)
+            {
+                sender = new Thread(SendPosted) { IsBackground = true, Name = "return path sender" };
+                sender.Start();
+            }
+        }
+
+        posted.Add(write);
+    }
+
+    private void SendPosted()
+    {
+        try
+        {
+            foreach (Action<RecordWriter> write in posted.GetConsumingEnumerable())
+            {
+                lock (gate)
+                {
+                    write(writer);
+                    writer.Flush();
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
+        {
+            // The connection is gone: the receive thread finds out on its next read and handles it.
         }
     }
 }

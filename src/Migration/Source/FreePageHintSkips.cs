@@ -13,7 +13,7 @@ namespace Vmm.Migration.Source;
 /// <see cref="DirtyBitmap.TestAndClear"/> on the dirty bit, so exactly one of the hint (on a vCPU thread) and the
 /// sender (on the migration thread, which clears the same bit before it sends) takes a page; the page is either sent
 /// or skipped, never both lost. A guest write after the hint sets the page dirty again at the next sync of KVM's
-/// dirty log and it is sent as usual; <see cref="NoteSent"/> then drops its skipped bit.
+/// dirty log and it is sent as usual; <see cref="ForgetRedirtied"/> then drops its skipped bit.
 /// </para>
 /// <para>
 /// A hint defers a page, it never drops it (the content still matters if the guest reuses the page on the
@@ -82,13 +82,15 @@ internal sealed class FreePageHintSkips
         return moved;
     }
 
-    /// <summary>The sender is sending <paramref name="page"/> of block <paramref name="blockIndex"/>: it is owed no more.</summary>
-    public void NoteSent(int blockIndex, ulong page)
+    /// <summary>
+    /// After a dirty-log sync: a skipped page the guest wrote again is dirty, so the coming pass sends it and it is
+    /// owed no more. (Done per sync, a pass over the bitmap words, rather than per page on the sender's hot path.)
+    /// </summary>
+    public void ForgetRedirtied()
     {
-        DirtyBitmap bits = skipped[blockIndex];
-        if (page < bits.PageCount && bits.IsSet(page))
+        for (int index = 0; index < blocks.Count; index++)
         {
-            bits.Clear(page);
+            skipped[index].ClearWhereSet(blocks[index].DirtyBitmap);
         }
     }
 

@@ -162,6 +162,7 @@ public sealed class MigrationSource
                 connection.Writer.Flush();
 
                 machine.SyncDirtyLog();
+                hintSkips?.ForgetRedirtied();
                 ulong dirtyPages = (ulong)blocks.Sum(b => (long)b.DirtyBitmap.CountSet());
                 double seconds = Math.Max(passClock.Elapsed.TotalSeconds, 1e-6);
                 double bytesPerSecond = ((ulong)connection.Writer.BytesWritten - bytesBefore) / seconds;
@@ -325,8 +326,6 @@ public sealed class MigrationSource
                 {
                     continue;
                 }
-
-                hintSkips?.NoteSent(index, page);
 
                 if (anonymous && page / 512 != chunk)
                 {
