@@ -264,6 +264,7 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
                 case RecordType.PostcopyListen:
                     record.Reader().End();
                     listenFrom = Stopwatch.GetTimestamp();
+                    returnPath.StartSender();
                     RequirePostcopy(record.Type).Listen();
                     listenDone = Stopwatch.GetTimestamp();
                     break;
@@ -274,7 +275,9 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
                     machine.LoadState(sections);
                     machine.StartIncomingGuest();
                     SetStatus(MigrationStatus.PostcopyActive, null);
-                    returnPath.Post(RecordType.PostcopyRunning);
+                    // Sent directly: the return path is still empty (the guest has only just started), so this
+                    // cannot block, and the downtime ends with it: no hand-off to the sender thread.
+                    returnPath.Send(RecordType.PostcopyRunning);
                     long runningAt = Stopwatch.GetTimestamp();
                     running.Running();
                     log.Debug(

@@ -13,7 +13,8 @@ namespace Vmm.Migration.Postcopy;
 /// main stream stops reading requests; a fault thread blocked on that full return path holds the lock; a receive
 /// thread waiting for the lock (to say Running or Complete) stops draining the main stream — a deadlock seen here
 /// about once in a few dozen postcopy runs. So the receive thread <see cref="Post"/>s: a small sender thread writes
-/// those records, and the fault thread alone ever blocks on the socket.
+/// those records, and the fault thread alone ever blocks on the socket. (PostcopyRunning is the exception: sent right
+/// after the guest starts, when nothing can have filled the return path yet.)
 /// </remarks>
 public sealed class ReturnPathWriter(RecordWriter writer) : IDisposable
 {
@@ -75,7 +76,8 @@ public sealed class ReturnPathWriter(RecordWriter writer) : IDisposable
         payload.Commit();
     }
 
-    private void Post(Action<RecordWriter> write)
+    /// <summary>Starts the sender thread ahead of need (at LISTEN): starting a thread takes milliseconds here.</summary>
+    public void StartSender()
     {
         lock (posted)
         {
@@ -85,7 +87,11 @@ public sealed class ReturnPathWriter(RecordWriter writer) : IDisposable
                 sender.Start();
             }
         }
+    }
 
+    private void Post(Action<RecordWriter> write)
+    {
+        StartSender();
         posted.Add(write);
     }
 
