@@ -136,10 +136,37 @@ public sealed unsafe class PostcopyDestination : IDisposable
             registry.RangeReplacing += OnRangeReplacing;
         }
 
+        // The fault thread starts now, not at LISTEN: starting a thread takes milliseconds here, and LISTEN is in the
+        // downtime. Until then it only finds nothing to read (nothing is registered).
+        faultThread = new PostcopyFaultThread(this, fd, log);
         log.Information(
             "postcopy: advised; {Modes}",
             string.Join(", ", pages.Select(p => $"{p.Block.Name}: {(p.Minor ? "MINOR faults" : "MISSING faults")}")));
         State = PostcopyState.Advise;
+    }
+
+    /// <summary>
+    /// Host pages of a block not received, within its used length only (a block shrunk since ADVISE still has
+    /// received bits past its end). Word-wise when the block is at full length: this runs during the downtime.
+    /// </summary>
+    private static long MissingPages(BlockPages block)
+    {
+        ulong used = block.Block.UsedLength / block.Block.PageSize;
+        if (used == block.Received.PageCount)
+        {
+            return (long)(used - block.Received.CountSet());
+        }
+
+        long missing = 0;
+        for (ulong page = 0; page < used; page++)
+        {
+            if (!block.Received.IsSet(page))
+            {
+                missing++;
+            }
+        }
+
+        return missing;
     }
 
     /// <summary>MINOR faults need the page cache (shared, hugetlbfs) and a second mapping to fill it through.</summary>
@@ -190,21 +217,13 @@ public sealed unsafe class PostcopyDestination : IDisposable
                 block.Block.UsedLength,
                 block.Minor ? UffdRegisterModes.Missing | UffdRegisterModes.Minor : UffdRegisterModes.Missing);
 
-            // Count within the used length only: a block shrunk since ADVISE still has received bits past its end.
-            for (ulong page = 0; page < block.Block.UsedLength / block.Block.PageSize; page++)
-            {
-                if (!block.Received.IsSet(page))
-                {
-                    missing++;
-                }
-            }
+            missing += MissingPages(block);
         }
 
         remaining = missing;
         StalePages = missing;
         registry.BlockResized += OnBlockResized;
         State = PostcopyState.Listening;
-        faultThread = new PostcopyFaultThread(this, fd, log);
         log.Information("postcopy: listening, {Missing} host pages to come", missing);
     }
 
@@ -226,17 +245,7 @@ public sealed unsafe class PostcopyDestination : IDisposable
     /// </summary>
     public void PushDone()
     {
-        long missing = 0;
-        foreach (BlockPages block in pages)
-        {
-            for (ulong page = 0; page < block.Block.UsedLength / block.Block.PageSize; page++)
-            {
-                if (!block.Received.IsSet(page))
-                {
-                    missing++;
-                }
-            }
-        }
+        long missing = pages.Sum(MissingPages);
 
         long counted = Interlocked.Read(ref remaining);
         if (missing == 0 && counted != 0)

@@ -76,7 +76,7 @@ public sealed class ReturnPathWriter(RecordWriter writer) : IDisposable
         payload.Commit();
     }
 
-    /// <summary>Starts the sender thread ahead of need (at LISTEN): starting a thread takes milliseconds here.</summary>
+    /// <summary>Starts the sender thread ahead of need (at ADVISE): starting a thread takes milliseconds here.</summary>
     public void StartSender()
     {
         lock (posted)
