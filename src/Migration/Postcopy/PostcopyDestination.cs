@@ -360,9 +360,9 @@ public sealed unsafe class PostcopyDestination : IDisposable
     }
 
     /// <summary>
-    /// Fault thread: a fault on a page that is already received means the page was zero and never written here
-    /// (precopy skips writing zero pages), so it is resolved locally with no round trip. Returns false when the page
-    /// must be requested.
+    /// Fault thread: a fault on a page that is already received is resolved locally with no round trip — a MISSING
+    /// fault means the page was zero and never written here (precopy skips writing zero pages), a MINOR fault that its
+    /// content is in the page cache but not mapped. Returns false when the page must be requested.
     /// </summary>
     internal bool TryResolveLocally(int blockIndex, ulong page, bool minorFault, long faultTimestamp)
     {
@@ -572,8 +572,8 @@ public sealed unsafe class PostcopyDestination : IDisposable
 
         State = PostcopyState.End;
         log.Information(
-            "postcopy: every page received ({Placed} placed, {Requests} requested, {Local} zero faults resolved locally, {Dup} duplicates, {Dropped} dropped)",
-            PagesPlaced, Requests, LocalFaults, DuplicatePages, DroppedPages);
+            "postcopy: every page received ({Placed} placed, {Requests} requested, {Local} faults resolved locally of which {Continue} with CONTINUE, {Dup} duplicates, {Dropped} dropped)",
+            PagesPlaced, Requests, LocalFaults, LocalContinues, DuplicatePages, DroppedPages);
         Completed?.Invoke();
     }
 
