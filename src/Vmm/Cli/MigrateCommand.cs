@@ -35,6 +35,7 @@ public static class MigrateCommand
     private static readonly Option<string> DowntimeLimit = new("--downtime-limit") { Description = "Largest acceptable pause of the guest at switchover, in milliseconds (migrate-set-parameters downtime-limit)", HelpName = "MS" };
     private static readonly Option<bool> Postcopy = new("--postcopy") { Description = "Switch to postcopy (migrate-start-postcopy) once precopy has run for --postcopy-after seconds; enables postcopy-ram on the source" };
     private static readonly Option<string> PostcopyAfter = new("--postcopy-after") { Description = "Seconds of precopy before switching to postcopy [default: 0.2]", HelpName = "SECONDS" };
+    private static readonly Option<bool> NoMinorFaults = new("--no-minor-faults") { Description = "With --postcopy: turn postcopy-minor-faults off on the source (shared and hugetlbfs RAM then use MISSING faults only)" };
     private static readonly Option<string> DestinationMonitor = new("--destination-monitor") { Description = "The destination's QMP monitor: with --postcopy, postcopy-ram is enabled there too (otherwise do it yourself)", HelpName = "PATH" };
     private static readonly Option<string> MaxBandwidth = new("--max-bandwidth") { Description = "Bandwidth cap in bytes per second, K/M/G suffixes allowed; 0 = unlimited (migrate-set-parameters max-bandwidth)", HelpName = "BYTES_PER_S" };
 
@@ -42,7 +43,7 @@ public static class MigrateCommand
     {
         var command = new Command("migrate", "Live-migrate the guest of a running VMM (precopy, optionally switching to postcopy) through its monitor, with live progress")
         {
-            MonitorOption, To, DowntimeLimit, MaxBandwidth, Postcopy, PostcopyAfter, DestinationMonitor,
+            MonitorOption, To, DowntimeLimit, MaxBandwidth, Postcopy, PostcopyAfter, NoMinorFaults, DestinationMonitor,
         };
 
         // Synchronous on purpose: System.CommandLine installs its own Ctrl-C handling for asynchronous actions, and
@@ -102,11 +103,14 @@ public static class MigrateCommand
             }
 
             string? destination = parse.GetValue(DestinationMonitor);
-            postcopy = new PostcopyPlan(TimeSpan.FromSeconds(after), destination?.StartsWith("unix:", StringComparison.Ordinal) == true ? destination["unix:".Length..] : destination);
+            postcopy = new PostcopyPlan(
+                TimeSpan.FromSeconds(after),
+                destination?.StartsWith("unix:", StringComparison.Ordinal) == true ? destination["unix:".Length..] : destination,
+                MinorFaults: !parse.GetValue(NoMinorFaults));
         }
-        else if (parse.GetValue(PostcopyAfter) is not null || parse.GetValue(DestinationMonitor) is not null)
+        else if (parse.GetValue(PostcopyAfter) is not null || parse.GetValue(DestinationMonitor) is not null || parse.GetValue(NoMinorFaults))
         {
-            problems.Add("--postcopy-after and --destination-monitor go with --postcopy");
+            problems.Add("--postcopy-after, --no-minor-faults and --destination-monitor go with --postcopy");
         }
 
         if (problems.Count > 0)
@@ -119,11 +123,11 @@ public static class MigrateCommand
         return RunAsync(path, uri, parameters, postcopy, interrupt).GetAwaiter().GetResult();
     }
 
-    /// <summary>--postcopy: when to switch, and where the destination's monitor is (to enable postcopy-ram there).</summary>
-    private sealed record PostcopyPlan(TimeSpan After, string? DestinationMonitor);
+    /// <summary>--postcopy: when to switch, where the destination's monitor is (to enable postcopy-ram there), minor faults or not.</summary>
+    private sealed record PostcopyPlan(TimeSpan After, string? DestinationMonitor, bool MinorFaults);
 
-    /// <summary>Enables postcopy-ram through one monitor.</summary>
-    private static async Task<string?> EnablePostcopyAsync(string path)
+    /// <summary>Enables postcopy-ram, and sets postcopy-minor-faults, through one monitor.</summary>
+    private static async Task<string?> EnablePostcopyAsync(string path, bool minorFaults)
     {
         try
         {
@@ -131,7 +135,9 @@ public static class MigrateCommand
             await using QmpClient client = await QmpClient.ConnectAsync(path, connectTimeout.Token);
             QmpResponse reply = await ExecuteAsync(client, "migrate-set-capabilities", new JsonObject
             {
-                ["capabilities"] = new JsonArray(new JsonObject { ["capability"] = "postcopy-ram", ["state"] = true }),
+                ["capabilities"] = new JsonArray(
+                    new JsonObject { ["capability"] = "postcopy-ram", ["state"] = true },
+                    new JsonObject { ["capability"] = "postcopy-minor-faults", ["state"] = minorFaults }),
             });
             return reply.IsError ? $"migrate-set-capabilities on {path}: {reply.ErrorDescription}" : null;
         }
@@ -143,7 +149,7 @@ public static class MigrateCommand
 
     private static async Task<int> RunAsync(string path, string uri, JsonObject parameters, PostcopyPlan? postcopy, Interrupt interrupt)
     {
-        if (postcopy?.DestinationMonitor is { } destinationMonitor && await EnablePostcopyAsync(destinationMonitor) is { } destinationError)
+        if (postcopy?.DestinationMonitor is { } destinationMonitor && await EnablePostcopyAsync(destinationMonitor, postcopy.MinorFaults) is { } destinationError)
         {
             CliErrors.Print(destinationError);
             return StatusUsageOrConnection;
@@ -165,7 +171,7 @@ public static class MigrateCommand
         {
             try
             {
-                if (postcopy is not null && await EnablePostcopyAsync(path) is { } sourceError)
+                if (postcopy is not null && await EnablePostcopyAsync(path, postcopy.MinorFaults) is { } sourceError)
                 {
                     CliErrors.Print(sourceError);
                     return StatusUsageOrConnection;

@@ -11,9 +11,11 @@ public sealed class PostcopyProcessTests : IDisposable
     private readonly string dir = Directory.CreateTempSubdirectory("vmm-pcmig-").FullName;
 
     [KvmTheory]
-    [InlineData("anonymous")]
-    [InlineData("hugetlbfs")]
-    public void TheVerbMovesARunningGuestWithPostcopy(string backend)
+    [InlineData("anonymous", true)]
+    [InlineData("hugetlbfs", true)]
+    [InlineData("shared", true)]
+    [InlineData("shared", false)]
+    public void TheVerbMovesARunningGuestWithPostcopy(string backend, bool minorFaults)
     {
         using MigrationVmm source = MigrationVmm.StartSource(dir, backend: backend);
         using MigrationVmm destination = MigrationVmm.StartDestination(dir, backend: backend);
@@ -21,7 +23,8 @@ public sealed class PostcopyProcessTests : IDisposable
         using QmpTestClient events = source.Connect();
 
         using VmmProcess verb = VmmProcess.Start(
-            ["migrate", "--monitor", source.MonitorPath, "--to", destination.IncomingUri, "--postcopy", "--postcopy-after", "0", "--destination-monitor", destination.MonitorPath],
+            ["migrate", "--monitor", source.MonitorPath, "--to", destination.IncomingUri, "--postcopy", "--postcopy-after", "0", "--destination-monitor", destination.MonitorPath,
+                .. minorFaults ? Array.Empty<string>() : ["--no-minor-faults"]],
             environment: null,
             workingDirectory: dir);
         VmmResult result = verb.WaitForExit(PrecopyProcessTests.VerbTimeout);
@@ -44,6 +47,8 @@ public sealed class PostcopyProcessTests : IDisposable
         Assert.Equal("completed", received.GetProperty("status").GetString());
         Assert.True(received.GetProperty("postcopy-fault-latency").GetProperty("faults").GetUInt64() > 0, $"{received}");
         Assert.True(received.TryGetProperty("postcopy-blocktime", out _));
+        int expectedMinorBlocks = minorFaults && backend != "anonymous" ? 1 : 0;
+        Assert.Equal(expectedMinorBlocks, received.GetProperty("postcopy-fault-latency").GetProperty("minor-blocks").GetInt32());
 
         destination.WaitForMorePasses(3);
         Assert.Null(destination.StopAndCheckDirtyConsistency());
