@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Serilog;
-using Vmm.Devices;
 using Vmm.Kvm;
 using Vmm.Linux;
 using Vmm.Linux.Kvm;
@@ -48,7 +47,7 @@ public static class ExitCostBenchmark
     /// <summary>Nanoseconds per exit through VirtualMachine: VcpuRunner, PortIoBus, the UART.</summary>
     private static double ThroughVmm(KvmSystem kvm, byte[] guest)
     {
-        using VirtualMachine machine = VirtualMachine.Create(kvm, new MachineConfig(), new NullSink(), new LoggerConfiguration().CreateLogger(), TextWriter.Null);
+        using VirtualMachine machine = VirtualMachine.Create(kvm, new MachineConfig(), new NullSerialSink(), new LoggerConfiguration().CreateLogger(), TextWriter.Null);
         machine.Load(new GuestImage("bench", guest, GuestImage.DefaultLoadAddress));
         var clock = Stopwatch.StartNew();
         machine.Start();
@@ -114,13 +113,6 @@ public static class ExitCostBenchmark
         finally
         {
             Mman.Unmap(ram, RamSize);
-        }
-    }
-
-    private sealed class NullSink : ISerialSink
-    {
-        public void Write(ReadOnlySpan<byte> bytes)
-        {
         }
     }
 }

@@ -1,13 +1,6 @@
-using System.Diagnostics;
-using System.Net.Sockets;
-using Serilog;
-using Vmm.Devices;
 using Vmm.Kvm;
-using Vmm.Loading;
 using Vmm.Machine;
 using Vmm.Migration;
-using Vmm.Migration.Destination;
-using Vmm.Migration.Source;
 
 namespace Vmm.Bench;
 
@@ -25,8 +18,7 @@ public static class PostcopyBenchmark
 
     public static void Run()
     {
-        string image = Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "guests", "bin", "dirty-256m.bin");
-        image = Path.GetFullPath(File.Exists(image) ? image : Path.Combine("guests", "bin", "dirty-256m.bin"));
+        string image = InProcessPostcopy.GuestImagePath("dirty-256m");
         using KvmSystem kvm = KvmSystem.Open();
         var results = new List<Result>();
         Console.WriteLine($"postcopy: dirty-256m, {Memory >> 20} MiB RAM, postcopy after {PrecopyFor.TotalMilliseconds:F0} ms of precopy, {Runs} runs");
@@ -63,52 +55,20 @@ public static class PostcopyBenchmark
 
     private static Result Once(KvmSystem kvm, string image)
     {
-        // VMM_BENCH_DEBUG=1 shows the VMM's debug log (switchover phases, fault thread) next to the table.
-        ILogger log = new LoggerConfiguration().MinimumLevel.Is(Environment.GetEnvironmentVariable("VMM_BENCH_DEBUG") == "1" ? Serilog.Events.LogEventLevel.Debug : Serilog.Events.LogEventLevel.Warning).WriteTo.Console(standardErrorFromLevel: Serilog.Events.LogEventLevel.Verbose).CreateLogger();
-        var sink = new NullSink();
-        using VirtualMachine source = VirtualMachine.Create(kvm, new MachineConfig { MemorySize = Memory }, sink, log, TextWriter.Null);
-        using VirtualMachine destination = VirtualMachine.Create(kvm, new MachineConfig { MemorySize = Memory }, sink, log, TextWriter.Null);
-        source.Load(GuestImage.Load(image, GuestImage.DefaultLoadAddress, Memory));
-        source.Start();
-
         // Let the guest dirty its 256 MiB once (every page has content) before migrating.
-        Thread.Sleep(1500);
-
-        var capabilities = new MigrationCapabilities { PostcopyRam = true };
-        source.Migration.SetCapabilities(capabilities);
-        destination.Migration.SetCapabilities(capabilities);
-        destination.SetStoppedState(RunState.InMigrate);
-        string socket = Path.Combine(Path.GetTempPath(), $"vmm-bench-postcopy-{Environment.ProcessId}.sock");
-        using Socket listener = IncomingMigration.Listen(MigrationUri.Parse($"unix:{socket}"));
-        var incoming = Task.Run(() => destination.Migration.RunIncoming(listener));
-
-        MigrationSource migration = source.Migration.Migrate($"unix:{socket}");
-        Thread.Sleep(PrecopyFor);
-        source.Migration.StartPostcopy();
-        if (!migration.Completion.Wait(TimeSpan.FromSeconds(60)) || !incoming.Wait(TimeSpan.FromSeconds(30)))
-        {
-            throw new TimeoutException($"postcopy benchmark: the migration did not finish. source: {migration.Stats}; destination: {destination.Migration.Stats}");
-        }
-
-        MigrationStats sent = migration.Stats;
-        MigrationStats received = destination.Migration.Stats!;
-        if (sent.Status != MigrationStatus.Completed || received.Status != MigrationStatus.Completed)
-        {
-            throw new InvalidOperationException($"postcopy benchmark: {sent.Status} / {received.Status}: {sent.ErrorDescription ?? received.ErrorDescription}");
-        }
-
-        File.Delete(socket);
+        (MigrationStats sent, MigrationStats received) = InProcessPostcopy.Migrate(
+            kvm,
+            "postcopy",
+            image,
+            new MachineConfig { MemorySize = Memory },
+            warmUp: TimeSpan.FromMilliseconds(1500),
+            new MigrationCapabilities { PostcopyRam = true },
+            new MigrationParameters(),
+            untilSwitchover: _ => Thread.Sleep(PrecopyFor));
         double meanStall = received.FaultCount == 0 ? 0 : received.PostcopyBlocktimeMs * 1000 / received.FaultCount;
         return new Result(sent.TotalTimeMs, sent.DowntimeUs, received.PostcopyRequests, received.PostcopyBlocktimeMs, meanStall,
             received.FaultLatencyP50Us, received.FaultLatencyP99Us, received.FaultLatencyMaxUs, received.PostcopyLocalFaults);
     }
 
     private sealed record Result(double TotalMs, long DowntimeUs, ulong Requests, double BlocktimeMs, double MeanStallUs, double P50Us, double P99Us, double MaxUs, ulong LocalFaults);
-
-    private sealed class NullSink : ISerialSink
-    {
-        public void Write(ReadOnlySpan<byte> bytes)
-        {
-        }
-    }
 }

@@ -1,12 +1,6 @@
-using System.Net.Sockets;
-using Serilog;
-using Vmm.Devices;
 using Vmm.Kvm;
-using Vmm.Loading;
 using Vmm.Machine;
 using Vmm.Migration;
-using Vmm.Migration.Destination;
-using Vmm.Migration.Source;
 using Vmm.Ram;
 
 namespace Vmm.Bench;
@@ -24,8 +18,7 @@ public static class PostcopyMinorBenchmark
 
     public static void Run()
     {
-        string image = Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "guests", "bin", "dirty-32m.bin");
-        image = Path.GetFullPath(File.Exists(image) ? image : Path.Combine("guests", "bin", "dirty-32m.bin"));
+        string image = InProcessPostcopy.GuestImagePath("dirty-32m");
         using KvmSystem kvm = KvmSystem.Open();
         var results = new Dictionary<bool, List<Result>> { [true] = [], [false] = [] };
         Console.WriteLine($"postcopy-minor: dirty-32m, {Memory >> 20} MiB shared RAM, postcopy after {PrecopyPasses} precopy passes, {Runs} runs per mode");
@@ -72,62 +65,32 @@ public static class PostcopyMinorBenchmark
 
     private static Result Once(KvmSystem kvm, string image, bool minor)
     {
-        ILogger log = new LoggerConfiguration().MinimumLevel.Warning().WriteTo.Console(standardErrorFromLevel: Serilog.Events.LogEventLevel.Verbose).CreateLogger();
-        var sink = new NullSink();
-        var config = new MachineConfig { MemorySize = Memory, RamBackend = RamBackend.Shared };
-        using VirtualMachine source = VirtualMachine.Create(kvm, config, sink, log, TextWriter.Null);
-        using VirtualMachine destination = VirtualMachine.Create(kvm, config, sink, log, TextWriter.Null);
-        source.Load(GuestImage.Load(image, GuestImage.DefaultLoadAddress, Memory));
-        source.Start();
-        Thread.Sleep(500);
-
-        var capabilities = new MigrationCapabilities { PostcopyRam = true, PostcopyMinorFaults = minor };
-        source.Migration.SetCapabilities(capabilities);
-        destination.Migration.SetCapabilities(capabilities);
-
         // Never converge on its own: the switchover is ours, after a long precopy phase.
-        source.Migration.SetParameters(new MigrationParameters { DowntimeLimitMs = 0, MaxPasses = 10_000 });
-        destination.SetStoppedState(RunState.InMigrate);
-        string socket = Path.Combine(Path.GetTempPath(), $"vmm-bench-minor-{Environment.ProcessId}.sock");
-        using Socket listener = IncomingMigration.Listen(MigrationUri.Parse($"unix:{socket}"));
-        var incoming = Task.Run(() => destination.Migration.RunIncoming(listener));
-
-        MigrationSource migration = source.Migration.Migrate($"unix:{socket}");
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (migration.Stats.Passes < PrecopyPasses && DateTime.UtcNow < deadline)
-        {
-            Thread.Sleep(5);
-        }
-
-        source.Migration.StartPostcopy();
-        if (!migration.Completion.Wait(TimeSpan.FromSeconds(60)) || !incoming.Wait(TimeSpan.FromSeconds(30)))
-        {
-            throw new TimeoutException($"postcopy-minor benchmark: the migration did not finish. source: {migration.Stats}; destination: {destination.Migration.Stats}");
-        }
-
-        MigrationStats sent = migration.Stats;
-        MigrationStats received = destination.Migration.Stats!;
-        if (sent.Status != MigrationStatus.Completed || received.Status != MigrationStatus.Completed)
-        {
-            throw new InvalidOperationException($"postcopy-minor benchmark: {sent.Status} / {received.Status}: {sent.ErrorDescription ?? received.ErrorDescription}");
-        }
+        (MigrationStats sent, MigrationStats received) = InProcessPostcopy.Migrate(
+            kvm,
+            "postcopy-minor",
+            image,
+            new MachineConfig { MemorySize = Memory, RamBackend = RamBackend.Shared },
+            warmUp: TimeSpan.FromMilliseconds(500),
+            new MigrationCapabilities { PostcopyRam = true, PostcopyMinorFaults = minor },
+            new MigrationParameters { DowntimeLimitMs = 0, MaxPasses = 10_000 },
+            untilSwitchover: migration =>
+            {
+                var deadline = DateTime.UtcNow.AddSeconds(60);
+                while (migration.Stats.Passes < PrecopyPasses && DateTime.UtcNow < deadline)
+                {
+                    Thread.Sleep(5);
+                }
+            });
 
         if ((received.PostcopyMinorBlocks > 0) != minor)
         {
             throw new InvalidOperationException($"postcopy-minor benchmark: asked for minor faults {(minor ? "on" : "off")}, the destination used them on {received.PostcopyMinorBlocks} blocks");
         }
 
-        File.Delete(socket);
         return new Result(minor, received.PostcopyRequests, received.PostcopyBlocktimeMs, received.FaultCount, received.PostcopyContinuePages,
             received.PostcopyStalePages, sent.DowntimeUs, sent.TotalTimeMs);
     }
 
     private sealed record Result(bool Minor, double Requests, double BlocktimeMs, double Faults, double Continues, double StalePages, double DowntimeUs, double TotalMs);
-
-    private sealed class NullSink : ISerialSink
-    {
-        public void Write(ReadOnlySpan<byte> bytes)
-        {
-        }
-    }
 }

@@ -29,9 +29,6 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
     private ulong bytesReceived;
     private int passes;
     private PostcopyDestination? postcopy;
-    private long switchoverFrom;
-    private long listenFrom;
-    private long listenDone;
 
     /// <summary>query-migrate on the destination.</summary>
     public MigrationStats Stats
@@ -182,6 +179,11 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
         // Pages that hold data here: a zero page only needs clearing where data was written before.
         DirtyBitmap[] hasData = [.. blocks.Select(b => new DirtyBitmap(b.MaxLength / PageSize))];
         var sections = new List<StateSection>();
+
+        // Switchover phase timestamps, for the debug log.
+        long switchoverFrom = 0;
+        long listenFrom = 0;
+        long listenDone = 0;
         while (true)
         {
             Record record;

@@ -39,9 +39,6 @@ internal sealed class FreePageHintSkips
     /// <summary>Every page a hint took out of the dirty set so far (a page hinted, re-dirtied and hinted again counts twice).</summary>
     public ulong SkippedPages => (ulong)Interlocked.Read(ref skippedPages);
 
-    /// <summary>How many pages are skipped now, waiting for <see cref="ReturnToDirty"/>.</summary>
-    public ulong Pending => (ulong)skipped.Sum(b => (long)b.CountSet());
-
     /// <summary>
     /// A hint for [<paramref name="guestAddress"/>, +<paramref name="length"/>): moves each of its pages that is
     /// waiting to be sent from the dirty set to the skipped set. Returns how many moved.

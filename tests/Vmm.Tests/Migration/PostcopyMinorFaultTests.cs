@@ -1,8 +1,5 @@
-using System.Net.Sockets;
 using Vmm.Machine;
 using Vmm.Migration;
-using Vmm.Migration.Destination;
-using Vmm.Migration.Source;
 using Vmm.Ram;
 using Vmm.Tests.Infrastructure;
 
@@ -133,32 +130,23 @@ public class PostcopyMinorFaultTests : IDisposable
         Assert.Null(destination.CheckDirtyConsistency(Dirtied));
     }
 
-    /// <summary>Precopy until three passes are done (never converging on its own), then postcopy; the action runs on the destination while postcopy is active.</summary>
-    private (MigrationStats Sent, MigrationStats Received) MigrateAfterLongPrecopy(TestMachine source, TestMachine destination, bool minorFaults, Action duringPostcopy)
-    {
-        var capabilities = new MigrationCapabilities { PostcopyRam = true, PostcopyMinorFaults = minorFaults };
-        source.Machine.Migration.SetCapabilities(capabilities);
-        destination.Machine.Migration.SetCapabilities(capabilities);
-        source.Machine.Migration.SetParameters(new MigrationParameters { DowntimeLimitMs = 0, MaxPasses = 1000, MaxBandwidth = 48 << 20 });
-        destination.Machine.SetStoppedState(RunState.InMigrate);
-        using Socket listener = IncomingMigration.Listen(MigrationUri.Parse($"unix:{Path.Combine(dir, "minor.sock")}"));
-        var incoming = Task.Run(() => destination.Machine.Migration.RunIncoming(listener));
-        MigrationSource migration = source.Machine.Migration.Migrate($"unix:{Path.Combine(dir, "minor.sock")}");
-        Wait.Until(() => migration.Stats.Passes >= 3 || migration.Stats.Status.IsFinished(), "precopy never made three passes");
-        source.Machine.Migration.StartPostcopy();
-        Wait.Until(
-            () => destination.Machine.Migration.Stats?.Status is MigrationStatus.PostcopyActive or MigrationStatus.Completed || migration.Stats.Status.IsFinished(),
-            "no switchover");
-        Assert.Equal(MigrationStatus.PostcopyActive, destination.Machine.Migration.Stats!.Status);
-        duringPostcopy();
-        if (!migration.Completion.Wait(TimeSpan.FromSeconds(120)))
-        {
-            Assert.Fail($"the migration did not finish. source: {migration.Stats}; destination: {destination.Machine.Migration.Stats}");
-        }
-
-        Assert.True(incoming.Wait(TimeSpan.FromSeconds(60)), "the destination did not finish");
-        return (migration.Stats, destination.Machine.Migration.Stats!);
-    }
+    /// <summary>
+    /// Precopy until three passes are done (never converging on its own), then postcopy; the action runs on the
+    /// destination while postcopy is active (the push is throttled so that it lasts).
+    /// </summary>
+    private (MigrationStats Sent, MigrationStats Received) MigrateAfterLongPrecopy(TestMachine source, TestMachine destination, bool minorFaults, Action duringPostcopy) =>
+        PostcopyTests.MigratePostcopy(
+            source,
+            destination,
+            Path.Combine(dir, "minor.sock"),
+            afterSwitchover: () =>
+            {
+                Assert.Equal(MigrationStatus.PostcopyActive, destination.Machine.Migration.Stats!.Status);
+                duringPostcopy();
+            },
+            capabilities: new MigrationCapabilities { PostcopyRam = true, PostcopyMinorFaults = minorFaults },
+            parameters: new MigrationParameters { DowntimeLimitMs = 0, MaxPasses = 1000, MaxBandwidth = 48 << 20 },
+            startPostcopyWhen: s => s.Passes >= 3);
 
     public void Dispose() => Directory.Delete(dir, recursive: true);
 }

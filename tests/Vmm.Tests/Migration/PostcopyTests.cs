@@ -171,17 +171,35 @@ public class PostcopyTests : IDisposable
         Assert.Null(source.CheckDirtyConsistency(Dirtied));
     }
 
-    /// <summary>Precopy for a moment, then migrate-start-postcopy; returns both sides' final statistics.</summary>
+    /// <summary>
+    /// Precopy for a moment (or until <paramref name="startPostcopyWhen"/>), then migrate-start-postcopy; returns both
+    /// sides' final statistics. <paramref name="afterSwitchover"/> runs once both sides are past the switchover (and
+    /// <paramref name="switchoverPoint"/> holds), while postcopy is still going.
+    /// </summary>
     internal static (MigrationStats Sent, MigrationStats Received) MigratePostcopy(
-        TestMachine source, TestMachine destination, string socketPath, Action? afterSwitchover = null, Func<MigrationStats, bool>? switchoverPoint = null)
+        TestMachine source,
+        TestMachine destination,
+        string socketPath,
+        Action? afterSwitchover = null,
+        Func<MigrationStats, bool>? switchoverPoint = null,
+        MigrationCapabilities? capabilities = null,
+        MigrationParameters? parameters = null,
+        Func<MigrationStats, bool>? startPostcopyWhen = null)
     {
-        source.Machine.Migration.SetCapabilities(new MigrationCapabilities { PostcopyRam = true });
-        destination.Machine.Migration.SetCapabilities(new MigrationCapabilities { PostcopyRam = true });
+        capabilities ??= new MigrationCapabilities { PostcopyRam = true };
+        source.Machine.Migration.SetCapabilities(capabilities);
+        destination.Machine.Migration.SetCapabilities(capabilities);
+        if (parameters is not null)
+        {
+            source.Machine.Migration.SetParameters(parameters);
+        }
+
         destination.Machine.SetStoppedState(RunState.InMigrate);
         using Socket listener = IncomingMigration.Listen(MigrationUri.Parse($"unix:{socketPath}"));
         var incoming = Task.Run(() => destination.Machine.Migration.RunIncoming(listener));
         MigrationSource migration = source.Machine.Migration.Migrate($"unix:{socketPath}");
-        Wait.Until(() => migration.Stats.TransferredBytes > 2 << 20 || migration.Stats.Status.IsFinished(), "precopy never got going");
+        startPostcopyWhen ??= s => s.TransferredBytes > 2 << 20;
+        Wait.Until(() => startPostcopyWhen(migration.Stats) || migration.Stats.Status.IsFinished(), "precopy never got as far as the switchover point");
         source.Machine.Migration.StartPostcopy();
         if (afterSwitchover is not null)
         {
