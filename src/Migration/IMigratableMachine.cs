@@ -14,6 +14,12 @@ public interface IRunControl
     /// <summary>The destination owns the guest now: stay stopped (run state postmigrate).</summary>
     void CompleteOutgoingMigration();
 
+    /// <summary>
+    /// Destination, once the layout is accepted: get ready to start quickly (vCPU threads created and parked), so
+    /// that <see cref="StartIncomingGuest"/> in the downtime only releases them. Runs no guest code.
+    /// </summary>
+    void PrepareIncomingGuest();
+
     /// <summary>Destination: every page and all state has arrived; start the guest.</summary>
     void StartIncomingGuest();
 }
@@ -37,6 +43,13 @@ public interface IStateSections
 
     /// <summary>Loads every section; unknown names or versions throw with a message for the user.</summary>
     void LoadState(IReadOnlyList<StateSection> sections);
+
+    /// <summary>
+    /// At the start of a migration, either side: compile and rehearse the code that saves and loads state in the
+    /// background (<see cref="JitWarmUp"/>), so the first migration of a process does not compile it inside the
+    /// downtime. Never touches the guest; a failure only goes to <paramref name="report"/>.
+    /// </summary>
+    void PrepareStateTransfer(Action<string> report);
 }
 
 /// <summary>Everything migration needs from a machine, and nothing else.</summary>

@@ -9,6 +9,12 @@ namespace Vmm.Migration;
 /// </summary>
 public sealed class MigrationConnection : IDisposable
 {
+    /// <summary>
+    /// Small records (zero runs, requests) are read 32 KiB at a time; a read at least this large (a run of page data)
+    /// bypasses the buffer and goes from the socket straight into the record.
+    /// </summary>
+    private const int InputBufferSize = 32 * 1024;
+
     private readonly Socket socket;
     private readonly NetworkStream network;
     private readonly BufferedStream output;
@@ -19,7 +25,7 @@ public sealed class MigrationConnection : IDisposable
         network = new NetworkStream(socket, ownsSocket: false);
         output = new BufferedStream(network, 1 << 20);
         Writer = new RecordWriter(output);
-        InputStream = new BufferedStream(network, 1 << 20);
+        InputStream = new BufferedStream(network, InputBufferSize);
         Reader = new RecordReader(InputStream);
     }
 

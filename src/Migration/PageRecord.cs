@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using Vmm.Migration.Stream;
 
 namespace Vmm.Migration;
@@ -9,6 +10,9 @@ namespace Vmm.Migration;
 public static class PageRecord
 {
     public const byte FlagZero = 1;
+
+    /// <summary>Block index, offset, length and flags: the bytes before the data.</summary>
+    private const int HeadLength = 2 + 8 + 4 + 1;
 
     /// <summary>Writes one page, as a zero page (flag only) when it is all zeros; returns true in that case.</summary>
     public static bool Write(RecordWriter writer, int blockIndex, ulong offset, ReadOnlySpan<byte> page)
@@ -26,13 +30,12 @@ public static class PageRecord
     /// <summary>Writes a page the caller already knows is not all zeros.</summary>
     public static void WriteData(RecordWriter writer, int blockIndex, ulong offset, ReadOnlySpan<byte> page)
     {
-        var payload = writer.Begin(RecordType.Page);
-        payload.U16((ushort)blockIndex);
-        payload.U64(offset);
-        payload.U32((uint)page.Length);
-        payload.U8(0);
-        payload.Bytes(page);
-        payload.Commit();
+        Span<byte> head = stackalloc byte[HeadLength];
+        BinaryPrimitives.WriteUInt16LittleEndian(head, (ushort)blockIndex);
+        BinaryPrimitives.WriteUInt64LittleEndian(head[2..], offset);
+        BinaryPrimitives.WriteUInt32LittleEndian(head[10..], (uint)page.Length);
+        head[14] = 0;
+        writer.Write(RecordType.Page, head, page);
     }
 
     /// <summary>Writes <paramref name="length"/> bytes of zero pages (one page or a run) as one record with the zero flag.</summary>

@@ -155,6 +155,23 @@ public sealed class DirtyBitmap
     }
 
     /// <summary>
+    /// A new bitmap of the bits set here and not in <paramref name="mask"/> (a snapshot: atomic per word, not as a
+    /// whole), over the pages this bitmap covers. With <c>null</c>, a copy.
+    /// </summary>
+    public DirtyBitmap Except(DirtyBitmap? mask)
+    {
+        var result = new DirtyBitmap(PageCount);
+        int masked = mask is null ? 0 : Math.Min(words.Length, mask.words.Length);
+        for (int i = 0; i < words.Length; i++)
+        {
+            ulong bits = Volatile.Read(ref words[i]);
+            result.words[i] = i < masked ? bits & ~Volatile.Read(ref mask!.words[i]) : bits;
+        }
+
+        return result;
+    }
+
+    /// <summary>
     /// Clears here every bit that is set in <paramref name="mask"/> (word by word, atomically per word), over the
     /// pages both bitmaps cover.
     /// </summary>

@@ -199,7 +199,7 @@ public sealed unsafe class RamBlock : IDisposable
 
     public void Read(ulong offset, Span<byte> destination) => GetSpan(offset, destination.Length).CopyTo(destination);
 
-    public void Write(ulong offset, ReadOnlySpan<byte> source) => source.CopyTo(GetSpan(offset, source.Length));
+    public void Write(ulong offset, ReadOnlySpan<byte> source) => FreshPageCopy.Copy(source, GetSpan(offset, source.Length));
 
     /// <summary>
     /// Gives the memory of a live range back to the host; afterwards it reads as zeros. The mapping (and any

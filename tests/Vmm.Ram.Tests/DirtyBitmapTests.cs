@@ -284,4 +284,30 @@ public class DirtyBitmapTests
         Assert.True(bitmap.IsSet(130));
         Assert.True(bitmap.IsSet(199));
     }
+
+    [Fact]
+    public void ExceptKeepsTheBitsNotInTheMaskAndLeavesBothAlone()
+    {
+        var bitmap = new DirtyBitmap(200);
+        bitmap.SetRange(60, 80);
+        var mask = new DirtyBitmap(130);
+        mask.SetRange(0, 70);
+        mask.Set(129);
+
+        DirtyBitmap rest = bitmap.Except(mask);
+
+        Assert.Equal(200ul, rest.PageCount);
+        Assert.Equal(69ul, rest.CountSet());
+        Assert.False(rest.IsSet(69));
+        Assert.True(rest.IsSet(70));
+        Assert.False(rest.IsSet(129));
+        Assert.True(rest.IsSet(139));
+        Assert.Equal(80ul, bitmap.CountSet());
+        Assert.Equal(71ul, mask.CountSet());
+
+        DirtyBitmap copy = bitmap.Except(null);
+        Assert.Equal(80ul, copy.CountSet());
+        bitmap.ClearAll();
+        Assert.Equal(80ul, copy.CountSet());
+    }
 }

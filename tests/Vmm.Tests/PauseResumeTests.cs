@@ -56,6 +56,33 @@ public class PauseResumeTests
         Assert.Equal(MachineExitKind.PowerOff, machine.Exited.Result.Kind);
     }
 
+    /// <summary>
+    /// A migration destination creates its vCPU threads early (they park before their first KVM_RUN); the guest runs
+    /// no instruction until the machine starts, and then runs as usual. Prestarting twice is harmless.
+    /// </summary>
+    [KvmFact]
+    public void PrestartedVcpusRunNothingUntilTheMachineStarts()
+    {
+        Host.RequireKvm();
+        using KvmSystem kvm = KvmSystem.Open();
+        var serial = new CapturingSerialSink();
+        using VirtualMachine machine = VirtualMachine.Create(kvm, new MachineConfig(), serial, new LoggerConfiguration().CreateLogger(), TextWriter.Null);
+        machine.Load(GuestImage.Load(Repo.Guest("spin"), GuestImage.DefaultLoadAddress, machine.Config.MemorySize));
+        machine.PrestartVcpus();
+        machine.PrestartVcpus();
+
+        Assert.All(machine.Vcpus, v => Assert.NotEqual(0, v.ThreadId));
+        Thread.Sleep(100);
+        Assert.Equal(0u, Counter(machine));
+        Assert.Equal(string.Empty, serial.Text);
+        Assert.Equal(RunState.Prelaunch, machine.RunState);
+
+        machine.Start();
+        WaitUntil(() => Counter(machine) > 1000, "the prestarted guest never started counting");
+        Assert.Equal(RunState.Running, machine.RunState);
+        Assert.Equal("spin\r\n", serial.Text);
+    }
+
     [KvmFact]
     public void RequestExitStopsARunningGuestFromAnotherThread()
     {

@@ -174,6 +174,15 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
 
         RamBlock[] blocks = MatchLayout(RamLayout.Read(setup));
         returnPath.Send(RecordType.SetupAccepted);
+
+        // Ready to start fast: vCPU threads parked, the switchover's code compiled while pages arrive.
+        machine.PrepareIncomingGuest();
+        machine.PrepareStateTransfer(message => log.Debug("{Message}", message));
+        JitWarmUp.InBackground(
+            () => JitWarmUp.Prepare(
+                typeof(IncomingMigration), typeof(PostcopyDestination), typeof(PostcopyFaultThread), typeof(ReturnPathWriter), typeof(StateSection),
+                typeof(DirtyBitmap), typeof(RamBlockRegistry), typeof(RamBlock), typeof(Userfaultfd)),
+            message => log.Debug("{Message}", message));
         SetStatus(MigrationStatus.Active, null);
 
         // Pages that hold data here: a zero page only needs clearing where data was written before.
@@ -266,6 +275,17 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
                     RequirePostcopy(record.Type).Discard(blockIndex, ranges);
                     break;
 
+                case RecordType.PostcopyDiscardSync:
+                    // The source's guest still runs and waits for this before it stops: the discards so far are done.
+                    record.Reader().End();
+                    RequirePostcopy(record.Type).PreDiscardDone();
+                    returnPath.Send(RecordType.PostcopyDiscarded);
+                    log.Debug(
+                        "postcopy pre-discard applied in {Us:F0} us, before the source stops",
+                        switchoverFrom == 0 ? 0 : Stopwatch.GetElapsedTime(switchoverFrom).TotalMicroseconds);
+                    switchoverFrom = 0;
+                    break;
+
                 case RecordType.PostcopyListen:
                     record.Reader().End();
                     listenFrom = Stopwatch.GetTimestamp();
@@ -277,18 +297,22 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
                     record.Reader().End();
                     PostcopyDestination running = RequirePostcopy(record.Type);
                     machine.LoadState(sections);
+                    long loaded = Stopwatch.GetTimestamp();
                     machine.StartIncomingGuest();
-                    SetStatus(MigrationStatus.PostcopyActive, null);
+
                     // Sent directly: the return path is still empty (the guest has only just started), so this
-                    // cannot block, and the downtime ends with it: no hand-off to the sender thread.
+                    // cannot block, and the downtime ends with it: no hand-off to the sender thread, and the status
+                    // event (monitor clients) after it.
                     returnPath.Send(RecordType.PostcopyRunning);
                     long runningAt = Stopwatch.GetTimestamp();
+                    SetStatus(MigrationStatus.PostcopyActive, null);
                     running.Running();
                     log.Debug(
-                        "postcopy switchover (destination): discard {Discard:F0} us, listen {Listen:F0} us, state and start {Start:F0} us",
+                        "postcopy switchover (destination): discard {Discard:F0} us, listen {Listen:F0} us, state {State:F0} us, start and say running {Start:F0} us",
                         switchoverFrom == 0 ? 0 : Stopwatch.GetElapsedTime(switchoverFrom, listenFrom).TotalMicroseconds,
                         Stopwatch.GetElapsedTime(listenFrom, listenDone).TotalMicroseconds,
-                        Stopwatch.GetElapsedTime(listenDone, runningAt).TotalMicroseconds);
+                        Stopwatch.GetElapsedTime(listenDone, loaded).TotalMicroseconds,
+                        Stopwatch.GetElapsedTime(loaded, runningAt).TotalMicroseconds);
                     log.Information("postcopy: the guest runs here after {Ms} ms; pages follow on demand", clock.ElapsedMilliseconds);
                     break;
 
@@ -379,7 +403,7 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
         }
         else
         {
-            page.Data.CopyTo(viaAlias ? block.GetAliasSpan(page.Offset, (int)page.Length) : block.GetSpan(page.Offset, (int)page.Length));
+            FreshPageCopy.Copy(page.Data, viaAlias ? block.GetAliasSpan(page.Offset, (int)page.Length) : block.GetSpan(page.Offset, (int)page.Length));
             data.SetRange(first, count);
         }
     }

@@ -34,7 +34,7 @@ public sealed class MigrationSource
     private readonly Stopwatch throttleClock = new();
 
     private readonly object writerGate = new();
-    private readonly PageMap pageMap = new();
+    private readonly ZeroPageDetector zeroPages = new();
     private MigrationConnection? connection;
     private volatile bool cancelRequested;
     private volatile bool postcopyRequested;
@@ -121,6 +121,12 @@ public sealed class MigrationSource
             RamLayout layout = RamLayout.Of(machine.Ram);
             layout.Write(connection.Writer);
             connection.Writer.Flush();
+
+            // Compiled now, while the guest runs, rather than in the downtime (the first migration of a process).
+            machine.PrepareStateTransfer(message => log.Debug("{Message}", message));
+            JitWarmUp.InBackground(
+                () => JitWarmUp.Prepare(typeof(MigrationSource), typeof(StateSection), typeof(DiscardRecord), typeof(ReturnPath), typeof(DirtyBitmap)),
+                message => log.Debug("{Message}", message));
 
             using var returnPath = new ReturnPath(connection.Reader);
             returnPath.Expect(RecordType.SetupAccepted, TimeSpan.FromSeconds(30), () => cancelRequested);
@@ -293,20 +299,23 @@ public sealed class MigrationSource
         {
             CloseHintRequest();
             connection?.Dispose();
-            pageMap.Dispose();
+            zeroPages.Dispose();
             completion.TrySetResult();
         }
     }
 
     /// <summary>
     /// Sends every page whose dirty bit is set, clearing the bit first so a write during the copy is seen again.
-    /// Consecutive zero pages go as one record; on anonymous memory a page never populated is known to be zero
-    /// without reading it (<see cref="PageMap"/>).
+    /// Consecutive pages go as runs (<see cref="PageRunWriter"/>); on anonymous memory a page never populated is known
+    /// to be zero without reading it (<see cref="ZeroPageDetector"/>).
     /// </summary>
     private void SendDirtyPages(IReadOnlyList<RamBlock> blocks, ReturnPath returnPath)
     {
         RecordWriter writer = connection!.Writer;
-        Span<bool> populated = stackalloc bool[512];
+        var runs = new PageRunWriter(writer);
+
+        // The guest may have populated pages since the last pass.
+        zeroPages.Invalidate();
         ulong normal = 0;
         ulong zero = 0;
         for (int index = 0; index < blocks.Count; index++)
@@ -314,10 +323,6 @@ public sealed class MigrationSource
             RamBlock block = blocks[index];
             DirtyBitmap dirty = block.DirtyBitmap;
             ulong pages = block.UsedLength / PageSize;
-            bool anonymous = block.Backend == RamBackend.Anonymous;
-            ulong chunk = ulong.MaxValue;
-            ulong runStart = 0;
-            ulong runLength = 0;
             ulong next = 0;
             while (dirty.TryFindNextSet(next, out ulong page) && page < pages)
             {
@@ -327,58 +332,20 @@ public sealed class MigrationSource
                     continue;
                 }
 
-                if (anonymous && page / 512 != chunk)
-                {
-                    chunk = page / 512;
-                    ulong first = chunk * 512;
-                    int count = (int)Math.Min(512, pages - first);
-                    pageMap.Query(block.HostAddressOf(first * PageSize), populated[..count]);
-                }
-
-                bool isZero = anonymous && !populated[(int)(page % 512)];
-                Span<byte> data = default;
-                if (!isZero)
-                {
-                    data = block.GetSpan(page * PageSize, (int)PageSize);
-                    isZero = !data.ContainsAnyExcept((byte)0);
-                }
-
+                bool isZero = zeroPages.IsZero(block, page);
+                runs.Add(index, block, page * PageSize, PageSize, isZero);
                 if (isZero)
                 {
-                    if (runLength > 0 && runStart + runLength != page)
-                    {
-                        PageRecord.WriteZeros(writer, index, runStart * PageSize, runLength * PageSize);
-                        runLength = 0;
-                    }
-
-                    if (runLength == 0)
-                    {
-                        runStart = page;
-                    }
-
-                    runLength++;
                     zero++;
                 }
                 else
                 {
-                    if (runLength > 0)
-                    {
-                        PageRecord.WriteZeros(writer, index, runStart * PageSize, runLength * PageSize);
-                        runLength = 0;
-                    }
-
-                    PageRecord.WriteData(writer, index, page * PageSize, data);
                     normal++;
                 }
 
                 if (((normal + zero) & 1023) == 0)
                 {
-                    if (runLength > 0)
-                    {
-                        PageRecord.WriteZeros(writer, index, runStart * PageSize, runLength * PageSize);
-                        runLength = 0;
-                    }
-
+                    runs.Flush();
                     if (postcopyRequested && !guestStopped)
                     {
                         PublishProgress(normal, zero);
@@ -393,50 +360,52 @@ public sealed class MigrationSource
                 }
             }
 
-            if (runLength > 0)
-            {
-                PageRecord.WriteZeros(writer, index, runStart * PageSize, runLength * PageSize);
-            }
+            runs.Flush();
         }
 
         PublishProgress(normal, zero);
     }
 
     /// <summary>
-    /// The postcopy switchover and what follows: stop the guest, send the discard set (every page not valid on the
-    /// destination), Listen, the state, Run; then serve page requests (on the return-path thread, ahead of
-    /// everything) while pushing the rest in the background from wherever the guest last faulted, until the
-    /// destination has every page.
+    /// The postcopy switchover and what follows: discard on the destination, while the guest still runs here, every
+    /// page already stale there (<see cref="PreDiscard"/>); stop the guest, send the discards of pages dirtied since,
+    /// Listen, the state, Run; then serve page requests (on the return-path thread, ahead of everything) while
+    /// pushing the rest in the background from wherever the guest last faulted, until the destination has every page.
     /// </summary>
     private void RunPostcopy(IReadOnlyList<RamBlock> blocks, ReturnPath returnPath)
     {
         RecordWriter writer = connection!.Writer;
 
-        // No hints after the switchover: the destination runs the guest from here on.
+        // No hints after the switchover: the destination runs the guest from here on. Pages put off on a hint are not
+        // valid on the destination: they join the discard set, so a fault there fetches them, and the push sends
+        // them like every other dirty page.
         CloseHintRequest();
+        ReturnHintedPages();
+        DirtyBitmap[] discarded = PreDiscard(blocks, returnPath);
+
         long stoppedAt = Stopwatch.GetTimestamp();
         machine.StopForMigration();
         guestStopped = true;
         long synced = Stopwatch.GetTimestamp();
         machine.SyncDirtyLog();
+        zeroPages.Invalidate();
         long discardFrom = Stopwatch.GetTimestamp();
-
-        // Pages put off on a hint are not valid on the destination: they join the discard set, so a fault there
-        // fetches them, and the push sends them like every other dirty page.
-        ReturnHintedPages();
 
         var cursors = new ulong[blocks.Count];
 
         // Requests can only follow Run, but the handler is in place before anything of the switchover is written:
         // answers wait on the writer lock until Run is out.
         returnPath.PageRequestHandler = request => ServeRequest(blocks, cursors, request);
+        ulong lateDiscards = 0;
         lock (writerGate)
         {
             for (int index = 0; index < blocks.Count; index++)
             {
                 RamBlock block = blocks[index];
                 RoundDirtyToHostPages(block);
-                DiscardRecord.Write(writer, index, DirtyRanges(block));
+                DirtyBitmap late = block.DirtyBitmap.Except(discarded[index]);
+                lateDiscards += late.CountSet();
+                DiscardRecord.Write(writer, index, DirtyRanges(late, block));
             }
 
             writer.Write(RecordType.PostcopyListen, []);
@@ -452,9 +421,10 @@ public sealed class MigrationSource
             writer.Flush();
             long runSent = Stopwatch.GetTimestamp();
             log.Debug(
-                "postcopy switchover (source): stop {Stop:F0} us, dirty sync {Sync:F0} us, discard set {Discard:F0} us, state and run {State:F0} us",
+                "postcopy switchover (source): stop {Stop:F0} us, dirty sync {Sync:F0} us, discard set of {Late} pages dirtied since the pre-discard {Discard:F0} us, state and run {State:F0} us",
                 Stopwatch.GetElapsedTime(stoppedAt, synced).TotalMicroseconds,
                 Stopwatch.GetElapsedTime(synced, discardFrom).TotalMicroseconds,
+                lateDiscards,
                 Stopwatch.GetElapsedTime(discardFrom, stateFrom).TotalMicroseconds,
                 Stopwatch.GetElapsedTime(stateFrom, runSent).TotalMicroseconds);
         }
@@ -464,6 +434,7 @@ public sealed class MigrationSource
         StatusChanged?.Invoke(MigrationStatus.PostcopyActive);
         log.Information("migration to {Uri}: postcopy, {Pages} pages left to move", uri.Text, left);
 
+        var pushRuns = new PageRunWriter(writer);
         bool pushDone = false;
         while (true)
         {
@@ -482,7 +453,7 @@ public sealed class MigrationSource
                 }
             }
 
-            if (!pushDone && PushSome(blocks, cursors))
+            if (!pushDone && PushSome(blocks, cursors, pushRuns))
             {
                 // Outside the writer lock: request answers never wait behind the bandwidth cap.
                 Throttle((ulong)writer.BytesWritten);
@@ -521,7 +492,14 @@ public sealed class MigrationSource
             for (ulong offset = start; offset < end; offset += pageSize)
             {
                 block.DirtyBitmap.ClearRange(offset / PageSize, pageSize / PageSize);
-                PageRecord.Write(connection!.Writer, request.Block, offset, block.GetSpan(offset, (int)pageSize));
+                if (zeroPages.IsZero(block, offset / PageSize, pageSize / PageSize))
+                {
+                    PageRecord.WriteZeros(connection!.Writer, request.Block, offset, pageSize);
+                }
+                else
+                {
+                    PageRecord.WriteData(connection!.Writer, request.Block, offset, block.GetSpan(offset, (int)pageSize));
+                }
             }
 
             connection!.Writer.Flush();
@@ -533,19 +511,26 @@ public sealed class MigrationSource
         Interlocked.Increment(ref postcopyRequests);
     }
 
-    /// <summary>Sends the next few dirty host pages; false when none are left anywhere.</summary>
-    private bool PushSome(IReadOnlyList<RamBlock> blocks, ulong[] cursors)
+    /// <summary>
+    /// Sends the next dirty host pages from the block's cursor on, as runs (<see cref="PageRunWriter"/>): up to
+    /// <c>BatchBytes</c> of data or <c>BatchPages</c> pages, whichever comes first, so the writer lock is never held
+    /// long against a request. False when no dirty page is left anywhere.
+    /// </summary>
+    private bool PushSome(IReadOnlyList<RamBlock> blocks, ulong[] cursors, PageRunWriter runs)
     {
         const ulong BatchBytes = 64 * 1024;
+        const ulong BatchPages = 1024;
         lock (writerGate)
         {
+            RecordWriter writer = connection!.Writer;
             for (int index = 0; index < blocks.Count; index++)
             {
                 RamBlock block = blocks[index];
                 ulong pages = block.UsedLength / PageSize;
                 ulong hostPages = block.PageSize / PageSize;
+                long writtenBefore = writer.BytesWritten;
                 ulong sent = 0;
-                while (sent < BatchBytes)
+                while ((ulong)(writer.BytesWritten - writtenBefore) < BatchBytes && sent < BatchPages)
                 {
                     if (!block.DirtyBitmap.TryFindNextSet(cursors[index], out ulong page) || page >= pages)
                     {
@@ -557,15 +542,17 @@ public sealed class MigrationSource
 
                     ulong first = page / hostPages * hostPages;
                     block.DirtyBitmap.ClearRange(first, hostPages);
-                    PageRecord.Write(connection!.Writer, index, first * PageSize, block.GetSpan(first * PageSize, (int)block.PageSize));
+                    runs.Add(index, block, first * PageSize, block.PageSize, zeroPages.IsZero(block, first, hostPages));
                     cursors[index] = first + hostPages;
-                    sent += block.PageSize;
+                    sent += hostPages;
                 }
 
                 if (sent > 0)
                 {
-                    connection!.Writer.Flush();
-                    Update(s => s with { TransferredBytes = (ulong)connection.Writer.BytesWritten, RemainingBytes = s.RemainingBytes > sent ? s.RemainingBytes - sent : 0 });
+                    runs.Flush();
+                    writer.Flush();
+                    ulong bytes = sent * PageSize;
+                    Update(s => s with { TransferredBytes = (ulong)writer.BytesWritten, RemainingBytes = s.RemainingBytes > bytes ? s.RemainingBytes - bytes : 0 });
                     return true;
                 }
             }
@@ -639,6 +626,36 @@ public sealed class MigrationSource
         return returned;
     }
 
+    /// <summary>
+    /// Before the guest stops: sends the discard set as it is now (every page dirty here is stale or missing on the
+    /// destination), then PostcopyDiscardSync, and waits for PostcopyDiscarded. Freeing that memory takes the
+    /// destination milliseconds; done here it overlaps the running guest instead of adding to the downtime. Returns
+    /// what was discarded, per block: after the stop only pages outside it need discarding. No Page record may be
+    /// sent from here to the stop — it would land in a range the destination now counts as missing.
+    /// </summary>
+    private DirtyBitmap[] PreDiscard(IReadOnlyList<RamBlock> blocks, ReturnPath returnPath)
+    {
+        RecordWriter writer = connection!.Writer;
+        long from = Stopwatch.GetTimestamp();
+        machine.SyncDirtyLog();
+        var discarded = new DirtyBitmap[blocks.Count];
+        ulong pages = 0;
+        for (int index = 0; index < blocks.Count; index++)
+        {
+            RamBlock block = blocks[index];
+            RoundDirtyToHostPages(block);
+            discarded[index] = block.DirtyBitmap.Except(null);
+            pages += discarded[index].CountSet();
+            DiscardRecord.Write(writer, index, DirtyRanges(discarded[index], block));
+        }
+
+        writer.Write(RecordType.PostcopyDiscardSync, []);
+        writer.Flush();
+        returnPath.Expect(RecordType.PostcopyDiscarded, TimeSpan.FromSeconds(30), () => cancelRequested);
+        log.Debug("postcopy pre-discard of {Pages} pages acknowledged in {Us:F0} us, guest running", pages, Stopwatch.GetElapsedTime(from).TotalMicroseconds);
+        return discarded;
+    }
+
     /// <summary>Huge pages move whole: a 4 KiB dirty bit makes its whole host page dirty.</summary>
     private static void RoundDirtyToHostPages(RamBlock block)
     {
@@ -657,16 +674,16 @@ public sealed class MigrationSource
         }
     }
 
-    /// <summary>The dirty bitmap as byte ranges (runs of set bits), within the used length.</summary>
-    private static List<(ulong Offset, ulong Length)> DirtyRanges(RamBlock block)
+    /// <summary>A bitmap of <paramref name="block"/> as byte ranges (runs of set bits), within the used length.</summary>
+    private static List<(ulong Offset, ulong Length)> DirtyRanges(DirtyBitmap bitmap, RamBlock block)
     {
         var ranges = new List<(ulong, ulong)>();
         ulong pages = block.UsedLength / PageSize;
         ulong next = 0;
-        while (block.DirtyBitmap.TryFindNextSet(next, out ulong first) && first < pages)
+        while (bitmap.TryFindNextSet(next, out ulong first) && first < pages)
         {
             ulong end = first + 1;
-            while (end < pages && block.DirtyBitmap.IsSet(end))
+            while (end < pages && bitmap.IsSet(end))
             {
                 end++;
             }
@@ -707,7 +724,12 @@ public sealed class MigrationSource
         double ahead = allowedSeconds - throttleClock.Elapsed.TotalSeconds;
         if (ahead > 0.001)
         {
-            connection!.Writer.Flush();
+            // Under the writer lock: in postcopy the return-path thread writes request answers concurrently.
+            lock (writerGate)
+            {
+                connection!.Writer.Flush();
+            }
+
             Thread.Sleep(TimeSpan.FromSeconds(ahead));
         }
     }

@@ -88,7 +88,7 @@ public sealed class ReturnPath : IDisposable
                 {
                     RecordType.Error => new ReturnMessage(record.Type, Text: payload.String()),
                     RecordType.PageRequest => new ReturnMessage(record.Type, Block: payload.U16(), Offset: payload.U64(), Length: payload.U64()),
-                    RecordType.SetupAccepted or RecordType.Complete or RecordType.PostcopyAdviseAccepted or RecordType.PostcopyRunning => new ReturnMessage(record.Type),
+                    RecordType.SetupAccepted or RecordType.Complete or RecordType.PostcopyAdviseAccepted or RecordType.PostcopyDiscarded or RecordType.PostcopyRunning => new ReturnMessage(record.Type),
                     _ => new ReturnMessage(RecordType.Error, Text: $"unexpected {record.Type} record on the return path"),
                 };
                 if (message.Type == RecordType.PageRequest && PageRequestHandler is { } serve)

@@ -36,6 +36,9 @@ public enum RecordType : byte
     /// <summary>Postcopy: the source has sent every page.</summary>
     PostcopyPushDone = 0x14,
 
+    /// <summary>Postcopy: the discards so far are all until the guest stops here; answer once they are applied.</summary>
+    PostcopyDiscardSync = 0x15,
+
     /// <summary>Return path: the layout matches; go on.</summary>
     SetupAccepted = 0x81,
 
@@ -53,4 +56,7 @@ public enum RecordType : byte
 
     /// <summary>Return path: the guest runs on the destination (switchover done).</summary>
     PostcopyRunning = 0x86,
+
+    /// <summary>Return path: every discard before PostcopyDiscardSync has been applied.</summary>
+    PostcopyDiscarded = 0x87,
 }

@@ -7,30 +7,81 @@ namespace Vmm.Migration.Stream;
 /// Frames records onto a stream: type (1 byte), payload length (4, little-endian), payload, CRC-32C of all three
 /// (4). Not thread-safe: one thread writes a direction of a connection.
 /// </summary>
+/// <remarks>
+/// The writer buffers itself (up to <see cref="BufferSize"/>) and checksums the bytes once they are in its buffer,
+/// never the caller's memory: a live precopy reads guest memory the guest keeps writing, and the checksum must
+/// describe exactly the bytes that go out. That copy is the only one between guest memory and the socket.
+/// </remarks>
 public sealed class RecordWriter(System.IO.Stream stream)
 {
-    private readonly byte[] scratch = new byte[RecordReader.MaxPayload + 16];
+    private const int BufferSize = 1 << 20;
 
+    private readonly byte[] scratch = new byte[RecordReader.MaxPayload + 16];
+    private readonly byte[] buffer = new byte[BufferSize];
+    private int used;
+
+    /// <summary>Bytes of records written so far (buffered or sent).</summary>
     public long BytesWritten { get; private set; }
 
     /// <summary>Starts a record; fill the returned payload builder and call <see cref="PayloadBuilder.Commit"/>.</summary>
     public PayloadBuilder Begin(RecordType type) => new(this, type);
 
-    public void Write(RecordType type, ReadOnlySpan<byte> payload)
+    public void Write(RecordType type, ReadOnlySpan<byte> payload) => Write(type, payload, default);
+
+    /// <summary>
+    /// Writes one record whose payload is <paramref name="payload"/> followed by <paramref name="data"/>: page data
+    /// goes from guest memory into the buffer without a stop in the scratch buffer.
+    /// </summary>
+    public void Write(RecordType type, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> data)
     {
         Span<byte> head = stackalloc byte[5];
         head[0] = (byte)type;
-        BinaryPrimitives.WriteUInt32LittleEndian(head[1..], (uint)payload.Length);
-        uint crc = ~Crc32C.Append(Crc32C.Append(uint.MaxValue, head), payload);
+        BinaryPrimitives.WriteUInt32LittleEndian(head[1..], (uint)(payload.Length + data.Length));
+        uint crc = Append(head, uint.MaxValue);
+        crc = Append(payload, crc);
+        crc = Append(data, crc);
         Span<byte> tail = stackalloc byte[4];
-        BinaryPrimitives.WriteUInt32LittleEndian(tail, crc);
-        stream.Write(head);
-        stream.Write(payload);
-        stream.Write(tail);
-        BytesWritten += 9 + payload.Length;
+        BinaryPrimitives.WriteUInt32LittleEndian(tail, ~crc);
+        Append(tail, 0);
+        BytesWritten += 9 + payload.Length + data.Length;
     }
 
-    public void Flush() => stream.Flush();
+    /// <summary>Sends everything buffered.</summary>
+    public void Flush()
+    {
+        Drain();
+        stream.Flush();
+    }
+
+    /// <summary>Copies <paramref name="source"/> into the buffer and checksums the copy.</summary>
+    private uint Append(ReadOnlySpan<byte> source, uint crc)
+    {
+        while (!source.IsEmpty)
+        {
+            if (used == buffer.Length)
+            {
+                Drain();
+            }
+
+            int count = Math.Min(source.Length, buffer.Length - used);
+            Span<byte> copy = buffer.AsSpan(used, count);
+            source[..count].CopyTo(copy);
+            crc = Crc32C.Append(crc, copy);
+            used += count;
+            source = source[count..];
+        }
+
+        return crc;
+    }
+
+    private void Drain()
+    {
+        if (used > 0)
+        {
+            stream.Write(buffer, 0, used);
+            used = 0;
+        }
+    }
 
     /// <summary>Builds a payload in the writer's scratch buffer, so steady-state writes allocate nothing.</summary>
     public ref struct PayloadBuilder

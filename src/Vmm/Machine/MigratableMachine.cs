@@ -47,6 +47,20 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
 
     public void CompleteOutgoingMigration() => machine.SetStoppedState(RunState.PostMigrate);
 
+    public void PrepareIncomingGuest() => machine.PrestartVcpus();
+
+    public void PrepareStateTransfer(Action<string> report) => JitWarmUp.InBackground(
+        () =>
+        {
+            JitWarmUp.Prepare(
+                typeof(MigratableMachine), typeof(VcpuState), typeof(Kvm.KvmVcpu), typeof(VcpuRunner), typeof(VirtualMachine),
+                typeof(VcpuKick), typeof(Linux.Signals), typeof(Linux.Ioctl), typeof(Uart16550), typeof(DebugExit),
+                typeof(FreePageHintDevice), typeof(DeviceStateWriter), typeof(DeviceStateReader));
+            machine.RehearseVcpuStateTransfer();
+            RehearseDeviceStateTransfer();
+        },
+        report);
+
     public void StartIncomingGuest() => machine.Start(paused: !startRunning);
 
     public void ResizeRamBlock(string name, ulong usedLength) => machine.ResizeRamBlock(name, usedLength);
@@ -58,6 +72,20 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
     public void SyncDirtyLog() => machine.Memslots.SyncDirtyLog();
 
     public IDisposable RequestFreePageHints(Action<ulong, ulong> onHint) => new FreePageHintRequest(machine.FreePageHints, onHint);
+
+    /// <summary>
+    /// Loads each device's current state into a scratch device of the same kind: the load code runs once (compiled,
+    /// its callees bound) without touching this machine's devices.
+    /// </summary>
+    private void RehearseDeviceStateTransfer()
+    {
+        IStatefulDevice[] scratch = [new Uart16550(new Serial.NullSerialSink()), new DebugExit(_ => { }), new FreePageHintDevice((_, _) => true)];
+        foreach (IStatefulDevice device in Devices)
+        {
+            IStatefulDevice? twin = scratch.FirstOrDefault(s => s.SectionName == device.SectionName);
+            twin?.RestoreState(device.SectionVersion, device.SaveState());
+        }
+    }
 
     public IReadOnlyList<StateSection> SaveState()
     {

@@ -76,9 +76,39 @@ public sealed unsafe class VcpuRunner : IDisposable
         }
     }
 
-    /// <summary>Starts the thread. With <paramref name="paused"/> the vCPU parks before its first KVM_RUN.</summary>
+    /// <summary>
+    /// Starts the thread parked before its first KVM_RUN, so that a later <see cref="Start"/> only has to release it:
+    /// a migration destination does this while pages arrive, because creating a thread takes milliseconds here and
+    /// must not fall into the downtime. Does nothing if the thread has started.
+    /// </summary>
+    public void Prestart()
+    {
+        lock (gate)
+        {
+            if (threadStarted)
+            {
+                return;
+            }
+        }
+
+        Start(paused: true);
+    }
+
+    /// <summary>Starts the thread (or releases a prestarted one). With <paramref name="paused"/> the vCPU parks before its first KVM_RUN.</summary>
     public void Start(bool paused = false)
     {
+        lock (gate)
+        {
+            if (threadStarted)
+            {
+                // Prestarted and parked: the state it is told now is the start.
+                pauseRequested = paused;
+                controlPending = paused || stopRequested;
+                Monitor.PulseAll(gate);
+                return;
+            }
+        }
+
         if (paused)
         {
             lock (gate)

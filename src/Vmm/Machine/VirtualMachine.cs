@@ -184,6 +184,37 @@ public sealed class VirtualMachine : IDisposable
     }
 
     /// <summary>
+    /// Saves and loads vCPU state once on a scratch vCPU of a scratch VM, never this machine's: the code of a
+    /// migration switchover (generic interop included) gets compiled and the kernel paths warmed while the guest
+    /// runs. Best effort: a failure is logged and changes nothing.
+    /// </summary>
+    public void RehearseVcpuStateTransfer()
+    {
+        try
+        {
+            using KvmVm scratchVm = vm.System.CreateVm();
+            using KvmVcpu scratch = scratchVm.CreateVcpu(0);
+            VcpuState.Load(scratch, VcpuState.Save(scratch));
+        }
+        catch (Exception e) when (e is Linux.LinuxException or InvalidDataException or IOException)
+        {
+            log.Debug("rehearsing the vCPU state transfer on a scratch vCPU failed: {Message}", e.Message);
+        }
+    }
+
+    /// <summary>Starts every vCPU thread parked, without starting the machine (<see cref="VcpuRunner.Prestart"/>).</summary>
+    public void PrestartVcpus()
+    {
+        lock (runGate)
+        {
+            foreach (VcpuRunner vcpu in vcpus)
+            {
+                vcpu.Prestart();
+            }
+        }
+    }
+
+    /// <summary>
     /// Parks every vCPU outside KVM_RUN. This is the mechanism (for memslot changes, migration, inspection); it
     /// changes no user-visible state and raises no event. See <see cref="Stop"/> for the user's "stop".
     /// </summary>

@@ -57,8 +57,9 @@ public class PostcopyMinorFaultTests : IDisposable
 
         Assert.Equal(pattern, seen);
 
-        Assert.Equal(MigrationStatus.Completed, sent.Status);
-        Assert.Equal(MigrationStatus.Completed, received.Status);
+        Assert.True(
+            sent.Status == MigrationStatus.Completed && received.Status == MigrationStatus.Completed,
+            $"source: {sent.Status}: {sent.ErrorDescription}; destination: {received.Status}: {received.ErrorDescription}");
         Assert.Equal(minorFaults ? 1 : 0, received.PostcopyMinorBlocks);
 
         // Only stale pages may be requested, and only the range the guest dirties is stale (plus its stack page; on

@@ -57,7 +57,18 @@ public class PostcopyRuleTests(ITestOutputHelper output) : IDisposable
         MigrationSource migration = source.Machine.Migration.Migrate($"unix:{path}");
         using MigrationConnection connection = FakePeer.AcceptWithin(listener, TimeSpan.FromSeconds(30));
         var returnPath = new ReturnPathWriter(connection.Writer);
-        using var stream = new RecordLog(connection.Reader, "the source's main stream", header: connection.InputStream);
+        // The pre-discard: the source waits, guest running, until the discards so far are acknowledged.
+        using var stream = new RecordLog(
+            connection.Reader,
+            "the source's main stream",
+            header: connection.InputStream,
+            onRecord: r =>
+            {
+                if (r.Type == RecordType.PostcopyDiscardSync)
+                {
+                    returnPath.Send(RecordType.PostcopyDiscarded);
+                }
+            });
         try
         {
             SeenRecord setup = stream.WaitFor(r => r.Type == RecordType.Setup, "Setup");
@@ -81,18 +92,23 @@ public class PostcopyRuleTests(ITestOutputHelper output) : IDisposable
             returnPath.Send(RecordType.PostcopyRunning);
             Assert.Equal(RunState.FinishMigrate, source.Machine.RunState);
 
-            // The switchover's records: Discard..., Listen, State..., Run, with no page among them.
+            // The switchover's records: Discard... (guest running), DiscardSync, Discard... (pages dirtied since),
+            // Listen, State..., Run, with no page among them: a page sent after the pre-discard would land in a range
+            // the destination counts as missing.
             SeenRecord[] upToRun = stream.Snapshot()[..(int)(run.Seq + 1)];
             int firstDiscard = Array.FindIndex(upToRun, r => r.Type == RecordType.PostcopyDiscard);
+            int sync = Array.FindIndex(upToRun, r => r.Type == RecordType.PostcopyDiscardSync);
             int listen = Array.FindIndex(upToRun, r => r.Type == RecordType.PostcopyListen);
             Assert.True(firstDiscard > firstPass.Seq, "no PostcopyDiscard record before Run");
-            Assert.True(listen > firstDiscard, "no PostcopyListen between the discard set and Run");
-            Assert.All(upToRun[firstDiscard..listen], r => Assert.Equal(RecordType.PostcopyDiscard, r.Type));
+            Assert.True(sync > firstDiscard, "no PostcopyDiscardSync after the pre-discard");
+            Assert.True(listen > sync, "no PostcopyListen between the discard set and Run");
+            Assert.All(upToRun[firstDiscard..sync], r => Assert.Equal(RecordType.PostcopyDiscard, r.Type));
+            Assert.All(upToRun[(sync + 1)..listen], r => Assert.Equal(RecordType.PostcopyDiscard, r.Type));
             Assert.All(upToRun[(listen + 1)..(int)run.Seq], r => Assert.Equal(RecordType.State, r.Type));
             Assert.True(run.Seq - listen > 1, "no State section between Listen and Run");
 
             var discarded = new HashSet<(int Block, ulong Offset)>();
-            foreach (SeenRecord discard in upToRun[firstDiscard..listen])
+            foreach (SeenRecord discard in upToRun[firstDiscard..listen].Where(r => r.Type == RecordType.PostcopyDiscard))
             {
                 foreach ((ulong offset, ulong length) in discard.Ranges!)
                 {
@@ -136,7 +152,7 @@ public class PostcopyRuleTests(ITestOutputHelper output) : IDisposable
 
             // What a destination would hold now: every discarded page came again after Run, and all of RAM is the source's.
             SeenRecord[] all = stream.Snapshot();
-            var sentAfterRun = all[(int)(run.Seq + 1)..].Where(r => r.Type == RecordType.Page).Select(r => (r.Block, r.Offset)).ToHashSet();
+            var sentAfterRun = LatestPages(all[(int)(run.Seq + 1)..]).Keys.ToHashSet();
             Assert.Empty(discarded.Where(p => !sentAfterRun.Contains(p)).Take(5));
             AssertImageIsSourceMemory(LatestPages(all), sourceBlocks);
 
@@ -211,6 +227,58 @@ public class PostcopyRuleTests(ITestOutputHelper output) : IDisposable
         output.WriteLine($"destination: {final.PostcopyRequests} requests, {final.PostcopyDuplicatePages} duplicates, {final.PostcopyLocalFaults} local zero faults");
 
         // The guest carries on at the destination with consistent memory.
+        run.Destination!.WaitForSerial(s => s.Contains('B'), "a pass on the destination");
+        Assert.Null(run.Destination.CheckDirtyConsistency(Dirtied));
+    }
+
+    /// <summary>
+    /// Pages come in runs (one record, several pages) after a pre-discard: the destination acknowledges the discards
+    /// sent before PostcopyDiscardSync, takes more after it, and places from a run only the pages still missing. A
+    /// page placed earlier and a page valid since precopy keep their content though the run carries other bytes for
+    /// them; a zero run over pages that are here changes nothing.
+    /// </summary>
+    [KvmFact]
+    public void ARunOfPagesPlacesOnlyThePagesStillMissing()
+    {
+        Host.RequireKvm();
+        using var run = new FakeSourceRun(SocketPath("runs.sock"));
+        run.Start([.. FakeSourceRun.GuestPages, .. FakeSourceRun.Tail], held: [], preDiscard: true);
+        ulong[] tail = FakeSourceRun.Tail;
+        ulong afterTail = tail[^1] + PageSize;
+
+        run.SendPage(tail[2], run.OriginPage(tail[2]));
+        Assert.Equal(0ul, run.WaitProcessed("one tail page alone").PostcopyDuplicatePages);
+
+        // The whole tail and the page after it in one record; the slots of the two pages already here hold garbage.
+        byte[] data = new byte[(tail.Length + 1) * (int)PageSize];
+        for (int i = 0; i <= tail.Length; i++)
+        {
+            ulong offset = tail[0] + ((ulong)i * PageSize);
+            Span<byte> slot = data.AsSpan(i * (int)PageSize, (int)PageSize);
+            if (offset == tail[2] || offset == afterTail)
+            {
+                slot.Fill(0xEE);
+            }
+            else
+            {
+                run.OriginPage(offset).CopyTo(slot);
+            }
+        }
+
+        run.SendRun(tail[0], (ulong)data.Length, data);
+        Assert.Equal(2ul, run.WaitProcessed("the run").PostcopyDuplicatePages);
+
+        run.SendRun(tail[0], (ulong)tail.Length * PageSize, data: null);
+        MigrationStats stats = run.WaitProcessed("a zero run over the tail");
+        Assert.Equal(2ul + (ulong)tail.Length, stats.PostcopyDuplicatePages);
+        foreach (ulong offset in tail.Append(afterTail))
+        {
+            Assert.Equal(run.OriginPage(offset), run.ReadDestination(offset));
+        }
+
+        MigrationStats final = run.Finish(alreadyPlaced: tail);
+        Assert.Equal(0ul, final.PostcopyDroppedPages);
+        run.AssertEveryRequestWasOnceAndForADiscardedPage();
         run.Destination!.WaitForSerial(s => s.Contains('B'), "a pass on the destination");
         Assert.Null(run.Destination.CheckDirtyConsistency(Dirtied));
     }
@@ -381,8 +449,12 @@ public class PostcopyRuleTests(ITestOutputHelper output) : IDisposable
 
         public RecordLog? ReturnPath { get; private set; }
 
-        /// <summary>Everything up to the destination's PostcopyRunning.</summary>
-        public void Start(IReadOnlyCollection<ulong> discard, IReadOnlyCollection<ulong> held)
+        /// <summary>
+        /// Everything up to the destination's PostcopyRunning. With <paramref name="preDiscard"/> the discard set goes
+        /// the way a real source sends it: all but <see cref="Tail"/> before a PostcopyDiscardSync that must be
+        /// acknowledged, the tail (as if dirtied meanwhile) after it.
+        /// </summary>
+        public void Start(IReadOnlyCollection<ulong> discard, IReadOnlyCollection<ulong> held, bool preDiscard = false)
         {
             discarded = [.. discard];
             this.held = [.. held];
@@ -459,7 +531,19 @@ public class PostcopyRuleTests(ITestOutputHelper output) : IDisposable
                 var passEnd = writer.Begin(RecordType.PassEnd);
                 passEnd.U32(1);
                 passEnd.Commit();
-                DiscardRecord.Write(writer, Block, [.. discarded.Order().Select(o => (o, PageSize))]);
+                if (preDiscard)
+                {
+                    DiscardRecord.Write(writer, Block, [.. discarded.Where(o => !Tail.Contains(o)).Order().Select(o => (o, PageSize))]);
+                    writer.Write(RecordType.PostcopyDiscardSync, []);
+                    writer.Flush();
+                    ReturnPath.WaitFor(r => r.Type == RecordType.PostcopyDiscarded, "PostcopyDiscarded after the pre-discard");
+                    DiscardRecord.Write(writer, Block, [.. discarded.Where(Tail.Contains).Order().Select(o => (o, PageSize))]);
+                }
+                else
+                {
+                    DiscardRecord.Write(writer, Block, [.. discarded.Order().Select(o => (o, PageSize))]);
+                }
+
                 writer.Write(RecordType.PostcopyListen, []);
                 foreach (StateSection section in sections)
                 {
@@ -498,6 +582,25 @@ public class PostcopyRuleTests(ITestOutputHelper output) : IDisposable
                 }
 
                 pagesSent++;
+            }
+        }
+
+        /// <summary>One Page record for the pages from <paramref name="offset"/>: data, or zeros when <paramref name="data"/> is null.</summary>
+        public void SendRun(ulong offset, ulong length, byte[]? data)
+        {
+            lock (writeGate)
+            {
+                if (data is null)
+                {
+                    PageRecord.WriteZeros(Connection!.Writer, Block, offset, length);
+                }
+                else
+                {
+                    PageRecord.WriteData(Connection!.Writer, Block, offset, data);
+                }
+
+                Connection.Writer.Flush();
+                pagesSent += (long)(length / PageSize);
             }
         }
 

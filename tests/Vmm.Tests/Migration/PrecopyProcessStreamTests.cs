@@ -23,6 +23,7 @@ public sealed class PrecopyProcessStreamTests : IDisposable
         TruncatedPage,
         PageOutsideRam,
         EndWithoutState,
+        DiscardSyncWithoutAdvise,
     }
 
     private const ulong Memory = 16 << 20;
@@ -36,6 +37,7 @@ public sealed class PrecopyProcessStreamTests : IDisposable
     [InlineData(Corruption.TruncatedPage, "truncated migration stream: the connection closed in the middle of a Page record")]
     [InlineData(Corruption.PageOutsideRam, "corrupt migration stream: page [0x1000000, +0x1000) is outside block 'pc.ram'")]
     [InlineData(Corruption.EndWithoutState, "the migration stream lacks state for cpu0")]
+    [InlineData(Corruption.DiscardSyncWithoutAdvise, "protocol error: PostcopyDiscardSync without PostcopyAdvise")]
     public void ABadStreamEndsTheDestinationWithStatusEightAndNoGuest(Corruption corruption, string expected)
     {
         using MigrationVmm destination = MigrationVmm.StartDestination(dir, memory: "16M");
@@ -115,6 +117,10 @@ public sealed class PrecopyProcessStreamTests : IDisposable
             case Corruption.EndWithoutState:
                 network.Write(Records(w => w.Write(RecordType.End, [])));
                 break;
+
+            case Corruption.DiscardSyncWithoutAdvise:
+                network.Write(Records(w => w.Write(RecordType.PostcopyDiscardSync, [])));
+                break;
         }
     }
 
@@ -128,7 +134,9 @@ public sealed class PrecopyProcessStreamTests : IDisposable
     private static byte[] Records(Action<RecordWriter> write)
     {
         using var stream = new MemoryStream();
-        write(new RecordWriter(stream));
+        var writer = new RecordWriter(stream);
+        write(writer);
+        writer.Flush();
         return stream.ToArray();
     }
 

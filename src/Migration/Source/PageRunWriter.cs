@@ -1,0 +1,65 @@
+using Vmm.Migration.Stream;
+using Vmm.Ram;
+
+namespace Vmm.Migration.Source;
+
+/// <summary>
+/// Turns a forward walk over pages into few Page records: consecutive zero pages become one zero record, consecutive
+/// data pages one record of up to <see cref="MaxDataBytes"/>. Fewer records mean fewer headers and checksums here and,
+/// in postcopy, one userfaultfd placement per run on the destination instead of one per page.
+/// </summary>
+/// <remarks>
+/// A data run is read from guest memory when it is written out, not when its pages are added: callers clear the
+/// dirty bits first, so a page the guest changes in between is dirty again and sent again.
+/// </remarks>
+internal sealed class PageRunWriter(RecordWriter writer)
+{
+    /// <summary>The largest data record: 64 pages of 4 KiB, or one huge page.</summary>
+    public const ulong MaxDataBytes = 64 * 1024;
+
+    /// <summary>Zero runs are capped too: the length field is 32 bits.</summary>
+    private const ulong MaxZeroBytes = 1ul << 30;
+
+    private RamBlock? block;
+    private int blockIndex;
+    private ulong start;
+    private ulong length;
+    private bool zero;
+
+    /// <summary>Adds the bytes [<paramref name="offset"/>, +<paramref name="pageLength"/>) of a block, zero or not.</summary>
+    public void Add(int index, RamBlock ramBlock, ulong offset, ulong pageLength, bool isZero)
+    {
+        bool extends = length > 0 && ramBlock == block && isZero == zero && start + length == offset
+            && length + pageLength <= (isZero ? MaxZeroBytes : Math.Max(MaxDataBytes, pageLength));
+        if (!extends)
+        {
+            Flush();
+            block = ramBlock;
+            blockIndex = index;
+            start = offset;
+            zero = isZero;
+        }
+
+        length += pageLength;
+    }
+
+    /// <summary>Writes the pending run as one record (into the writer's buffer: the caller flushes the stream).</summary>
+    public void Flush()
+    {
+        if (length == 0)
+        {
+            return;
+        }
+
+        if (zero)
+        {
+            PageRecord.WriteZeros(writer, blockIndex, start, length);
+        }
+        else
+        {
+            PageRecord.WriteData(writer, blockIndex, start, block!.GetSpan(start, (int)length));
+        }
+
+        length = 0;
+    }
+}
