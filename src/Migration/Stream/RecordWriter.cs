@@ -42,7 +42,7 @@ public sealed class RecordWriter(System.IO.Stream stream)
         crc = Append(data, crc);
         Span<byte> tail = stackalloc byte[4];
         BinaryPrimitives.WriteUInt32LittleEndian(tail, ~crc);
-        Append(tail, 0);
+        Append(tail, 0); // the checksum itself is not checksummed: the value returned is dropped
         BytesWritten += 9 + payload.Length + data.Length;
     }
 
