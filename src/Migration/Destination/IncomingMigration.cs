@@ -215,6 +215,9 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
                     CountPage(posted.Length, posted.Zero);
                     break;
 
+                case RecordType.Page when postcopy is { PreDiscarded: true }:
+                    throw new MigrationStreamException("protocol error: a Page record between PostcopyDiscardSync and PostcopyListen");
+
                 case RecordType.Page:
                     PageRecord.Parsed page = PageRecord.Read(record);
                     WritePage(page, blocks, hasData, viaAlias: postcopy?.IsMinor(page.BlockIndex) == true);

@@ -213,7 +213,14 @@ public sealed unsafe class PostcopyDestination : IDisposable
     {
         RequireState(PostcopyState.Advise, PostcopyState.Discard);
         Register();
+        PreDiscarded = true;
     }
+
+    /// <summary>
+    /// After PostcopyDiscardSync: guest memory is registered, so no precopy page may be written any more (the write
+    /// would fault into our own userfaultfd and wait for an answer on the stream this thread should be reading).
+    /// </summary>
+    public bool PreDiscarded { get; private set; }
 
     /// <summary>LISTENING: make sure every block's used range is registered, and count what is missing.</summary>
     public void Listen()

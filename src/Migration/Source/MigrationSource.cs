@@ -381,6 +381,28 @@ public sealed class MigrationSource
         // them like every other dirty page.
         CloseHintRequest();
         ReturnHintedPages();
+
+        // From the pre-discard on the destination's memory is registered with userfaultfd, so a touch there (a
+        // monitor reading guest memory) can send a page request before the guest runs there. Those wait here and
+        // are served once Run is out (the guest here is stopped then, its memory final); later ones are served at
+        // once, on the return-path thread.
+        var cursors = new ulong[blocks.Count];
+        var early = new List<ReturnMessage>();
+        bool serving = false;
+        returnPath.PageRequestHandler = request =>
+        {
+            lock (early)
+            {
+                if (!serving)
+                {
+                    early.Add(request);
+                    return;
+                }
+            }
+
+            ServeRequest(blocks, cursors, request);
+        };
+
         DirtyBitmap[] discarded = PreDiscard(blocks, returnPath);
 
         long stoppedAt = Stopwatch.GetTimestamp();
@@ -391,11 +413,6 @@ public sealed class MigrationSource
         zeroPages.Invalidate();
         long discardFrom = Stopwatch.GetTimestamp();
 
-        var cursors = new ulong[blocks.Count];
-
-        // Requests can only follow Run, but the handler is in place before anything of the switchover is written:
-        // answers wait on the writer lock until Run is out.
-        returnPath.PageRequestHandler = request => ServeRequest(blocks, cursors, request);
         ulong lateDiscards = 0;
         lock (writerGate)
         {
@@ -427,6 +444,18 @@ public sealed class MigrationSource
                 lateDiscards,
                 Stopwatch.GetElapsedTime(discardFrom, stateFrom).TotalMicroseconds,
                 Stopwatch.GetElapsedTime(stateFrom, runSent).TotalMicroseconds);
+        }
+
+        ReturnMessage[] waiting;
+        lock (early)
+        {
+            serving = true;
+            waiting = [.. early];
+        }
+
+        foreach (ReturnMessage request in waiting)
+        {
+            ServeRequest(blocks, cursors, request);
         }
 
         ulong left = (ulong)blocks.Sum(b => (long)b.DirtyBitmap.CountSet());

@@ -280,7 +280,8 @@ public sealed class VirtualMachine : IDisposable
     {
         lock (runGate)
         {
-            if (runState is RunState.Running or RunState.Shutdown or RunState.Prelaunch)
+            // In migrate, the incoming migration starts the guest (its vCPU threads wait parked for that).
+            if (runState is RunState.Running or RunState.Shutdown or RunState.Prelaunch or RunState.InMigrate)
             {
                 return;
             }

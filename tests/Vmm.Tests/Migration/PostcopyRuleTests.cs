@@ -57,7 +57,10 @@ public class PostcopyRuleTests(ITestOutputHelper output) : IDisposable
         MigrationSource migration = source.Machine.Migration.Migrate($"unix:{path}");
         using MigrationConnection connection = FakePeer.AcceptWithin(listener, TimeSpan.FromSeconds(30));
         var returnPath = new ReturnPathWriter(connection.Writer);
-        // The pre-discard: the source waits, guest running, until the discards so far are acknowledged.
+        // The pre-discard: the source waits, guest running, until the discards so far are acknowledged. A request
+        // made before that (something on the destination touched registered memory) must be answered after Run.
+        const ulong EarlyAddress = (1 << 20) + 0x5000;
+        int mainIndex = -1;
         using var stream = new RecordLog(
             connection.Reader,
             "the source's main stream",
@@ -66,6 +69,7 @@ public class PostcopyRuleTests(ITestOutputHelper output) : IDisposable
             {
                 if (r.Type == RecordType.PostcopyDiscardSync)
                 {
+                    returnPath.RequestPage(mainIndex, EarlyAddress, PageSize);
                     returnPath.Send(RecordType.PostcopyDiscarded);
                 }
             });
@@ -76,6 +80,7 @@ public class PostcopyRuleTests(ITestOutputHelper output) : IDisposable
             RamLayout layout = setup.Layout!;
             int main = layout.Blocks.ToList().FindIndex(b => b.Name == VirtualMachine.MainRamBlockName);
             Assert.True(main >= 0, "the layout has no main RAM block");
+            mainIndex = main;
             Assert.Equal(0ul, layout.Blocks[main].GuestBase);
             RamBlock[] sourceBlocks = [.. layout.Blocks.Select(b => source.Machine.Ram.FindByName(b.Name)!)];
             returnPath.Send(RecordType.SetupAccepted);
@@ -165,7 +170,7 @@ public class PostcopyRuleTests(ITestOutputHelper output) : IDisposable
             MigrationStats stats = migration.Stats;
             Assert.Equal(MigrationStatus.Completed, stats.Status);
             Assert.Null(stats.ErrorDescription);
-            Assert.Equal(3ul, stats.PostcopyRequests);
+            Assert.Equal(4ul, stats.PostcopyRequests);
             Assert.Equal(RunState.PostMigrate, source.Machine.RunState);
         }
         finally
@@ -281,6 +286,66 @@ public class PostcopyRuleTests(ITestOutputHelper output) : IDisposable
         run.AssertEveryRequestWasOnceAndForADiscardedPage();
         run.Destination!.WaitForSerial(s => s.Contains('B'), "a pass on the destination");
         Assert.Null(run.Destination.CheckDirtyConsistency(Dirtied));
+    }
+
+    /// <summary>
+    /// After PostcopyDiscardSync the destination's memory is registered with userfaultfd: a precopy page written then
+    /// would fault into its own userfaultfd and hang the receive thread. A Page record in that window is a protocol
+    /// error, said on the return path; no guest runs.
+    /// </summary>
+    [KvmFact]
+    public void APageAfterTheDiscardSyncIsAProtocolError()
+    {
+        Host.RequireKvm();
+        using TestMachine destination = TestMachine.Create(Memory);
+        destination.Machine.Migration.SetCapabilities(new MigrationCapabilities { PostcopyRam = true });
+        destination.Machine.SetStoppedState(RunState.InMigrate);
+        string path = SocketPath("page-after-sync.sock");
+        using Socket listener = IncomingMigration.Listen(MigrationUri.Parse($"unix:{path}"));
+        Exception? failure = null;
+        var incoming = Task.Run(() =>
+        {
+            try
+            {
+                destination.Machine.Migration.RunIncoming(listener);
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        });
+
+        using MigrationConnection connection = MigrationConnection.Connect(MigrationUri.Parse($"unix:{path}"), TimeSpan.FromSeconds(10));
+        using var returnPath = new RecordLog(connection.Reader, "the destination's return path");
+        try
+        {
+            RecordWriter writer = connection.Writer;
+            StreamHeader.Write(connection.OutputStream);
+            RamLayout.Of(destination.Machine.Ram).Write(writer);
+            writer.Flush();
+            returnPath.WaitFor(r => r.Type == RecordType.SetupAccepted, "SetupAccepted");
+            writer.Write(RecordType.PostcopyAdvise, [0, 0, 0, 0]);
+            writer.Flush();
+            returnPath.WaitFor(r => r.Type == RecordType.PostcopyAdviseAccepted, "PostcopyAdviseAccepted");
+            DiscardRecord.Write(writer, 0, [(2ul << 20, 1ul << 20)]);
+            writer.Write(RecordType.PostcopyDiscardSync, []);
+            writer.Flush();
+            returnPath.WaitFor(r => r.Type == RecordType.PostcopyDiscarded, "PostcopyDiscarded");
+
+            PageRecord.WriteData(writer, 0, 2ul << 20, FakePeer.Pattern(0x77));
+            writer.Flush();
+            SeenRecord error = returnPath.WaitFor(r => r.Type == RecordType.Error, "the destination's error");
+            Assert.Equal("protocol error: a Page record between PostcopyDiscardSync and PostcopyListen", error.Text);
+            Assert.True(incoming.Wait(TimeSpan.FromSeconds(30)), "the destination did not give up");
+            Assert.IsType<MigrationStreamException>(failure);
+            Assert.Equal(MigrationStatus.Failed, destination.Machine.Migration.Stats!.Status);
+            Assert.Equal(RunState.InMigrate, destination.Machine.RunState);
+        }
+        finally
+        {
+            connection.Abort();
+            incoming.Wait(TimeSpan.FromSeconds(30));
+        }
     }
 
     /// <summary>

@@ -129,6 +129,18 @@ public sealed class PrecopyProcessRefusalTests(RunningSourceFixture fixture) : I
         PrecopyProcessTests.AssertStillRunning(fixture.Source);
     }
 
+    /// <summary>A destination waiting for its guest refuses cont and system_reset: the migration starts the guest.</summary>
+    [KvmFact]
+    public void ADestinationInMigrateRefusesContAndReset()
+    {
+        Host.RequireKvm();
+        using MigrationVmm destination = MigrationVmm.StartDestination(fixture.Directory, "waiting", memory: "64M");
+        using QmpTestClient client = destination.Connect();
+        Assert.Contains("still arriving by migration (inmigrate)", client.Error("cont"));
+        Assert.Contains("still arriving by migration (inmigrate)", client.Error("system_reset"));
+        Assert.Equal("inmigrate", client.Return("query-status").GetProperty("status").GetString());
+    }
+
     [KvmFact]
     public void TheVerbRejectsBadOptionsWithStatusTwoBeforeTouchingTheMonitor()
     {

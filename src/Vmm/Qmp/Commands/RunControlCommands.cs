@@ -21,6 +21,7 @@ public static class RunControlCommands
                 throw QmpException.Generic("The guest has shut down; it cannot be continued");
             }
 
+            RefuseWhileArriving(context.Machine, "continued");
             context.Machine.Continue();
             return null;
         }));
@@ -31,6 +32,8 @@ public static class RunControlCommands
                 throw QmpException.Generic("The guest has shut down; it cannot be reset");
             }
 
+            RefuseWhileArriving(context.Machine, "reset");
+
             context.Machine.Reset();
             return null;
         }));
@@ -40,6 +43,18 @@ public static class RunControlCommands
             context.AfterReply(() => context.Machine.RequestExit(MachineExit.Quit("quit requested on the QMP monitor")));
             return null;
         }));
+    }
+
+    /// <summary>
+    /// A destination waiting for (or receiving) a migration has no guest of its own yet: its memory is half there and
+    /// its vCPU threads are parked for the switchover. It starts when the migration completes, not on request.
+    /// </summary>
+    private static void RefuseWhileArriving(VirtualMachine machine, string what)
+    {
+        if (machine.RunState == RunState.InMigrate)
+        {
+            throw QmpException.Generic($"The guest is still arriving by migration (inmigrate); it cannot be {what}: it starts when the migration completes");
+        }
     }
 
     /// <summary>QEMU's StatusInfo: {"running": …, "singlestep": false, "status": …}.</summary>
