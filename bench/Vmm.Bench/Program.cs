@@ -10,6 +10,7 @@ var benchmarks = new Dictionary<string, Action>(StringComparer.OrdinalIgnoreCase
     ["demand-paging"] = DemandPagingBenchmark.Run,
     ["postcopy"] = PostcopyBenchmark.Run,
     ["postcopy-minor"] = PostcopyMinorBenchmark.Run,
+    ["postcopy-cold"] = PostcopyColdBenchmark.Run,
 };
 
 string[] selected = args.Length == 0 ? [.. benchmarks.Keys] : args;
