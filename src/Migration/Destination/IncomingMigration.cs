@@ -302,12 +302,12 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
                     machine.LoadState(sections);
                     long loaded = Stopwatch.GetTimestamp();
                     machine.StartIncomingGuest();
+                    long runningAt = Stopwatch.GetTimestamp();
 
                     // Sent directly: the return path is still empty (the guest has only just started), so this
-                    // cannot block, and the downtime ends with it: no hand-off to the sender thread, and the status
-                    // event (monitor clients) after it.
-                    returnPath.Send(RecordType.PostcopyRunning);
-                    long runningAt = Stopwatch.GetTimestamp();
+                    // cannot block: no hand-off to the sender thread, and the status event (monitor clients) after
+                    // it. It says when the vCPUs were released: the end of the downtime.
+                    returnPath.SendRunning(HostClock.ToNanoseconds(runningAt));
                     SetStatus(MigrationStatus.PostcopyActive, null);
                     running.Running();
                     log.Debug(

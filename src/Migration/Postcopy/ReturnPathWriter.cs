@@ -32,6 +32,22 @@ public sealed class ReturnPathWriter(RecordWriter writer) : IDisposable
         }
     }
 
+    /// <summary>
+    /// PostcopyRunning, now: this host's boot id and the monotonic time (ns) at which the vCPUs were released, so a
+    /// source on the same host can measure the downtime to that moment (<see cref="HostClock"/>).
+    /// </summary>
+    public void SendRunning(long releasedAtNanoseconds)
+    {
+        lock (gate)
+        {
+            var payload = writer.Begin(RecordType.PostcopyRunning);
+            payload.Bytes(HostClock.BootId.ToByteArray());
+            payload.U64((ulong)releasedAtNanoseconds);
+            payload.Commit();
+            writer.Flush();
+        }
+    }
+
     /// <summary>Queues a record for the sender thread; never blocks the caller. Records posted keep their order.</summary>
     public void Post(RecordType type) => Post(w => w.Write(type, []));
 

@@ -597,7 +597,7 @@ public sealed class MigrationSource
         loggingStarted = false;
         machine.CompleteOutgoingMigration();
         totalClock.Stop();
-        long switchoverUs = runningAt == 0 ? 0 : (long)((runningAt - stoppedAt) * 1e6 / Stopwatch.Frequency);
+        long switchoverUs = Downtime(returnPath, stoppedAt, runningAt);
         Update(s => s with
         {
             Status = MigrationStatus.Completed,
@@ -612,6 +612,25 @@ public sealed class MigrationSource
             "postcopy to {Uri} completed in {Total} ms: downtime {Downtime} us, {Requests} page requests served",
             uri.Text, totalClock.ElapsedMilliseconds, switchoverUs, Interlocked.Read(ref postcopyRequests));
         StatusChanged?.Invoke(MigrationStatus.Completed);
+    }
+
+    /// <summary>
+    /// Postcopy downtime in µs: from the vCPU stop here to the vCPU release there, on the host's monotonic clock when
+    /// both ends run on one host (same boot id); otherwise, or if the destination did not say, to the arrival of its
+    /// PostcopyRunning here — an upper bound that adds the answer's trip and this side's wake-up.
+    /// </summary>
+    private long Downtime(ReturnPath returnPath, long stoppedAt, long runningAt)
+    {
+        long roundTripUs = runningAt == 0 ? 0 : (long)((runningAt - stoppedAt) * 1e6 / Stopwatch.Frequency);
+        if (returnPath.DestinationRunning is not { } running || running.BootId != HostClock.BootId || running.BootId == Guid.Empty)
+        {
+            return roundTripUs;
+        }
+
+        long stoppedNs = HostClock.ToNanoseconds(stoppedAt);
+        long guestUs = (running.ReleasedAtNanoseconds - stoppedNs) / 1000;
+        log.Debug("postcopy downtime: {Guest} us to the destination's vCPU release, {RoundTrip} us to its answer here", guestUs, roundTripUs);
+        return guestUs > 0 && guestUs <= roundTripUs ? guestUs : roundTripUs;
     }
 
     /// <summary>Asks the guest for free-page hints, if the machine can; they go to <see cref="OnFreePageHint"/>.</summary>

@@ -32,6 +32,12 @@ public sealed class ReturnPath : IDisposable
     /// <summary>Timestamp (Stopwatch) of the destination's PostcopyRunning, 0 before.</summary>
     public long PostcopyRunningAt => Interlocked.Read(ref postcopyRunningAt);
 
+    /// <summary>
+    /// What the destination's PostcopyRunning said: its host's boot id and when (monotonic ns) it released the vCPUs;
+    /// null before, or when the record carried nothing.
+    /// </summary>
+    public (Guid BootId, long ReleasedAtNanoseconds)? DestinationRunning { get; private set; }
+
     private long postcopyRunningAt;
 
     public bool TryTake(out ReturnMessage message) => messages.TryTake(out message!);
@@ -88,7 +94,8 @@ public sealed class ReturnPath : IDisposable
                 {
                     RecordType.Error => new ReturnMessage(record.Type, Text: payload.String()),
                     RecordType.PageRequest => new ReturnMessage(record.Type, Block: payload.U16(), Offset: payload.U64(), Length: payload.U64()),
-                    RecordType.SetupAccepted or RecordType.Complete or RecordType.PostcopyAdviseAccepted or RecordType.PostcopyDiscarded or RecordType.PostcopyRunning => new ReturnMessage(record.Type),
+                    RecordType.SetupAccepted or RecordType.Complete or RecordType.PostcopyAdviseAccepted or RecordType.PostcopyDiscarded => new ReturnMessage(record.Type),
+                    RecordType.PostcopyRunning => ReadRunning(payload),
                     _ => new ReturnMessage(RecordType.Error, Text: $"unexpected {record.Type} record on the return path"),
                 };
                 if (message.Type == RecordType.PageRequest && PageRequestHandler is { } serve)
@@ -111,6 +118,20 @@ public sealed class ReturnPath : IDisposable
             messages.Add(new ReturnMessage(ReturnMessage.Closed, Text: e.Message));
             Arrived.Release();
         }
+    }
+
+    /// <summary>PostcopyRunning: empty, or the destination's boot id (16 bytes) and release time (u64 ns).</summary>
+    private ReturnMessage ReadRunning(PayloadReader payload)
+    {
+        if (payload.Remaining > 0)
+        {
+            var bootId = new Guid(payload.Bytes(16));
+            long releasedAt = (long)payload.U64();
+            DestinationRunning = (bootId, releasedAt);
+        }
+
+        payload.End();
+        return new ReturnMessage(RecordType.PostcopyRunning);
     }
 
     public void Dispose()

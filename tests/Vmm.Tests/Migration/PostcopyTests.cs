@@ -37,6 +37,9 @@ public class PostcopyTests : IDisposable
         Assert.Equal(RunState.PostMigrate, source.Machine.RunState);
         Assert.True(sent.PostcopyRequests > 0, "the guest never faulted on a missing page: this was not postcopy");
         Assert.Equal(sent.PostcopyRequests, received.PostcopyRequests);
+
+        // Stop here to release there, measured on this host's one clock: positive and within the migration.
+        Assert.InRange(sent.DowntimeUs, 1, (sent.TotalTimeMs + 1) * 1000);
         destination.WaitForSerial(s => s.Count(c => c == 'B') >= 3, "three passes on the destination");
         Assert.Null(destination.CheckDirtyConsistency(Dirtied));
     }
