@@ -5,7 +5,7 @@ namespace Vmm.Migration;
 /// <summary>
 /// The clock both ends of a migration on one host share. <see cref="Stopwatch"/> timestamps are CLOCK_MONOTONIC on
 /// Linux: comparable between processes of one boot of one host and meaningless anywhere else; the boot id tells.
-/// With it the postcopy downtime is measured from the source's vCPU stop to the destination's vCPU release, rather
+/// With it the postcopy downtime is measured from the source's vCPU stop to the destination's vCPUs running, rather
 /// than to the moment the destination's answer reaches the source (which adds a trip and a wake-up).
 /// </summary>
 public static class HostClock

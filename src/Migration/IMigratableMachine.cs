@@ -20,8 +20,13 @@ public interface IRunControl
     /// </summary>
     void PrepareIncomingGuest();
 
-    /// <summary>Destination: every page and all state has arrived; start the guest.</summary>
-    void StartIncomingGuest();
+    /// <summary>
+    /// Destination: start the guest (postcopy: the state has arrived; precopy: everything has). Returns the
+    /// <see cref="System.Diagnostics.Stopwatch"/> timestamp at which it runs — its vCPU threads have left their park,
+    /// which can be a cross-CPU wake-up after the call that released them — or the time of return for a guest that
+    /// arrives paused.
+    /// </summary>
+    long StartIncomingGuest();
 }
 
 /// <summary>Dirty page tracking over RAM blocks (KVM's dirty log on the machine side).</summary>

@@ -76,8 +76,12 @@ public class PauseResumeTests
         Assert.Equal(0u, Counter(machine));
         Assert.Equal(string.Empty, serial.Text);
         Assert.Equal(RunState.Prelaunch, machine.RunState);
+        Assert.Equal(0, machine.Vcpus[0].RunningSince);
 
+        long released = System.Diagnostics.Stopwatch.GetTimestamp();
         machine.Start();
+        Assert.True(machine.Vcpus[0].WaitUntilRunning(released, TimeSpan.FromSeconds(10)), "the released vCPU never left its park");
+        Assert.True(machine.Vcpus[0].RunningSince > released);
         WaitUntil(() => Counter(machine) > 1000, "the prestarted guest never started counting");
         Assert.Equal(RunState.Running, machine.RunState);
         Assert.Equal("spin\r\n", serial.Text);

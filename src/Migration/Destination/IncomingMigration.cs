@@ -301,8 +301,7 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
                     PostcopyDestination running = RequirePostcopy(record.Type);
                     machine.LoadState(sections);
                     long loaded = Stopwatch.GetTimestamp();
-                    machine.StartIncomingGuest();
-                    long runningAt = Stopwatch.GetTimestamp();
+                    long runningAt = machine.StartIncomingGuest();
 
                     // Sent directly: the return path is still empty (the guest has only just started), so this
                     // cannot block: no hand-off to the sender thread, and the status event (monitor clients) after

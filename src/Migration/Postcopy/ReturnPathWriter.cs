@@ -33,16 +33,16 @@ public sealed class ReturnPathWriter(RecordWriter writer) : IDisposable
     }
 
     /// <summary>
-    /// PostcopyRunning, now: this host's boot id and the monotonic time (ns) at which the vCPUs were released, so a
+    /// PostcopyRunning, now: this host's boot id and the monotonic time (ns) since which the vCPUs run, so a
     /// source on the same host can measure the downtime to that moment (<see cref="HostClock"/>).
     /// </summary>
-    public void SendRunning(long releasedAtNanoseconds)
+    public void SendRunning(long runningSinceNanoseconds)
     {
         lock (gate)
         {
             var payload = writer.Begin(RecordType.PostcopyRunning);
             payload.Bytes(HostClock.BootId.ToByteArray());
-            payload.U64((ulong)releasedAtNanoseconds);
+            payload.U64((ulong)runningSinceNanoseconds);
             payload.Commit();
             writer.Flush();
         }

@@ -615,7 +615,7 @@ public sealed class MigrationSource
     }
 
     /// <summary>
-    /// Postcopy downtime in µs: from the vCPU stop here to the vCPU release there, on the host's monotonic clock when
+    /// Postcopy downtime in µs: from the vCPU stop here to the vCPUs running there, on the host's monotonic clock when
     /// both ends run on one host (same boot id); otherwise, or if the destination did not say, to the arrival of its
     /// PostcopyRunning here — an upper bound that adds the answer's trip and this side's wake-up.
     /// </summary>
@@ -628,8 +628,8 @@ public sealed class MigrationSource
         }
 
         long stoppedNs = HostClock.ToNanoseconds(stoppedAt);
-        long guestUs = (running.ReleasedAtNanoseconds - stoppedNs) / 1000;
-        log.Debug("postcopy downtime: {Guest} us to the destination's vCPU release, {RoundTrip} us to its answer here", guestUs, roundTripUs);
+        long guestUs = (running.RunningSinceNanoseconds - stoppedNs) / 1000;
+        log.Debug("postcopy downtime: {Guest} us to the destination's vCPUs running, {RoundTrip} us to its answer here", guestUs, roundTripUs);
         return guestUs > 0 && guestUs <= roundTripUs ? guestUs : roundTripUs;
     }
 

@@ -33,10 +33,10 @@ public sealed class ReturnPath : IDisposable
     public long PostcopyRunningAt => Interlocked.Read(ref postcopyRunningAt);
 
     /// <summary>
-    /// What the destination's PostcopyRunning said: its host's boot id and when (monotonic ns) it released the vCPUs;
+    /// What the destination's PostcopyRunning said: its host's boot id and since when (monotonic ns) its vCPUs run;
     /// null before, or when the record carried nothing.
     /// </summary>
-    public (Guid BootId, long ReleasedAtNanoseconds)? DestinationRunning { get; private set; }
+    public (Guid BootId, long RunningSinceNanoseconds)? DestinationRunning { get; private set; }
 
     private long postcopyRunningAt;
 
@@ -120,14 +120,14 @@ public sealed class ReturnPath : IDisposable
         }
     }
 
-    /// <summary>PostcopyRunning: empty, or the destination's boot id (16 bytes) and release time (u64 ns).</summary>
+    /// <summary>PostcopyRunning: empty, or the destination's boot id (16 bytes) and the time its vCPUs run since (u64 ns).</summary>
     private ReturnMessage ReadRunning(PayloadReader payload)
     {
         if (payload.Remaining > 0)
         {
             var bootId = new Guid(payload.Bytes(16));
-            long releasedAt = (long)payload.U64();
-            DestinationRunning = (bootId, releasedAt);
+            long runningSince = (long)payload.U64();
+            DestinationRunning = (bootId, runningSince);
         }
 
         payload.End();

@@ -61,7 +61,23 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
         },
         report);
 
-    public void StartIncomingGuest() => machine.Start(paused: !startRunning);
+    public long StartIncomingGuest()
+    {
+        long released = System.Diagnostics.Stopwatch.GetTimestamp();
+        machine.Start(paused: !startRunning);
+        long running = released;
+        if (startRunning)
+        {
+            foreach (VcpuRunner vcpu in machine.Vcpus)
+            {
+                // A vCPU that never leaves its park within the time is a hung machine, not a migration matter: the
+                // downtime is then measured to this return.
+                running = vcpu.WaitUntilRunning(released, TimeSpan.FromMilliseconds(100)) ? Math.Max(running, vcpu.RunningSince) : System.Diagnostics.Stopwatch.GetTimestamp();
+            }
+        }
+
+        return Math.Max(running, released);
+    }
 
     public void ResizeRamBlock(string name, ulong usedLength) => machine.ResizeRamBlock(name, usedLength);
 

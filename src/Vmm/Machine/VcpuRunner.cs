@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Serilog;
 using Vmm.Devices;
 using Vmm.Diagnostics;
@@ -31,6 +32,10 @@ public sealed unsafe class VcpuRunner : IDisposable
     private bool exited;
     private bool threadStarted;
     private int threadId;
+    private long runningSince;
+
+    /// <summary>How long a caller spins for the vCPU thread before it sleeps (see <see cref="Pause"/>).</summary>
+    private static readonly TimeSpan SpinWindow = TimeSpan.FromMilliseconds(0.5);
 
     public VcpuRunner(KvmVcpu vcpu, PortIoBus ports, MmioBus mmio, CrashReporter crashReporter, Action<MachineExit> onMachineExit, ILogger log)
     {
@@ -144,12 +149,58 @@ public sealed unsafe class VcpuRunner : IDisposable
         }
 
         Kick();
+
+        // Parking takes tens of microseconds. Sleeping on the lock instead means being woken from the other CPU,
+        // which on this nested host now and then takes milliseconds (DESIGN §6) — and a migration's stop is downtime.
+        // So spin briefly first, then sleep.
+        SpinUntil(() => Volatile.Read(ref paused) || Volatile.Read(ref exited));
         lock (gate)
         {
             while (!paused && !exited)
             {
                 Monitor.Wait(gate);
             }
+        }
+    }
+
+    /// <summary>
+    /// Stopwatch timestamp at which the vCPU thread last left its park to run guest code (0 before): when a started
+    /// or resumed guest really runs again, which can be a wake-up later than the call that released it.
+    /// </summary>
+    public long RunningSince => Volatile.Read(ref runningSince);
+
+    /// <summary>
+    /// Waits (spinning briefly, then sleeping) until the vCPU thread has left its park after <paramref name="since"/>;
+    /// false if it did not within <paramref name="timeout"/> or has ended.
+    /// </summary>
+    public bool WaitUntilRunning(long since, TimeSpan timeout)
+    {
+        SpinUntil(() => RunningSince > since || Volatile.Read(ref exited));
+        long deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        while (RunningSince <= since && !Volatile.Read(ref exited))
+        {
+            if (Stopwatch.GetTimestamp() > deadline)
+            {
+                return false;
+            }
+
+            Thread.Sleep(0);
+        }
+
+        return RunningSince > since;
+    }
+
+    /// <summary>
+    /// Polls for at most <see cref="SpinWindow"/> until <paramref name="condition"/> holds (read without the lock),
+    /// yielding between checks: the thread waited for may have been woken onto this very CPU, and a pure spin would
+    /// keep it from running for the whole window.
+    /// </summary>
+    private static void SpinUntil(Func<bool> condition)
+    {
+        long deadline = Stopwatch.GetTimestamp() + (long)(SpinWindow.TotalSeconds * Stopwatch.Frequency);
+        while (!condition() && Stopwatch.GetTimestamp() < deadline)
+        {
+            Thread.Yield();
         }
     }
 
@@ -303,6 +354,7 @@ public sealed unsafe class VcpuRunner : IDisposable
                 }
 
                 paused = false;
+                Volatile.Write(ref runningSince, Stopwatch.GetTimestamp());
             }
 
             return !stopRequested;
