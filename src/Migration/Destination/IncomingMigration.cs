@@ -215,7 +215,8 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
                     CountPage(posted.Length, posted.Zero);
                     break;
 
-                case RecordType.Page when postcopy is { PreDiscarded: true }:
+                // (Once listening, pages are placed by the case above.)
+                case RecordType.Page when postcopy is { Registered: true }:
                     throw new MigrationStreamException("protocol error: a Page record between PostcopyDiscardSync and PostcopyListen");
 
                 case RecordType.Page:

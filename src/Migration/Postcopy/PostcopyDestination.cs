@@ -44,7 +44,6 @@ public sealed unsafe class PostcopyDestination : IDisposable
     private long remaining;
     private int completed;
     private volatile bool running;
-    private bool registered;
     private int disposed;
 
     public PostcopyDestination(RamBlock[] blocks, RamBlockRegistry registry, ReturnPathWriter returnPath, ILogger log, bool minorFaults = false)
@@ -213,14 +212,14 @@ public sealed unsafe class PostcopyDestination : IDisposable
     {
         RequireState(PostcopyState.Advise, PostcopyState.Discard);
         Register();
-        PreDiscarded = true;
     }
 
     /// <summary>
-    /// After PostcopyDiscardSync: guest memory is registered, so no precopy page may be written any more (the write
-    /// would fault into our own userfaultfd and wait for an answer on the stream this thread should be reading).
+    /// Guest memory is registered with userfaultfd (from PostcopyDiscardSync, or LISTEN): no precopy page may be
+    /// written any more (the write would fault into our own userfaultfd and wait for an answer on the stream this
+    /// thread should be reading).
     /// </summary>
-    public bool PreDiscarded { get; private set; }
+    public bool Registered { get; private set; }
 
     /// <summary>LISTENING: make sure every block's used range is registered, and count what is missing.</summary>
     public void Listen()
@@ -244,7 +243,7 @@ public sealed unsafe class PostcopyDestination : IDisposable
     /// <summary>Registers every block's used range with userfaultfd, once; the fault thread then finds its faults.</summary>
     private void Register()
     {
-        if (registered)
+        if (Registered)
         {
             return;
         }
@@ -258,7 +257,7 @@ public sealed unsafe class PostcopyDestination : IDisposable
                 block.Minor ? UffdRegisterModes.Missing | UffdRegisterModes.Minor : UffdRegisterModes.Missing);
         }
 
-        registered = true;
+        Registered = true;
     }
 
     /// <summary>

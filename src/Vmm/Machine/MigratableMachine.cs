@@ -76,7 +76,7 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
             }
         }
 
-        return Math.Max(running, released);
+        return running;
     }
 
     public void ResizeRamBlock(string name, ulong usedLength) => machine.ResizeRamBlock(name, usedLength);

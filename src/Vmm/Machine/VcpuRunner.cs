@@ -177,17 +177,20 @@ public sealed unsafe class VcpuRunner : IDisposable
     {
         SpinUntil(() => RunningSince > since || Volatile.Read(ref exited));
         long deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
-        while (RunningSince <= since && !Volatile.Read(ref exited))
+        lock (gate)
         {
-            if (Stopwatch.GetTimestamp() > deadline)
+            // The vCPU thread pulses the lock when it leaves its park.
+            while (runningSince <= since && !exited)
             {
-                return false;
+                TimeSpan left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
+                if (left <= TimeSpan.Zero || !Monitor.Wait(gate, left))
+                {
+                    break;
+                }
             }
 
-            Thread.Sleep(0);
+            return runningSince > since;
         }
-
-        return RunningSince > since;
     }
 
     /// <summary>
@@ -355,6 +358,7 @@ public sealed unsafe class VcpuRunner : IDisposable
 
                 paused = false;
                 Volatile.Write(ref runningSince, Stopwatch.GetTimestamp());
+                Monitor.PulseAll(gate);
             }
 
             return !stopRequested;

@@ -302,18 +302,7 @@ public class PostcopyRuleTests(ITestOutputHelper output) : IDisposable
         destination.Machine.SetStoppedState(RunState.InMigrate);
         string path = SocketPath("page-after-sync.sock");
         using Socket listener = IncomingMigration.Listen(MigrationUri.Parse($"unix:{path}"));
-        Exception? failure = null;
-        var incoming = Task.Run(() =>
-        {
-            try
-            {
-                destination.Machine.Migration.RunIncoming(listener);
-            }
-            catch (Exception e)
-            {
-                failure = e;
-            }
-        });
+        var incoming = Task.Run(() => destination.Machine.Migration.RunIncoming(listener));
 
         using MigrationConnection connection = MigrationConnection.Connect(MigrationUri.Parse($"unix:{path}"), TimeSpan.FromSeconds(10));
         using var returnPath = new RecordLog(connection.Reader, "the destination's return path");
@@ -336,15 +325,15 @@ public class PostcopyRuleTests(ITestOutputHelper output) : IDisposable
             writer.Flush();
             SeenRecord error = returnPath.WaitFor(r => r.Type == RecordType.Error, "the destination's error");
             Assert.Equal("protocol error: a Page record between PostcopyDiscardSync and PostcopyListen", error.Text);
-            Assert.True(incoming.Wait(TimeSpan.FromSeconds(30)), "the destination did not give up");
-            Assert.IsType<MigrationStreamException>(failure);
+            Assert.True(((IAsyncResult)incoming).AsyncWaitHandle.WaitOne(TimeSpan.FromSeconds(30)), "the destination did not give up");
+            Assert.IsType<MigrationStreamException>(incoming.Exception?.InnerException);
             Assert.Equal(MigrationStatus.Failed, destination.Machine.Migration.Stats!.Status);
             Assert.Equal(RunState.InMigrate, destination.Machine.RunState);
         }
         finally
         {
             connection.Abort();
-            incoming.Wait(TimeSpan.FromSeconds(30));
+            ((IAsyncResult)incoming).AsyncWaitHandle.WaitOne(TimeSpan.FromSeconds(30));
         }
     }
 
