@@ -38,18 +38,27 @@ public sealed class MigrationConnection : IDisposable
 
     public System.IO.Stream OutputStream => output;
 
+    /// <summary>
+    /// Connects, giving up after <paramref name="timeout"/>. A blocking connect bounded by the kernel (SO_SNDTIMEO
+    /// bounds connect(2) on TCP and on Unix sockets, whose connect waits while the listener's backlog is full), rather
+    /// than an asynchronous one waited for: that one completes on the thread pool, which may be busy (in a test run,
+    /// for seconds) exactly when a migration starts.
+    /// </summary>
     public static MigrationConnection Connect(MigrationUri uri, TimeSpan timeout)
     {
         Socket socket = uri.CreateSocket();
         try
         {
-            using var cancel = new CancellationTokenSource(timeout);
-            socket.ConnectAsync(uri.EndPoint, cancel.Token).AsTask().GetAwaiter().GetResult();
+            socket.SendTimeout = (int)Math.Max(1, timeout.TotalMilliseconds);
+            socket.Connect(uri.EndPoint);
+            socket.SendTimeout = 0;
         }
-        catch (Exception e) when (e is SocketException or OperationCanceledException)
+        catch (SocketException e)
         {
             socket.Dispose();
-            string why = e is OperationCanceledException ? $"no answer within {timeout.TotalSeconds:F0} s" : ((SocketException)e).Message;
+            string why = e.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress or SocketError.TimedOut
+                ? $"no answer within {timeout.TotalSeconds:0.###} s"
+                : e.Message;
             throw new MigrationFailedException($"cannot connect to {uri.Text}: {why}", e);
         }
 
@@ -57,6 +66,41 @@ public sealed class MigrationConnection : IDisposable
     }
 
     public static MigrationConnection Accept(Socket listener) => new(listener.Accept());
+
+    /// <summary>Wraps a socket accepted elsewhere (the destination's preempt channel).</summary>
+    public static MigrationConnection Over(Socket socket) => new(socket);
+
+    /// <summary>
+    /// For a connection this side never reads (the source's preempt channel): the peer has closed it, or it broke.
+    /// </summary>
+    public bool PeerClosed => socket.Poll(0, SelectMode.SelectRead) && socket.Available == 0;
+
+    /// <summary>How long a read may block (0: forever), e.g. while a new connection has yet to say what it is.</summary>
+    public TimeSpan ReadTimeout
+    {
+        set => socket.ReceiveTimeout = (int)value.TotalMilliseconds;
+    }
+
+    /// <summary>
+    /// Lets up to <paramref name="bytes"/> wait in the kernel for the peer, so a writer blocks (and is woken) less
+    /// often. Past net.core.wmem_max only root can go, with SO_SNDBUFFORCE; otherwise the kernel's cap stands.
+    /// </summary>
+    public void EnlargeSendBuffer(int bytes)
+    {
+        const int SoSndBufForce = 32;
+        try
+        {
+            socket.SendBufferSize = bytes;
+            if (socket.SendBufferSize < bytes)
+            {
+                socket.SetRawSocketOption((int)SocketOptionLevel.Socket, SoSndBufForce, BitConverter.GetBytes(bytes));
+            }
+        }
+        catch (SocketException)
+        {
+            // Not root, or not allowed: the smaller buffer works, only with more wake-ups.
+        }
+    }
 
     /// <summary>Ends both directions at once; a thread blocked reading or writing gets an error promptly.</summary>
     public void Abort()

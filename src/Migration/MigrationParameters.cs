@@ -26,6 +26,13 @@ public sealed record MigrationCapabilities
     /// </summary>
     public bool PostcopyMinorFaults { get; init; } = true;
 
+    /// <summary>
+    /// "postcopy-preempt" (on by default, as QEMU's capability of that name but defaulting on): when both sides have it,
+    /// the answers to page requests travel on a second connection, so they never queue behind the background push.
+    /// The push can then use large batches and a large socket buffer without making a faulting vCPU wait longer.
+    /// </summary>
+    public bool PostcopyPreempt { get; init; } = true;
+
     /// <summary>"events": MIGRATION events on state changes (always sent here; kept for QMP compatibility).</summary>
     public bool Events { get; init; } = true;
 }

@@ -56,6 +56,12 @@ public sealed record MigrationStats
     /// <summary>Postcopy, destination: pages dropped because their range was no longer registered (remapped, shrunk).</summary>
     public ulong PostcopyDroppedPages { get; init; }
 
+    /// <summary>
+    /// Postcopy: 4 KiB pages that travelled on the preempt channel (answers to page requests) — sent, on the source;
+    /// received, on the destination. 0 when the migration had no preempt channel.
+    /// </summary>
+    public ulong PostcopyPreemptPages { get; init; }
+
     /// <summary>Postcopy, destination: pages that arrived after they were already here (harmless duplicates).</summary>
     public ulong PostcopyDuplicatePages { get; init; }
 

@@ -16,8 +16,19 @@ namespace Vmm.Migration.Destination;
 /// </summary>
 /// <param name="postcopyAllowed">Asked at ADVISE: the capability may be enabled through the monitor while this waits.</param>
 /// <param name="minorFaultsAllowed">Asked at ADVISE too: the destination's postcopy-minor-faults capability.</param>
-public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, Func<bool> postcopyAllowed, Func<bool> minorFaultsAllowed)
+/// <param name="preemptAllowed">Asked at ADVISE too: the destination's postcopy-preempt capability.</param>
+public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, Func<bool> postcopyAllowed, Func<bool> minorFaultsAllowed, Func<bool> preemptAllowed)
 {
+    /// <summary>
+    /// At PostcopyDiscardSync (the last step before the source stops its guest), how long to wait for a preempt channel
+    /// the source asked for and has not opened yet.
+    /// </summary>
+    private static readonly TimeSpan PreemptAttachTimeout = TimeSpan.FromSeconds(10);
+
+    private const int FailedFirstNone = 0;
+    private const int FailedFirstMain = 1;
+    private const int FailedFirstPreempt = 2;
+
     private const ulong PageSize = DirtyBitmap.PageSize;
 
     private readonly Stopwatch clock = new();
@@ -29,6 +40,11 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
     private ulong bytesReceived;
     private int passes;
     private PostcopyDestination? postcopy;
+    private PreemptChannelReceiver? preempt;
+    private volatile string? preemptFailure;
+
+    /// <summary>Which connection broke first (the other one usually follows): that one is named as the cause.</summary>
+    private int firstFailure = FailedFirstNone;
 
     /// <summary>query-migrate on the destination.</summary>
     public MigrationStats Stats
@@ -43,7 +59,7 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
                     Status = status,
                     ErrorDescription = error,
                     TotalTimeMs = clock.ElapsedMilliseconds,
-                    TransferredBytes = bytesReceived,
+                    TransferredBytes = bytesReceived + (ulong)(preempt?.BytesReceived ?? 0),
                     NormalPages = pagesReceived - zeroPages,
                     DuplicatePages = zeroPages,
                     Passes = passes,
@@ -56,6 +72,7 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
                     RemainingBytes = (ulong)Math.Max(0, p?.RemainingPages ?? 0) * 4096,
                     PostcopyDroppedPages = (ulong)(p?.DroppedPages ?? 0),
                     PostcopyDuplicatePages = (ulong)(p?.DuplicatePages ?? 0),
+                    PostcopyPreemptPages = (ulong)(preempt?.PagesReceived ?? 0),
                     PostcopyBlocktimeMs = p?.Latency.TotalMilliseconds ?? 0,
                     FaultLatencyP50Us = p?.Latency.PercentileMicroseconds(0.50) ?? 0,
                     FaultLatencyP99Us = p?.Latency.PercentileMicroseconds(0.99) ?? 0,
@@ -108,32 +125,53 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
         log.Information("incoming migration: source connected");
         try
         {
-            Receive(connection, returnPath);
+            Receive(listener, connection, returnPath);
         }
         catch (Exception e) when (postcopy is { State: PostcopyState.Running or PostcopyState.Listening } && e is IOException or MigrationStreamException)
         {
             // After the switchover the guest is ours: keep it, keep the process, report the pause.
+            string why = PreemptCause() is { } failure ? $"the postcopy preempt channel broke: {failure}" : $"the postcopy connection broke: {e.Message}";
             postcopy.Pause();
-            SetStatus(MigrationStatus.PostcopyPaused, $"the postcopy connection broke: {e.Message}");
-            log.Error("postcopy paused: {Message}; the guest keeps running here and waits for missing pages", e.Message);
+            SetStatus(MigrationStatus.PostcopyPaused, why);
+            log.Error("postcopy paused: {Message}; the guest keeps running here and waits for missing pages", why);
         }
         catch (Exception e) when (e is MigrationStreamException or InvalidDataException or MigrationFailedException or IOException or Linux.LinuxException or UserfaultfdException)
         {
-            SetStatus(MigrationStatus.Failed, e.Message);
-            TrySendError(returnPath, e.Message);
-            throw e is MigrationFailedException or MigrationStreamException ? e : new MigrationFailedException(e.Message, e);
+            string? preemptCause = PreemptCause();
+            string why = preemptCause is not null ? $"the postcopy preempt channel failed: {preemptCause}" : e.Message;
+            SetStatus(MigrationStatus.Failed, why);
+            TrySendError(returnPath, why);
+            throw e is MigrationFailedException or MigrationStreamException && preemptCause is null ? e : new MigrationFailedException(why, e);
         }
         finally
         {
-            if (postcopy is { State: not PostcopyState.Paused })
+            // Before the userfaultfd goes: nothing may be placed after it. A preempt thread that would not stop may
+            // still place: then the userfaultfd and its zero buffer stay (leaked) rather than be freed under it.
+            bool placementStopped = preempt?.Stop() ?? true;
+            if (postcopy is { State: not PostcopyState.Paused } && placementStopped)
             {
                 postcopy.Dispose();
             }
+
+            preempt?.Dispose();
         }
     }
 
     /// <summary>Tears down a postcopy left paused (the machine is going away): blocked vCPUs are woken.</summary>
-    public void Abort() => postcopy?.Dispose();
+    public void Abort()
+    {
+        if (preempt?.Stop() ?? true)
+        {
+            postcopy?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The receive thread's failure: was the preempt channel's the first (then it is the cause, and its message is
+    /// returned)? Otherwise the main connection's failure is claimed as the first.
+    /// </summary>
+    private string? PreemptCause() =>
+        Interlocked.CompareExchange(ref firstFailure, FailedFirstMain, FailedFirstNone) == FailedFirstPreempt ? preemptFailure : null;
 
     /// <summary>A socket nobody answers on is stale and replaced; a live one or any other kind of file is refused.</summary>
     private static void RemoveStaleSocket(string path, MigrationUri uri)
@@ -162,7 +200,7 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
         }
     }
 
-    private void Receive(MigrationConnection connection, ReturnPathWriter returnPath)
+    private void Receive(Socket listener, MigrationConnection connection, ReturnPathWriter returnPath)
     {
         clock.Start();
         StreamHeader.Read(connection.InputStream);
@@ -195,6 +233,8 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
         long listenDone = 0;
         while (true)
         {
+            // Answers to page requests waiting on the preempt channel go first (no-op before the guest runs here).
+            preempt?.PlaceWaiting();
             Record record;
             try
             {
@@ -262,7 +302,8 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
                     postcopy = new PostcopyDestination(blocks, machine.Ram, returnPath, log, minor);
                     postcopy.Completed += () =>
                     {
-                        // Raised on the receive thread: it must not block on the return path (ReturnPathWriter).
+                        // Raised on a thread that places pages (the receive thread, the preempt channel's) or on the
+                        // fault thread: it must not block on the return path (ReturnPathWriter).
                         returnPath.Post(RecordType.Complete);
                         SetStatus(MigrationStatus.Completed, null);
                     };
@@ -270,7 +311,10 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
 
                     // Threads start now rather than in the downtime: starting one takes milliseconds here.
                     returnPath.StartSender();
-                    returnPath.Send(RecordType.PostcopyAdviseAccepted);
+                    byte[]? token = (flags & PostcopyAdviseFlags.Preempt) != 0 && preemptAllowed()
+                        ? StartPreemptChannel(listener, connection, postcopy)
+                        : null;
+                    returnPath.SendAdviseAccepted(token);
                     break;
 
                 case RecordType.PostcopyDiscard:
@@ -282,6 +326,7 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
                 case RecordType.PostcopyDiscardSync:
                     // The source's guest still runs and waits for this before it stops: the discards so far are done.
                     record.Reader().End();
+                    RequirePreemptChannel();
                     RequirePostcopy(record.Type).PreDiscardDone();
                     returnPath.Send(RecordType.PostcopyDiscarded);
                     log.Debug(
@@ -292,6 +337,7 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
 
                 case RecordType.PostcopyListen:
                     record.Reader().End();
+                    RequirePreemptChannel();
                     listenFrom = Stopwatch.GetTimestamp();
                     RequirePostcopy(record.Type).Listen();
                     listenDone = Stopwatch.GetTimestamp();
@@ -308,6 +354,7 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
                     // cannot block: no hand-off to the sender thread, and the status event (monitor clients) after
                     // it. It says when the vCPUs were released: the end of the downtime.
                     returnPath.SendRunning(HostClock.ToNanoseconds(runningAt));
+                    preempt?.StartPlacing();
                     SetStatus(MigrationStatus.PostcopyActive, null);
                     running.Running();
                     log.Debug(
@@ -328,6 +375,62 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
                     throw new MigrationStreamException($"protocol error: unexpected {record.Type} record from the source");
             }
 
+        }
+    }
+
+    /// <summary>
+    /// The source asked for a preempt channel and this side agreed: accept it on the migration listener, in the
+    /// background (the source connects once it has our answer). Returns the token the source must present.
+    /// </summary>
+    private byte[] StartPreemptChannel(Socket listener, MigrationConnection connection, PostcopyDestination destination)
+    {
+        byte[] token = Guid.NewGuid().ToByteArray();
+        preempt = new PreemptChannelReceiver(
+            listener,
+            token,
+            log,
+            page =>
+            {
+                destination.Place(page.BlockIndex, page.Offset, page.Length, page.Zero, page.Data);
+                CountPage(page.Length, page.Zero);
+            },
+            failure =>
+            {
+                if (destination.IsComplete)
+                {
+                    return;
+                }
+
+                // The main connection goes down with it: the receive thread then pauses (or fails) the migration,
+                // naming this as the cause unless the main connection had failed first.
+                preemptFailure = failure;
+                if (Interlocked.CompareExchange(ref firstFailure, FailedFirstPreempt, FailedFirstNone) == FailedFirstNone)
+                {
+                    log.Warning("incoming migration: the postcopy preempt channel failed: {Message}", failure);
+                }
+
+                connection.Abort();
+            });
+        preempt.Start();
+        return token;
+    }
+
+    /// <summary>Before the switchover: the preempt channel the source asked for must be here, and still open.</summary>
+    private void RequirePreemptChannel()
+    {
+        if (preempt is not { } channel)
+        {
+            return;
+        }
+
+        if (!channel.WaitAttached(PreemptAttachTimeout))
+        {
+            throw new MigrationFailedException($"the source did not open the postcopy preempt channel it asked for within {PreemptAttachTimeout.TotalSeconds:F0} s");
+        }
+
+        if (!channel.IsAlive)
+        {
+            throw new MigrationFailedException("the postcopy preempt channel closed before the switchover");
         }
     }
 

@@ -9,6 +9,12 @@ public static class PostcopyAdviseFlags
     /// </summary>
     public const uint MinorFaults = 1;
 
+    /// <summary>
+    /// The source has the postcopy-preempt capability on and will open a second connection for the answers to page
+    /// requests if the destination agrees (its PostcopyAdviseAccepted carries this bit back, with a token).
+    /// </summary>
+    public const uint Preempt = 2;
+
     /// <summary>Bits this version understands; any other bit set is a protocol error.</summary>
-    public const uint Known = MinorFaults;
+    public const uint Known = MinorFaults | Preempt;
 }

@@ -281,11 +281,18 @@ public sealed unsafe class PostcopyDestination : IDisposable
     {
         long missing = pages.Sum(MissingPages);
 
+        // Another thread may have set a page's received bit and not yet counted it: give it a moment.
         long counted = Interlocked.Read(ref remaining);
+        for (int wait = 0; missing == 0 && counted != 0 && wait < 100; wait++)
+        {
+            Thread.Sleep(0);
+            counted = Interlocked.Read(ref remaining);
+        }
+
         if (missing == 0 && counted != 0)
         {
             log.Warning("postcopy: every page is here but {Counted} were still counted missing; completing", counted);
-            Interlocked.Exchange(ref remaining, 0);
+            Interlocked.CompareExchange(ref remaining, 0, counted);
             TryComplete();
         }
         else if (missing > 0)
@@ -415,7 +422,9 @@ public sealed unsafe class PostcopyDestination : IDisposable
     /// <summary>
     /// MINOR placement: write the content through the alias mapping (the guest cannot see it yet: the primary
     /// mapping has no page-table entry there), then CONTINUE to map it and wake any vCPU waiting on it. Under the
-    /// placement gate, so a remap or shrink never interleaves between the received check and the CONTINUE.
+    /// placement gate, so a remap or shrink never interleaves between the received check and the CONTINUE, and the
+    /// page is marked received before the gate opens: a second copy of it (the push and the preempt channel place
+    /// from two threads) must find it received, or its alias write would undo what the guest wrote since.
     /// </summary>
     private void PlaceMinor(BlockPages block, ulong page, bool zero, ReadOnlySpan<byte> data)
     {
@@ -441,9 +450,11 @@ public sealed unsafe class PostcopyDestination : IDisposable
             }
 
             result = ContinueWithRetry(block.Block.HostAddressOf(offset), pageSize);
+            Settle(block, page, block.Block.HostAddressOf(offset), result, mayComplete: false);
         }
 
-        Settle(block, page, block.Block.HostAddressOf(offset), result);
+        // Completing raises events: never under the lock.
+        TryComplete();
     }
 
     /// <summary>
@@ -602,7 +613,7 @@ public sealed unsafe class PostcopyDestination : IDisposable
         }
     }
 
-    private void Settle(BlockPages block, ulong page, nint destination, PlacementResult result)
+    private void Settle(BlockPages block, ulong page, nint destination, PlacementResult result, bool mayComplete = true)
     {
         switch (result.Status)
         {
@@ -635,12 +646,13 @@ public sealed unsafe class PostcopyDestination : IDisposable
             Latency.Record(Stopwatch.GetTimestamp() - faulted);
         }
 
-        MarkReceived(block, page);
+        MarkReceived(block, page, mayComplete);
     }
 
-    private void MarkReceived(BlockPages block, ulong page)
+    /// <summary>Sets the page's received bit; the last missing page completes the migration unless told not to yet.</summary>
+    private void MarkReceived(BlockPages block, ulong page, bool mayComplete = true)
     {
-        if (!block.Received.TestAndSet(page) && Interlocked.Decrement(ref remaining) == 0)
+        if (!block.Received.TestAndSet(page) && Interlocked.Decrement(ref remaining) == 0 && mayComplete)
         {
             TryComplete();
         }

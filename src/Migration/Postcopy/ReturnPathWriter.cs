@@ -32,6 +32,23 @@ public sealed class ReturnPathWriter(RecordWriter writer) : IDisposable
         }
     }
 
+    /// <summary>PostcopyAdviseAccepted, with the preempt flag and the channel's token when this side takes one.</summary>
+    public void SendAdviseAccepted(byte[]? preemptToken)
+    {
+        lock (gate)
+        {
+            var payload = writer.Begin(RecordType.PostcopyAdviseAccepted);
+            payload.U32(preemptToken is null ? 0 : PostcopyAdviseFlags.Preempt);
+            if (preemptToken is not null)
+            {
+                payload.Bytes(preemptToken);
+            }
+
+            payload.Commit();
+            writer.Flush();
+        }
+    }
+
     /// <summary>
     /// PostcopyRunning, now: this host's boot id and the monotonic time (ns) since which the vCPUs run, so a
     /// source on the same host can measure the downtime to that moment (<see cref="HostClock"/>).

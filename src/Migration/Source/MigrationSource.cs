@@ -22,6 +22,9 @@ public sealed class MigrationSource
 {
     private const ulong PageSize = DirtyBitmap.PageSize;
 
+    /// <summary>No page request has come for a block since the push last looked.</summary>
+    private const ulong NoRequest = ulong.MaxValue;
+
     private readonly IMigratableMachine machine;
     private readonly MigrationUri uri;
     private readonly MigrationParameters parameters;
@@ -36,6 +39,7 @@ public sealed class MigrationSource
     private readonly object writerGate = new();
     private readonly ZeroPageDetector zeroPages = new();
     private MigrationConnection? connection;
+    private PreemptChannel? preempt;
     private volatile bool cancelRequested;
     private volatile bool postcopyRequested;
     private bool loggingStarted;
@@ -69,7 +73,13 @@ public sealed class MigrationSource
         {
             lock (statsGate)
             {
-                return stats with { TotalTimeMs = stats.Status.IsFinished() ? stats.TotalTimeMs : totalClock.ElapsedMilliseconds };
+                return stats.Status.IsFinished()
+                    ? stats
+                    : stats with
+                    {
+                        TotalTimeMs = totalClock.ElapsedMilliseconds,
+                        PostcopyPreemptPages = (ulong)(preempt?.PagesSent ?? 0),
+                    };
             }
         }
     }
@@ -108,6 +118,7 @@ public sealed class MigrationSource
         cancelRequested = true;
         Update(s => s with { Status = MigrationStatus.Cancelling });
         connection?.Abort();
+        preempt?.Abort();
     }
 
     private void Run()
@@ -134,10 +145,14 @@ public sealed class MigrationSource
             {
                 // ADVISE: the destination checks userfaultfd support now, before anything irreversible.
                 var advise = connection.Writer.Begin(RecordType.PostcopyAdvise);
-                advise.U32(capabilities.PostcopyMinorFaults ? PostcopyAdviseFlags.MinorFaults : 0);
+                advise.U32((capabilities.PostcopyMinorFaults ? PostcopyAdviseFlags.MinorFaults : 0) | (capabilities.PostcopyPreempt ? PostcopyAdviseFlags.Preempt : 0));
                 advise.Commit();
                 connection.Writer.Flush();
                 returnPath.Expect(RecordType.PostcopyAdviseAccepted, TimeSpan.FromSeconds(30), () => cancelRequested);
+                if (capabilities.PostcopyPreempt && returnPath.PreemptToken is { } token)
+                {
+                    preempt = PreemptChannel.Open(uri, token);
+                }
             }
 
             IReadOnlyList<RamBlock> blocks = machine.Ram.Blocks;
@@ -212,6 +227,7 @@ public sealed class MigrationSource
 
                 // Close now: the destination reads until the source closes, and the return path reader ends with it.
                 connection.Abort();
+                preempt?.Abort();
                 return;
             }
 
@@ -299,6 +315,7 @@ public sealed class MigrationSource
         {
             CloseHintRequest();
             connection?.Dispose();
+            preempt?.Dispose();
             zeroPages.Dispose();
             completion.TrySetResult();
         }
@@ -382,11 +399,15 @@ public sealed class MigrationSource
         CloseHintRequest();
         ReturnHintedPages();
 
+        // Per block: where the push goes on (the push thread's own), and the end of the last page requested (written by
+        // whoever serves the request, taken by the push, which goes on from there: a cheap prefetch of what follows).
+        var cursors = new ulong[blocks.Count];
+        ulong[] requestedUpTo = [.. blocks.Select(_ => NoRequest)];
+
         // From the pre-discard on the destination's memory is registered with userfaultfd, so a touch there (a
         // monitor reading guest memory) can send a page request before the guest runs there. Those wait here and
         // are served once Run is out (the guest here is stopped then, its memory final); later ones are served at
         // once, on the return-path thread.
-        var cursors = new ulong[blocks.Count];
         var early = new List<ReturnMessage>();
         bool serving = false;
         returnPath.PageRequestHandler = request =>
@@ -400,10 +421,17 @@ public sealed class MigrationSource
                 }
             }
 
-            ServeRequest(blocks, cursors, request);
+            ServeRequest(blocks, requestedUpTo, request);
         };
 
         DirtyBitmap[] discarded = PreDiscard(blocks, returnPath);
+
+        // The preempt channel idles until the first answer: make sure it is still there before the guest moves, or a
+        // channel lost during precopy would only be found after the switchover, with the guest stranded there.
+        if (preempt is { IsClosed: true })
+        {
+            throw new MigrationFailedException("the postcopy preempt channel closed before the switchover");
+        }
 
         long stoppedAt = Stopwatch.GetTimestamp();
         machine.StopForMigration();
@@ -455,13 +483,27 @@ public sealed class MigrationSource
 
         foreach (ReturnMessage request in waiting)
         {
-            ServeRequest(blocks, cursors, request);
+            ServeRequest(blocks, requestedUpTo, request);
         }
 
         ulong left = (ulong)blocks.Sum(b => (long)b.DirtyBitmap.CountSet());
         Update(s => s with { Status = MigrationStatus.PostcopyActive, RemainingBytes = left * PageSize });
         StatusChanged?.Invoke(MigrationStatus.PostcopyActive);
         log.Information("migration to {Uri}: postcopy, {Pages} pages left to move", uri.Text, left);
+
+        // With the answers on their own connection the push may queue much more in the main one: fewer, larger writes,
+        // and far fewer times the push thread blocks on a full socket and must be woken. Without it, an answer waits
+        // behind whatever the push queued, so the push stays small.
+        ulong pushBatchBytes = 64 * 1024;
+        if (preempt is not null)
+        {
+            connection!.EnlargeSendBuffer(4 << 20);
+            pushBatchBytes = 1 << 20;
+        }
+
+        // The push starts once the guest runs there (or after 5 ms): pushing while the destination's vCPU thread waits
+        // for a CPU would only delay it, and that delay is downtime.
+        returnPath.RunningReported.Wait(TimeSpan.FromMilliseconds(5));
 
         var pushRuns = new PageRunWriter(writer);
         bool pushDone = false;
@@ -482,7 +524,7 @@ public sealed class MigrationSource
                 }
             }
 
-            if (!pushDone && PushSome(blocks, cursors, pushRuns))
+            if (!pushDone && PushSome(blocks, cursors, requestedUpTo, pushRuns, pushBatchBytes))
             {
                 // Outside the writer lock: request answers never wait behind the bandwidth cap.
                 Throttle((ulong)writer.BytesWritten);
@@ -504,8 +546,11 @@ public sealed class MigrationSource
         }
     }
 
-    /// <summary>Answers one page request — always, even for a page believed clean or already sent (seed 002).</summary>
-    private void ServeRequest(IReadOnlyList<RamBlock> blocks, ulong[] cursors, ReturnMessage request)
+    /// <summary>
+    /// Answers one page request — always, even for a page believed clean or already sent (seed 002) — on the preempt
+    /// channel when there is one, else on the main stream between two push batches.
+    /// </summary>
+    private void ServeRequest(IReadOnlyList<RamBlock> blocks, ulong[] requestedUpTo, ReturnMessage request)
     {
         if (request.Block >= blocks.Count)
         {
@@ -516,25 +561,29 @@ public sealed class MigrationSource
         ulong pageSize = block.PageSize;
         ulong start = request.Offset / pageSize * pageSize;
         ulong end = Math.Min(request.Offset + Math.Max(request.Length, 1), block.UsedLength);
-        lock (writerGate)
+        (object gate, RecordWriter writer, ZeroPageDetector zeros) = preempt is { } channel
+            ? (channel.Gate, channel.Writer, channel.ZeroPages)
+            : (writerGate, connection!.Writer, zeroPages);
+        lock (gate)
         {
             for (ulong offset = start; offset < end; offset += pageSize)
             {
                 block.DirtyBitmap.ClearRange(offset / PageSize, pageSize / PageSize);
-                if (zeroPages.IsZero(block, offset / PageSize, pageSize / PageSize))
+                if (zeros.IsZero(block, offset / PageSize, pageSize / PageSize))
                 {
-                    PageRecord.WriteZeros(connection!.Writer, request.Block, offset, pageSize);
+                    PageRecord.WriteZeros(writer, request.Block, offset, pageSize);
                 }
                 else
                 {
-                    PageRecord.WriteData(connection!.Writer, request.Block, offset, block.GetSpan(offset, (int)pageSize));
+                    PageRecord.WriteData(writer, request.Block, offset, block.GetSpan(offset, (int)pageSize));
                 }
             }
 
-            connection!.Writer.Flush();
+            writer.Flush();
+            preempt?.CountPages(end > start ? (end - start) / PageSize : 0);
 
-            // The guest tends to touch what follows: push from here on (a cheap prefetch).
-            cursors[request.Block] = end / PageSize;
+            // The guest tends to touch what follows: the push goes on from here (a cheap prefetch).
+            Volatile.Write(ref requestedUpTo[request.Block], end / PageSize);
         }
 
         Interlocked.Increment(ref postcopyRequests);
@@ -542,13 +591,13 @@ public sealed class MigrationSource
 
     /// <summary>
     /// Sends the next dirty host pages from the block's cursor on, as runs (<see cref="PageRunWriter"/>): up to
-    /// <c>BatchBytes</c> of data or <c>BatchPages</c> pages, whichever comes first, so the writer lock is never held
-    /// long against a request. False when no dirty page is left anywhere.
+    /// <paramref name="batchBytes"/> of data or one page per 64 bytes of it (zero pages cost little to send, but
+    /// something to place), whichever comes first, so the writer lock is never held long against a request answered
+    /// on the main stream. False when no dirty page is left anywhere.
     /// </summary>
-    private bool PushSome(IReadOnlyList<RamBlock> blocks, ulong[] cursors, PageRunWriter runs)
+    private bool PushSome(IReadOnlyList<RamBlock> blocks, ulong[] cursors, ulong[] requestedUpTo, PageRunWriter runs, ulong batchBytes)
     {
-        const ulong BatchBytes = 64 * 1024;
-        const ulong BatchPages = 1024;
+        ulong batchPages = batchBytes / 64;
         lock (writerGate)
         {
             RecordWriter writer = connection!.Writer;
@@ -559,8 +608,14 @@ public sealed class MigrationSource
                 ulong hostPages = block.PageSize / PageSize;
                 long writtenBefore = writer.BytesWritten;
                 ulong sent = 0;
-                while ((ulong)(writer.BytesWritten - writtenBefore) < BatchBytes && sent < BatchPages)
+                while ((ulong)(writer.BytesWritten - writtenBefore) < batchBytes && sent < batchPages)
                 {
+                    ulong requested = Interlocked.Exchange(ref requestedUpTo[index], NoRequest);
+                    if (requested != NoRequest)
+                    {
+                        cursors[index] = requested;
+                    }
+
                     if (!block.DirtyBitmap.TryFindNextSet(cursors[index], out ulong page) || page >= pages)
                     {
                         if (cursors[index] == 0 || !block.DirtyBitmap.TryFindNextSet(0, out page) || page >= pages)
@@ -605,7 +660,8 @@ public sealed class MigrationSource
             DowntimeMs = switchoverUs / 1000,
             DowntimeUs = switchoverUs,
             PostcopyRequests = (ulong)Interlocked.Read(ref postcopyRequests),
-            TransferredBytes = (ulong)connection!.Writer.BytesWritten,
+            PostcopyPreemptPages = (ulong)(preempt?.PagesSent ?? 0),
+            TransferredBytes = (ulong)connection!.Writer.BytesWritten + (ulong)(preempt?.Writer.BytesWritten ?? 0),
             RemainingBytes = 0,
         });
         log.Information(

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Vmm.Migration.Postcopy;
 using Vmm.Migration.Stream;
 
 namespace Vmm.Migration.Source;
@@ -37,6 +38,18 @@ public sealed class ReturnPath : IDisposable
     /// null before, or when the record carried nothing.
     /// </summary>
     public (Guid BootId, long RunningSinceNanoseconds)? DestinationRunning { get; private set; }
+
+    /// <summary>
+    /// Set when PostcopyRunning has arrived: the guest runs on the destination. A waiter sleeps at once (no spinning):
+    /// until then the CPUs are the destination's, which is starting its vCPU threads.
+    /// </summary>
+    public ManualResetEventSlim RunningReported { get; } = new(initialState: false, spinCount: 0);
+
+    /// <summary>
+    /// The token from PostcopyAdviseAccepted when the destination takes a postcopy preempt channel; null when it
+    /// does not (its postcopy-preempt capability is off, or the source did not ask).
+    /// </summary>
+    public byte[]? PreemptToken { get; private set; }
 
     private long postcopyRunningAt;
 
@@ -94,7 +107,8 @@ public sealed class ReturnPath : IDisposable
                 {
                     RecordType.Error => new ReturnMessage(record.Type, Text: payload.String()),
                     RecordType.PageRequest => new ReturnMessage(record.Type, Block: payload.U16(), Offset: payload.U64(), Length: payload.U64()),
-                    RecordType.SetupAccepted or RecordType.Complete or RecordType.PostcopyAdviseAccepted or RecordType.PostcopyDiscarded => new ReturnMessage(record.Type),
+                    RecordType.SetupAccepted or RecordType.Complete or RecordType.PostcopyDiscarded => new ReturnMessage(record.Type),
+                    RecordType.PostcopyAdviseAccepted => ReadAdviseAccepted(payload),
                     RecordType.PostcopyRunning => ReadRunning(payload),
                     _ => new ReturnMessage(RecordType.Error, Text: $"unexpected {record.Type} record on the return path"),
                 };
@@ -107,6 +121,7 @@ public sealed class ReturnPath : IDisposable
                 if (message.Type == RecordType.PostcopyRunning)
                 {
                     Interlocked.Exchange(ref postcopyRunningAt, System.Diagnostics.Stopwatch.GetTimestamp());
+                    RunningReported.Set();
                 }
 
                 messages.Add(message);
@@ -132,6 +147,27 @@ public sealed class ReturnPath : IDisposable
 
         payload.End();
         return new ReturnMessage(RecordType.PostcopyRunning);
+    }
+
+    /// <summary>PostcopyAdviseAccepted: empty, or u32 flags and, with the preempt flag, the channel's 16-byte token.</summary>
+    private ReturnMessage ReadAdviseAccepted(PayloadReader payload)
+    {
+        if (payload.Remaining > 0)
+        {
+            uint flags = payload.U32();
+            if ((flags & ~PostcopyAdviseFlags.Preempt) != 0)
+            {
+                return new ReturnMessage(RecordType.Error, Text: $"protocol error: PostcopyAdviseAccepted flags 0x{flags:x} include bits this version does not know");
+            }
+
+            if ((flags & PostcopyAdviseFlags.Preempt) != 0)
+            {
+                PreemptToken = payload.Bytes(16).ToArray();
+            }
+        }
+
+        payload.End();
+        return new ReturnMessage(RecordType.PostcopyAdviseAccepted);
     }
 
     public void Dispose()

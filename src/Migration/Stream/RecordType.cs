@@ -39,6 +39,12 @@ public enum RecordType : byte
     /// <summary>Postcopy: the discards so far are all until the guest stops here; answer once they are applied.</summary>
     PostcopyDiscardSync = 0x15,
 
+    /// <summary>
+    /// Postcopy preempt: the first record on the second connection, carrying the token the destination gave in
+    /// PostcopyAdviseAccepted. After it that connection carries only Page records: the answers to page requests.
+    /// </summary>
+    PostcopyPreemptChannel = 0x16,
+
     /// <summary>Return path: the layout matches; go on.</summary>
     SetupAccepted = 0x81,
 
@@ -51,7 +57,10 @@ public enum RecordType : byte
     /// <summary>Return path: postcopy page request (block, offset, length).</summary>
     PageRequest = 0x84,
 
-    /// <summary>Return path: postcopy advise accepted.</summary>
+    /// <summary>
+    /// Return path: postcopy advise accepted. Payload: nothing, or u32 flags (<c>PostcopyAdviseFlags.Preempt</c>
+    /// when the destination takes a preempt channel) followed by its 16-byte token.
+    /// </summary>
     PostcopyAdviseAccepted = 0x85,
 
     /// <summary>Return path: the guest runs on the destination (switchover done).</summary>

@@ -36,6 +36,7 @@ public static class MigrateCommand
     private static readonly Option<bool> Postcopy = new("--postcopy") { Description = "Switch to postcopy (migrate-start-postcopy) once precopy has run for --postcopy-after seconds; enables postcopy-ram on the source" };
     private static readonly Option<string> PostcopyAfter = new("--postcopy-after") { Description = "Seconds of precopy before switching to postcopy [default: 0.2]", HelpName = "SECONDS" };
     private static readonly Option<bool> NoMinorFaults = new("--no-minor-faults") { Description = "With --postcopy: turn postcopy-minor-faults off on the source (shared and hugetlbfs RAM then use MISSING faults only)" };
+    private static readonly Option<bool> NoPreempt = new("--no-preempt") { Description = "With --postcopy: turn postcopy-preempt off on the source (page-request answers then share the main connection with the push)" };
     private static readonly Option<string> DestinationMonitor = new("--destination-monitor") { Description = "The destination's QMP monitor: with --postcopy, postcopy-ram is enabled there too (otherwise do it yourself)", HelpName = "PATH" };
     private static readonly Option<string> MaxBandwidth = new("--max-bandwidth") { Description = "Bandwidth cap in bytes per second, K/M/G suffixes allowed; 0 = unlimited (migrate-set-parameters max-bandwidth)", HelpName = "BYTES_PER_S" };
 
@@ -43,7 +44,7 @@ public static class MigrateCommand
     {
         var command = new Command("migrate", "Live-migrate the guest of a running VMM (precopy, optionally switching to postcopy) through its monitor, with live progress")
         {
-            MonitorOption, To, DowntimeLimit, MaxBandwidth, Postcopy, PostcopyAfter, NoMinorFaults, DestinationMonitor,
+            MonitorOption, To, DowntimeLimit, MaxBandwidth, Postcopy, PostcopyAfter, NoMinorFaults, NoPreempt, DestinationMonitor,
         };
 
         // Synchronous on purpose: System.CommandLine installs its own Ctrl-C handling for asynchronous actions, and
@@ -106,11 +107,12 @@ public static class MigrateCommand
             postcopy = new PostcopyPlan(
                 TimeSpan.FromSeconds(after),
                 destination?.StartsWith("unix:", StringComparison.Ordinal) == true ? destination["unix:".Length..] : destination,
-                MinorFaults: !parse.GetValue(NoMinorFaults));
+                MinorFaults: !parse.GetValue(NoMinorFaults),
+                Preempt: !parse.GetValue(NoPreempt));
         }
-        else if (parse.GetValue(PostcopyAfter) is not null || parse.GetValue(DestinationMonitor) is not null || parse.GetValue(NoMinorFaults))
+        else if (parse.GetValue(PostcopyAfter) is not null || parse.GetValue(DestinationMonitor) is not null || parse.GetValue(NoMinorFaults) || parse.GetValue(NoPreempt))
         {
-            problems.Add("--postcopy-after, --no-minor-faults and --destination-monitor go with --postcopy");
+            problems.Add("--postcopy-after, --no-minor-faults, --no-preempt and --destination-monitor go with --postcopy");
         }
 
         if (problems.Count > 0)
@@ -123,11 +125,14 @@ public static class MigrateCommand
         return RunAsync(path, uri, parameters, postcopy, interrupt).GetAwaiter().GetResult();
     }
 
-    /// <summary>--postcopy: when to switch, where the destination's monitor is (to enable postcopy-ram there), minor faults or not.</summary>
-    private sealed record PostcopyPlan(TimeSpan After, string? DestinationMonitor, bool MinorFaults);
+    /// <summary>
+    /// --postcopy: when to switch, where the destination's monitor is (to enable postcopy-ram there), minor faults or
+    /// not, a preempt channel or not.
+    /// </summary>
+    private sealed record PostcopyPlan(TimeSpan After, string? DestinationMonitor, bool MinorFaults, bool Preempt);
 
-    /// <summary>Enables postcopy-ram, and sets postcopy-minor-faults, through one monitor.</summary>
-    private static async Task<string?> EnablePostcopyAsync(string path, bool minorFaults)
+    /// <summary>Enables postcopy-ram, and sets postcopy-minor-faults and postcopy-preempt, through one monitor.</summary>
+    private static async Task<string?> EnablePostcopyAsync(string path, bool minorFaults, bool preempt)
     {
         try
         {
@@ -137,7 +142,8 @@ public static class MigrateCommand
             {
                 ["capabilities"] = new JsonArray(
                     new JsonObject { ["capability"] = "postcopy-ram", ["state"] = true },
-                    new JsonObject { ["capability"] = "postcopy-minor-faults", ["state"] = minorFaults }),
+                    new JsonObject { ["capability"] = "postcopy-minor-faults", ["state"] = minorFaults },
+                    new JsonObject { ["capability"] = "postcopy-preempt", ["state"] = preempt }),
             });
             return reply.IsError ? $"migrate-set-capabilities on {path}: {reply.ErrorDescription}" : null;
         }
@@ -149,7 +155,7 @@ public static class MigrateCommand
 
     private static async Task<int> RunAsync(string path, string uri, JsonObject parameters, PostcopyPlan? postcopy, Interrupt interrupt)
     {
-        if (postcopy?.DestinationMonitor is { } destinationMonitor && await EnablePostcopyAsync(destinationMonitor, postcopy.MinorFaults) is { } destinationError)
+        if (postcopy?.DestinationMonitor is { } destinationMonitor && await EnablePostcopyAsync(destinationMonitor, postcopy.MinorFaults, postcopy.Preempt) is { } destinationError)
         {
             CliErrors.Print(destinationError);
             return StatusUsageOrConnection;
@@ -171,7 +177,7 @@ public static class MigrateCommand
         {
             try
             {
-                if (postcopy is not null && await EnablePostcopyAsync(path, postcopy.MinorFaults) is { } sourceError)
+                if (postcopy is not null && await EnablePostcopyAsync(path, postcopy.MinorFaults, postcopy.Preempt) is { } sourceError)
                 {
                     CliErrors.Print(sourceError);
                     return StatusUsageOrConnection;

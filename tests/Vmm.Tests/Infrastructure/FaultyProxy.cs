@@ -4,7 +4,10 @@ namespace Vmm.Tests.Infrastructure;
 
 /// <summary>
 /// A Unix-socket proxy between a migration source and destination that forwards faithfully until a chosen byte of
-/// the main stream, then drops the connection or flips a bit: failure injection at a known point.
+/// one connection's forward direction, then drops that connection or flips a bit: failure injection at a known point.
+/// Connection 0 is the main stream; a postcopy migration opens a second one, the preempt channel. Every other
+/// connection is forwarded untouched, and stays up when the faulty one is dropped. <see cref="Drop"/> drops any
+/// connection at a moment the test chooses.
 /// </summary>
 public sealed class FaultyProxy : IDisposable
 {
@@ -12,29 +15,85 @@ public sealed class FaultyProxy : IDisposable
     private readonly string target;
     private readonly long faultAt;
     private readonly ProxyFault fault;
-    private readonly Task pump;
+    private readonly int faultOn;
+    private readonly List<Task> pumps = [];
+    private readonly Dictionary<int, (Socket Source, Socket Destination)> connections = [];
+    private readonly Task acceptor;
 
-    public FaultyProxy(string listenPath, string targetPath, long faultAt, ProxyFault fault)
+    public FaultyProxy(string listenPath, string targetPath, long faultAt, ProxyFault fault, int faultOn = 0)
     {
         this.target = targetPath;
         this.faultAt = faultAt;
         this.fault = fault;
+        this.faultOn = faultOn;
         listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         listener.Bind(new UnixDomainSocketEndPoint(listenPath));
-        listener.Listen(1);
-        pump = Task.Run(Run);
+        listener.Listen(4);
+        acceptor = Task.Run(AcceptAll);
     }
 
-    /// <summary>Bytes of the main stream forwarded so far.</summary>
+    /// <summary>Bytes forwarded so far on the connection the fault is for.</summary>
     public long Forwarded { get; private set; }
 
-    private async Task Run()
+    private async Task AcceptAll()
     {
-        using Socket source = await listener.AcceptAsync();
-        using var destination = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        await destination.ConnectAsync(new UnixDomainSocketEndPoint(target));
+        for (int index = 0; ; index++)
+        {
+            Socket source;
+            try
+            {
+                source = await listener.AcceptAsync();
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                return;
+            }
 
-        // Return path: copied untouched until either side goes away.
+            int connection = index;
+            lock (pumps)
+            {
+                pumps.Add(Task.Run(() => Pump(source, connection)));
+            }
+        }
+    }
+
+    /// <summary>Closes both directions of connection <paramref name="index"/> now (false if it has not been made).</summary>
+    public bool Drop(int index)
+    {
+        lock (connections)
+        {
+            if (!connections.TryGetValue(index, out var pair))
+            {
+                return false;
+            }
+
+            Shutdown(pair.Source);
+            Shutdown(pair.Destination);
+            return true;
+        }
+    }
+
+    private async Task Pump(Socket source, int index)
+    {
+        using Socket sourceSide = source;
+        using var destination = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            await destination.ConnectAsync(new UnixDomainSocketEndPoint(target));
+        }
+        catch (SocketException)
+        {
+            // The destination is gone: so is this connection.
+            Shutdown(source);
+            return;
+        }
+
+        lock (connections)
+        {
+            connections[index] = (source, destination);
+        }
+
+        // Return direction: copied untouched until either side goes away.
         Task back = Task.Run(async () =>
         {
             byte[] buffer = new byte[65536];
@@ -54,6 +113,8 @@ public sealed class FaultyProxy : IDisposable
             }
         });
 
+        bool faulty = index == faultOn;
+        long forwarded = 0;
         byte[] forward = new byte[65536];
         try
         {
@@ -61,14 +122,14 @@ public sealed class FaultyProxy : IDisposable
             while ((read = await source.ReceiveAsync(forward)) > 0)
             {
                 int count = read;
-                if (Forwarded + read > faultAt)
+                if (faulty && forwarded + read > faultAt)
                 {
-                    count = (int)(faultAt - Forwarded);
+                    count = (int)(faultAt - forwarded);
                     if (fault == ProxyFault.FlipBit)
                     {
                         forward[count] ^= 0x10;
                         await destination.SendAsync(forward.AsMemory(0, read));
-                        Forwarded += read;
+                        Forwarded = forwarded += read;
 
                         // Keep forwarding the rest faithfully: only the one bit is wrong.
                         while ((read = await source.ReceiveAsync(forward)) > 0)
@@ -80,27 +141,49 @@ public sealed class FaultyProxy : IDisposable
                     }
 
                     await destination.SendAsync(forward.AsMemory(0, count));
-                    Forwarded += count;
+                    Forwarded = forwarded += count;
                     break;
                 }
 
                 await destination.SendAsync(forward.AsMemory(0, count));
-                Forwarded += count;
+                forwarded += count;
+                if (faulty)
+                {
+                    Forwarded = forwarded;
+                }
             }
         }
-        catch (SocketException)
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
         }
 
-        source.Shutdown(SocketShutdown.Both);
-        destination.Shutdown(SocketShutdown.Both);
+        Shutdown(source);
+        Shutdown(destination);
         await Task.WhenAny(back, Task.Delay(5000));
+    }
+
+    private static void Shutdown(Socket socket)
+    {
+        try
+        {
+            socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+        }
     }
 
     public void Dispose()
     {
         listener.Dispose();
-        pump.Wait(TimeSpan.FromSeconds(10));
+        acceptor.Wait(TimeSpan.FromSeconds(10));
+        Task[] running;
+        lock (pumps)
+        {
+            running = [.. pumps];
+        }
+
+        Task.WaitAll(running, TimeSpan.FromSeconds(10));
     }
 }
 

@@ -11,11 +11,12 @@ public sealed class PostcopyProcessTests : IDisposable
     private readonly string dir = Directory.CreateTempSubdirectory("vmm-pcmig-").FullName;
 
     [KvmTheory]
-    [InlineData("anonymous", true)]
-    [InlineData("hugetlbfs", true)]
-    [InlineData("shared", true)]
-    [InlineData("shared", false)]
-    public void TheVerbMovesARunningGuestWithPostcopy(string backend, bool minorFaults)
+    [InlineData("anonymous", true, true)]
+    [InlineData("hugetlbfs", true, true)]
+    [InlineData("shared", true, true)]
+    [InlineData("shared", false, true)]
+    [InlineData("anonymous", true, false)]
+    public void TheVerbMovesARunningGuestWithPostcopy(string backend, bool minorFaults, bool preempt)
     {
         using MigrationVmm source = MigrationVmm.StartSource(dir, backend: backend);
         using MigrationVmm destination = MigrationVmm.StartDestination(dir, backend: backend);
@@ -24,7 +25,8 @@ public sealed class PostcopyProcessTests : IDisposable
 
         using VmmProcess verb = VmmProcess.Start(
             ["migrate", "--monitor", source.MonitorPath, "--to", destination.IncomingUri, "--postcopy", "--postcopy-after", "0", "--destination-monitor", destination.MonitorPath,
-                .. minorFaults ? Array.Empty<string>() : ["--no-minor-faults"]],
+                .. minorFaults ? Array.Empty<string>() : ["--no-minor-faults"],
+                .. preempt ? Array.Empty<string>() : ["--no-preempt"]],
             environment: null,
             workingDirectory: dir);
         VmmResult result = verb.WaitForExit(PrecopyProcessTests.VerbTimeout);
@@ -39,6 +41,10 @@ public sealed class PostcopyProcessTests : IDisposable
         Assert.Equal("completed", statuses[^1]);
         JsonElement sent = events.Return("query-migrate");
         Assert.True(sent.GetProperty("ram").GetProperty("postcopy-requests").GetUInt64() > 0, $"no page was requested: {sent}");
+
+        // With the preempt channel (the default) every answer went on it; with --no-preempt none did.
+        ulong preemptPages = sent.GetProperty("ram").GetProperty("postcopy-preempt-pages").GetUInt64();
+        Assert.True(preempt ? preemptPages > 0 : preemptPages == 0, $"postcopy-preempt-pages {preemptPages} with preempt {preempt}: {sent}");
         Assert.Equal("postmigrate", source.RunStatus());
 
         // The destination reports its own side: requests, block time, fault latency.

@@ -37,10 +37,59 @@ public class PostcopyTests : IDisposable
         Assert.Equal(RunState.PostMigrate, source.Machine.RunState);
         Assert.True(sent.PostcopyRequests > 0, "the guest never faulted on a missing page: this was not postcopy");
         Assert.Equal(sent.PostcopyRequests, received.PostcopyRequests);
+        Assert.True(sent.PostcopyPreemptPages > 0, "no answer went on the preempt channel (on by default on both sides)");
 
         // Stop here to release there, measured on this host's one clock: positive and within the migration.
         Assert.InRange(sent.DowntimeUs, 1, (sent.TotalTimeMs + 1) * 1000);
         destination.WaitForSerial(s => s.Count(c => c == 'B') >= 3, "three passes on the destination");
+        Assert.Null(destination.CheckDirtyConsistency(Dirtied));
+    }
+
+    [KvmFact]
+    public void ThePreemptChannelCarriesTheAnswersWhileThePushCrawls()
+    {
+        Host.RequireKvm();
+        using TestMachine source = TestMachine.Create(Memory, guest: "dirty-16m");
+        using TestMachine destination = TestMachine.Create(Memory);
+        source.Machine.Start();
+        source.WaitForSerial(s => s.Contains('B'), "a pass");
+
+        // At 16 MiB/s the push needs seconds for the dirtied range: the guest gets its pages from the answers.
+        (MigrationStats sent, MigrationStats received) = MigratePostcopy(
+            source, destination, SocketPath("preempt.sock"), parameters: new MigrationParameters { MaxBandwidth = 16 << 20 });
+
+        Assert.Equal(MigrationStatus.Completed, received.Status);
+        Assert.True(received.PostcopyPreemptPages > 0, $"no answer arrived on the preempt channel: {received}");
+        Assert.InRange(received.PostcopyPreemptPages, 1ul, sent.PostcopyPreemptPages);
+        destination.WaitForSerial(s => s.Count(c => c == 'B') >= 2, "passes on the destination");
+        Assert.Null(destination.CheckDirtyConsistency(Dirtied));
+    }
+
+    [KvmTheory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void WithoutPreemptOnEitherSideTheAnswersShareTheMainConnection(bool offOnTheSource)
+    {
+        Host.RequireKvm();
+        using TestMachine source = TestMachine.Create(Memory, guest: "dirty-16m");
+        using TestMachine destination = TestMachine.Create(Memory);
+        source.Machine.Start();
+        source.WaitForSerial(s => s.Contains('B'), "a pass");
+
+        (MigrationStats sent, MigrationStats received) = MigratePostcopy(
+            source,
+            destination,
+            SocketPath("single.sock"),
+            capabilities: new MigrationCapabilities { PostcopyRam = true, PostcopyPreempt = !offOnTheSource },
+            destinationCapabilities: new MigrationCapabilities { PostcopyRam = true, PostcopyPreempt = offOnTheSource },
+            parameters: new MigrationParameters { MaxBandwidth = 64 << 20 });
+
+        Assert.Equal(MigrationStatus.Completed, sent.Status);
+        Assert.Equal(MigrationStatus.Completed, received.Status);
+        Assert.True(sent.PostcopyRequests > 0, "the guest never faulted on a missing page");
+        Assert.Equal(0ul, sent.PostcopyPreemptPages);
+        Assert.Equal(0ul, received.PostcopyPreemptPages);
+        destination.WaitForSerial(s => s.Count(c => c == 'B') >= 2, "passes on the destination");
         Assert.Null(destination.CheckDirtyConsistency(Dirtied));
     }
 
@@ -140,39 +189,80 @@ public class PostcopyTests : IDisposable
     }
 
     [KvmFact]
-    public void ConnectionLostAfterSwitchoverPausesBothSidesAndKeepsTheSourceMemory()
+    public void PreemptChannelLostAfterSwitchoverPausesBothSidesAndKeepsTheSourceMemory()
     {
         Host.RequireKvm();
-        using TestMachine source = TestMachine.Create(Memory, guest: "dirty-16m");
-        using TestMachine destination = TestMachine.Create(Memory);
-        source.Machine.Start();
-        source.WaitForSerial(s => s.Contains('B'), "a pass");
-        source.Machine.Migration.SetCapabilities(new MigrationCapabilities { PostcopyRam = true });
-        destination.Machine.Migration.SetCapabilities(new MigrationCapabilities { PostcopyRam = true });
-        source.Machine.Migration.SetParameters(new MigrationParameters { MaxBandwidth = 16 << 20 });
 
-        string target = SocketPath("dst.sock");
-        destination.Machine.SetStoppedState(RunState.InMigrate);
-        using Socket listener = IncomingMigration.Listen(MigrationUri.Parse($"unix:{target}"));
-        var incoming = Task.Run(() => destination.Machine.Migration.RunIncoming(listener));
+        // The preempt channel (the second connection) opens with a 12-byte stream header and a 25-byte hello; it
+        // carries nothing else until the first answer, after the switchover. Drop it right there.
+        using ProxiedMigration run = ProxiedMigration.Start(dir, preempt: true, faultAt: 12 + 25 + 1, faultOn: 1);
+        run.Source.Machine.Migration.StartPostcopy();
+        run.WaitForTheEnd();
 
-        // About 16 MiB of page data crosses in all (zero pages are flags): drop at 8 MiB, after the switchover at ~2 MiB.
-        using var proxy = new FaultyProxy(SocketPath("proxy.sock"), target, faultAt: 8 << 20, ProxyFault.Drop);
-        MigrationSource migration = source.Machine.Migration.Migrate($"unix:{SocketPath("proxy.sock")}");
-        Wait.Until(() => migration.Stats.TransferredBytes > 2 << 20, "precopy never got going");
-        source.Machine.Migration.StartPostcopy();
-        Assert.True(migration.Completion.Wait(TimeSpan.FromSeconds(120)));
-        Assert.True(incoming.Wait(TimeSpan.FromSeconds(60)));
-
-        Assert.Equal(MigrationStatus.PostcopyPaused, migration.Stats.Status);
-        Assert.Equal(MigrationStatus.PostcopyPaused, destination.Machine.Migration.Stats!.Status);
-        Assert.False(source.Machine.Exited.IsCompleted);
-        Assert.False(destination.Machine.Exited.IsCompleted);
-
-        // The source never ran the guest again and still holds a consistent copy of its memory.
-        Assert.NotEqual(RunState.Running, source.Machine.RunState);
-        Assert.Null(source.CheckDirtyConsistency(Dirtied));
+        Assert.Equal(MigrationStatus.PostcopyPaused, run.Migration.Stats.Status);
+        MigrationStats received = run.Destination.Machine.Migration.Stats!;
+        Assert.Equal(MigrationStatus.PostcopyPaused, received.Status);
+        Assert.Contains("preempt channel", received.ErrorDescription);
+        run.AssertBothAliveAndTheSourceMemoryKept();
     }
+
+    [KvmFact]
+    public void PreemptChannelLostDuringPrecopyFailsTheMigrationBeforeTheSwitchover()
+    {
+        Host.RequireKvm();
+        using ProxiedMigration run = ProxiedMigration.Start(dir, preempt: true);
+
+        // The idle channel goes away while precopy runs; then postcopy is asked for.
+        Assert.True(run.Proxy.Drop(1), "the source never opened a preempt channel");
+        run.Source.Machine.Migration.StartPostcopy();
+        Assert.True(run.Migration.Completion.Wait(TimeSpan.FromSeconds(120)));
+        var refused = Assert.Throws<AggregateException>(() => run.Incoming.Wait(TimeSpan.FromSeconds(60)));
+
+        // Nothing moved: the guest goes on here, and the destination says why it gave up.
+        Assert.Equal(MigrationStatus.Failed, run.Migration.Stats.Status);
+        Assert.Equal(RunState.Running, run.Source.Machine.RunState);
+        Assert.Contains("preempt channel", refused.InnerException!.Message);
+        Assert.Equal(MigrationStatus.Failed, run.Destination.Machine.Migration.Stats!.Status);
+        int passes = run.Source.CountB();
+        run.Source.WaitForSerial(s => s.Count(c => c == 'B') > passes, "a pass after the failed migration");
+    }
+
+    [KvmTheory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ConnectionLostAfterSwitchoverPausesBothSidesAndKeepsTheSourceMemory(bool preempt)
+    {
+        Host.RequireKvm();
+
+        // 32 MiB the guest never touches but the push must move (2 s at 16 MiB/s): postcopy outlasts the drop below,
+        // however fast the guest gets its own pages.
+        using ProxiedMigration run = ProxiedMigration.Start(dir, preempt, prepare: source => FillWithData(source, 64 << 20, 32 << 20));
+        run.Source.Machine.Migration.StartPostcopy();
+
+        // The main connection goes once both sides are past the switchover.
+        Wait.Until(
+            () => (run.Migration.Stats.Status is MigrationStatus.PostcopyActive && run.Destination.Machine.Migration.Stats?.Status is MigrationStatus.PostcopyActive)
+                || run.Migration.Stats.Status.IsFinished(),
+            "no switchover");
+        Assert.True(run.Proxy.Drop(0));
+        run.WaitForTheEnd();
+
+        Assert.Equal(MigrationStatus.PostcopyPaused, run.Migration.Stats.Status);
+        Assert.Equal(MigrationStatus.PostcopyPaused, run.Destination.Machine.Migration.Stats!.Status);
+        run.AssertBothAliveAndTheSourceMemoryKept();
+    }
+
+    /// <summary>Gives [<paramref name="offset"/>, +<paramref name="length"/>) of main RAM content (0x5A per page).</summary>
+    private static void FillWithData(TestMachine machine, ulong offset, ulong length) => machine.Machine.WithVcpusPaused(() =>
+    {
+        RamBlock ram = machine.Machine.Ram.FindByName(VirtualMachine.MainRamBlockName)!;
+        for (ulong page = offset; page < offset + length; page += 4096)
+        {
+            ram.GetSpan(page, 1)[0] = 0x5A;
+        }
+
+        return true;
+    });
 
     /// <summary>
     /// Precopy for a moment (or until <paramref name="startPostcopyWhen"/>), then migrate-start-postcopy; returns both
@@ -187,11 +277,12 @@ public class PostcopyTests : IDisposable
         Func<MigrationStats, bool>? switchoverPoint = null,
         MigrationCapabilities? capabilities = null,
         MigrationParameters? parameters = null,
-        Func<MigrationStats, bool>? startPostcopyWhen = null)
+        Func<MigrationStats, bool>? startPostcopyWhen = null,
+        MigrationCapabilities? destinationCapabilities = null)
     {
         capabilities ??= new MigrationCapabilities { PostcopyRam = true };
         source.Machine.Migration.SetCapabilities(capabilities);
-        destination.Machine.Migration.SetCapabilities(capabilities);
+        destination.Machine.Migration.SetCapabilities(destinationCapabilities ?? capabilities);
         if (parameters is not null)
         {
             source.Machine.Migration.SetParameters(parameters);
@@ -227,4 +318,78 @@ public class PostcopyTests : IDisposable
 
 
     public void Dispose() => Directory.Delete(dir, recursive: true);
+
+    /// <summary>
+    /// A dirty-16m machine migrating through a <see cref="FaultyProxy"/> to a fresh one, precopy under way at 16 MiB/s
+    /// (postcopy-ram on both sides, postcopy not asked for yet). Disposes all of it.
+    /// </summary>
+    private sealed class ProxiedMigration : IDisposable
+    {
+        private readonly Socket listener;
+
+        private ProxiedMigration(TestMachine source, TestMachine destination, Socket listener, FaultyProxy proxy, MigrationSource migration, Task incoming)
+        {
+            Source = source;
+            Destination = destination;
+            this.listener = listener;
+            Proxy = proxy;
+            Migration = migration;
+            Incoming = incoming;
+        }
+
+        public TestMachine Source { get; }
+
+        public TestMachine Destination { get; }
+
+        public FaultyProxy Proxy { get; }
+
+        public MigrationSource Migration { get; }
+
+        public Task Incoming { get; }
+
+        public static ProxiedMigration Start(string dir, bool preempt, long faultAt = long.MaxValue, int faultOn = 0, Action<TestMachine>? prepare = null)
+        {
+            TestMachine source = TestMachine.Create(Memory, guest: "dirty-16m");
+            TestMachine destination = TestMachine.Create(Memory);
+            source.Machine.Start();
+            source.WaitForSerial(s => s.Contains('B'), "a pass");
+            prepare?.Invoke(source);
+            var capabilities = new MigrationCapabilities { PostcopyRam = true, PostcopyPreempt = preempt };
+            source.Machine.Migration.SetCapabilities(capabilities);
+            destination.Machine.Migration.SetCapabilities(capabilities);
+            source.Machine.Migration.SetParameters(new MigrationParameters { MaxBandwidth = 16 << 20 });
+
+            string target = Path.Combine(dir, "dst.sock");
+            destination.Machine.SetStoppedState(RunState.InMigrate);
+            Socket listener = IncomingMigration.Listen(MigrationUri.Parse($"unix:{target}"));
+            var incoming = Task.Run(() => destination.Machine.Migration.RunIncoming(listener));
+            var proxy = new FaultyProxy(Path.Combine(dir, "proxy.sock"), target, faultAt, ProxyFault.Drop, faultOn);
+            MigrationSource migration = source.Machine.Migration.Migrate($"unix:{Path.Combine(dir, "proxy.sock")}");
+            Wait.Until(() => migration.Stats.TransferredBytes > 2 << 20, "precopy never got going");
+            return new ProxiedMigration(source, destination, listener, proxy, migration, incoming);
+        }
+
+        public void WaitForTheEnd()
+        {
+            Assert.True(Migration.Completion.Wait(TimeSpan.FromSeconds(120)), "the source did not finish");
+            Assert.True(Incoming.Wait(TimeSpan.FromSeconds(60)), "the destination did not finish");
+        }
+
+        /// <summary>Neither process part died, and the source never ran the guest again and still holds a consistent copy.</summary>
+        public void AssertBothAliveAndTheSourceMemoryKept()
+        {
+            Assert.False(Source.Machine.Exited.IsCompleted);
+            Assert.False(Destination.Machine.Exited.IsCompleted);
+            Assert.NotEqual(RunState.Running, Source.Machine.RunState);
+            Assert.Null(Source.CheckDirtyConsistency(Dirtied));
+        }
+
+        public void Dispose()
+        {
+            Proxy.Dispose();
+            listener.Dispose();
+            Destination.Dispose();
+            Source.Dispose();
+        }
+    }
 }

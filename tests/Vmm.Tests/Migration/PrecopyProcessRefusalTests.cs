@@ -52,6 +52,11 @@ public sealed class PrecopyProcessRefusalTests(RunningSourceFixture fixture) : I
 
         Assert.False(Capability(client, "postcopy-ram"));
         Assert.True(Capability(client, "events"));
+        Assert.True(Capability(client, "postcopy-preempt"));
+        client.Return("migrate-set-capabilities", new { capabilities = new[] { new { capability = "postcopy-preempt", state = false } } });
+        Assert.False(Capability(client, "postcopy-preempt"));
+        client.Return("migrate-set-capabilities", new { capabilities = new[] { new { capability = "postcopy-preempt", state = true } } });
+        Assert.True(Capability(client, "postcopy-preempt"));
         client.Return("migrate-set-capabilities", new { capabilities = new[] { new { capability = "postcopy-ram", state = true } } });
         Assert.True(Capability(client, "postcopy-ram"));
         client.Return("migrate-set-capabilities", new { capabilities = new[] { new { capability = "postcopy-ram", state = false } } });

@@ -11,7 +11,7 @@ namespace Vmm.Qmp.Commands;
 /// </summary>
 public static class MigrationCommands
 {
-    private static readonly string[] CapabilityNames = ["postcopy-ram", "postcopy-minor-faults", "events"];
+    private static readonly string[] CapabilityNames = ["postcopy-ram", "postcopy-minor-faults", "postcopy-preempt", "events"];
 
     public static void Register(QmpCommandRegistry registry)
     {
@@ -60,6 +60,7 @@ public static class MigrationCommands
                     {
                         "postcopy-ram" => capabilities with { PostcopyRam = on },
                         "postcopy-minor-faults" => capabilities with { PostcopyMinorFaults = on },
+                        "postcopy-preempt" => capabilities with { PostcopyPreempt = on },
                         "events" => capabilities with { Events = on },
                         _ => throw QmpException.Generic($"Parameter 'capability' does not accept value '{name}'"),
                     };
@@ -80,6 +81,7 @@ public static class MigrationCommands
                     {
                         "postcopy-ram" => capabilities.PostcopyRam,
                         "postcopy-minor-faults" => capabilities.PostcopyMinorFaults,
+                        "postcopy-preempt" => capabilities.PostcopyPreempt,
                         _ => capabilities.Events,
                     },
                 })]);
@@ -170,6 +172,7 @@ public static class MigrationCommands
             ["page-size"] = stats.PageSize,
             ["passes"] = stats.Passes,
             ["postcopy-requests"] = stats.PostcopyRequests,
+            ["postcopy-preempt-pages"] = stats.PostcopyPreemptPages,
             ["free-page-hint-skipped"] = stats.FreePageHintSkippedPages,
         };
 

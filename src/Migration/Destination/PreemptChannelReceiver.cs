@@ -1,0 +1,344 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Net.Sockets;
+using Serilog;
+using Vmm.Migration.Stream;
+
+namespace Vmm.Migration.Destination;
+
+/// <summary>
+/// The destination's end of the postcopy preempt channel: accepts the source's second connection on the migration
+/// listener, checks it carries this migration's token, and then places the page answers it brings.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Two threads take answers off the channel, whichever comes first. During the push the receive thread is busy anyway:
+/// between two records of the main stream it calls <see cref="PlaceWaiting"/>, which finds an answer already in the
+/// socket without anyone being woken. When the main stream is quiet, this class's thread, asleep in poll(), wakes
+/// and places it. Reads happen under one lock, on an unbuffered stream, so "bytes in the socket" means "an answer
+/// (or its start) waiting". Placement is safe from both threads: a page placed twice is a harmless EEXIST duplicate.
+/// </para>
+/// <para>
+/// Nothing is placed before <see cref="StartPlacing"/> (the guest runs here): until then the main stream may still
+/// discard pages and count what is missing. Until then the thread also watches the idle channel, so that one closed
+/// during precopy fails the migration while the guest still runs on the source, not after the switchover. A
+/// connection that does not introduce itself with the token within 5 s is closed and the wait goes on. When the
+/// channel breaks before the migration is complete, <c>broken</c> is called so the migration can fail or pause as for
+/// the main connection.
+/// </para>
+/// </remarks>
+internal sealed class PreemptChannelReceiver : IDisposable
+{
+    /// <summary>How long the source has from our offer (PostcopyAdviseAccepted) to connect.</summary>
+    public static readonly TimeSpan AcceptTimeout = TimeSpan.FromSeconds(60);
+
+    private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>Stream header, then the PostcopyPreemptChannel record: type, u32 length, 16-byte token, CRC.</summary>
+    private const int HelloSize = StreamHeader.Size + 5 + TokenSize + 4;
+
+    private const int TokenSize = 16;
+
+    private const int PollMicroseconds = 100_000;
+
+    private readonly Socket listener;
+    private readonly byte[] token;
+    private readonly ILogger log;
+    private readonly Action<PageRecord.Parsed> place;
+    private readonly Action<string> broken;
+    private readonly Thread thread;
+    private readonly CancellationTokenSource stop = new();
+    private readonly ManualResetEventSlim attached = new();
+    private readonly ManualResetEventSlim placing = new();
+    private readonly object readGate = new();
+    private volatile Socket? socket;
+    private volatile Socket? candidate;
+    private RecordReader? reader;
+    private long pagesReceived;
+    private int failed;
+
+    public PreemptChannelReceiver(Socket listener, byte[] token, ILogger log, Action<PageRecord.Parsed> place, Action<string> broken)
+    {
+        if (token.Length != TokenSize)
+        {
+            throw new ArgumentException($"a preempt token is {TokenSize} bytes", nameof(token));
+        }
+
+        this.listener = listener;
+        this.token = token;
+        this.log = log;
+        this.place = place;
+        this.broken = broken;
+        thread = new Thread(Run) { IsBackground = true, Name = "postcopy preempt" };
+    }
+
+    /// <summary>4 KiB pages placed (or found here already) from this channel.</summary>
+    public long PagesReceived => Interlocked.Read(ref pagesReceived);
+
+    /// <summary>Bytes read from the channel so far.</summary>
+    public long BytesReceived => (reader?.BytesRead ?? 0) + (socket is null ? 0 : HelloSize);
+
+    public void Start() => thread.Start();
+
+    /// <summary>Waits for the source's connection to arrive and introduce itself; false on timeout.</summary>
+    public bool WaitAttached(TimeSpan timeout) => attached.Wait(timeout);
+
+    /// <summary>
+    /// Before the switchover: the channel is attached and not closed. Exact until <see cref="StartPlacing"/>, since
+    /// nothing reads it before then (readable with no bytes waiting means the source has closed it).
+    /// </summary>
+    public bool IsAlive => Volatile.Read(ref failed) == 0 && socket is { } channel && !(channel.Poll(0, SelectMode.SelectRead) && channel.Available == 0);
+
+    /// <summary>The guest runs here: answers may be placed from now on.</summary>
+    public void StartPlacing() => placing.Set();
+
+    /// <summary>
+    /// Receive thread, between records: places the answers already in the socket, if no other thread is at it. One
+    /// FIONREAD when there are none; when there is one, reading it may wait for the rest of the record to arrive.
+    /// </summary>
+    public void PlaceWaiting()
+    {
+        Socket? channel = socket;
+        if (channel is null || !placing.IsSet || Volatile.Read(ref failed) != 0 || channel.Available == 0 || !Monitor.TryEnter(readGate))
+        {
+            return;
+        }
+
+        try
+        {
+            while (channel.Available > 0)
+            {
+                PlaceOne();
+            }
+        }
+        catch (Exception e) when (!stop.IsCancellationRequested)
+        {
+            Fail(e.Message);
+        }
+        catch (Exception)
+        {
+            // Shutting down: the channel was closed under us.
+        }
+        finally
+        {
+            Monitor.Exit(readGate);
+        }
+    }
+
+    private void Run()
+    {
+        try
+        {
+            Socket channel = AcceptChannel();
+            while (true)
+            {
+                // Readable: an answer, or the end of the channel. A timeout only rechecks the stop.
+                stop.Token.ThrowIfCancellationRequested();
+                if (!channel.Poll(PollMicroseconds, SelectMode.SelectRead))
+                {
+                    continue;
+                }
+
+                if (!placing.IsSet)
+                {
+                    if (channel.Available == 0)
+                    {
+                        // Closed (or broken) before the guest runs here: the read says how.
+                        reader!.Read();
+                    }
+
+                    // Bytes before the guest runs here: the source answers only after Run; they wait until then.
+                    placing.Wait(stop.Token);
+                    continue;
+                }
+
+                lock (readGate)
+                {
+                    if (channel.Available == 0)
+                    {
+                        if (channel.Poll(0, SelectMode.SelectRead) && channel.Available == 0)
+                        {
+                            // Readable with nothing to read, and nobody else reads under this lock: closed.
+                            PlaceOne();
+                        }
+
+                        continue;
+                    }
+
+                    while (channel.Available > 0)
+                    {
+                        PlaceOne();
+                    }
+                }
+            }
+        }
+        catch (Exception e) when (stop.IsCancellationRequested)
+        {
+            log.Debug("postcopy preempt channel closed: {Message}", e.Message);
+        }
+        catch (Exception e)
+        {
+            Fail(e is MigrationStreamException && e.Message.StartsWith("truncated", StringComparison.Ordinal) ? "the source closed it" : e.Message);
+        }
+    }
+
+    /// <summary>Reads one record (under the read lock) and places it.</summary>
+    private void PlaceOne()
+    {
+        Record record = reader!.Read();
+        if (record.Type != RecordType.Page)
+        {
+            throw new MigrationStreamException($"protocol error: {record.Type} on the postcopy preempt channel, which carries only Page records");
+        }
+
+        PageRecord.Parsed page = PageRecord.Read(record);
+        place(page);
+        Interlocked.Add(ref pagesReceived, (long)Math.Max(1, page.Length / Ram.DirtyBitmap.PageSize));
+    }
+
+    private void Fail(string message)
+    {
+        if (Interlocked.Exchange(ref failed, 1) == 0)
+        {
+            broken(message);
+        }
+    }
+
+    /// <summary>
+    /// Accepts connections until one says it is this migration's preempt channel. Polls the listener (100 ms at a
+    /// time, to notice <see cref="Dispose"/>) and accepts synchronously: an asynchronous accept would complete on the
+    /// thread pool, which may be busy exactly then.
+    /// </summary>
+    private Socket AcceptChannel()
+    {
+        long from = Stopwatch.GetTimestamp();
+        while (true)
+        {
+            stop.Token.ThrowIfCancellationRequested();
+            if (Stopwatch.GetElapsedTime(from) > AcceptTimeout)
+            {
+                throw new MigrationFailedException($"the source did not open the postcopy preempt channel within {AcceptTimeout.TotalSeconds:F0} s");
+            }
+
+            if (!listener.Poll(PollMicroseconds, SelectMode.SelectRead))
+            {
+                continue;
+            }
+
+            Socket accepted;
+            try
+            {
+                accepted = listener.Accept();
+            }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.WouldBlock or SocketError.ConnectionAborted)
+            {
+                continue;
+            }
+
+            candidate = accepted;
+            try
+            {
+                ReadHello(accepted);
+            }
+            catch (Exception e) when (e is MigrationStreamException or SocketException or ObjectDisposedException && !stop.IsCancellationRequested)
+            {
+                log.Warning("incoming migration: refused a connection that is not this migration's postcopy preempt channel: {Message}", e.Message);
+                accepted.Dispose();
+                candidate = null;
+                continue;
+            }
+            catch
+            {
+                accepted.Dispose();
+                throw;
+            }
+
+            // Unbuffered: bytes in the socket are then exactly the records not yet read (see PlaceWaiting).
+            reader = new RecordReader(new NetworkStream(accepted, ownsSocket: true));
+            socket = accepted;
+            candidate = null;
+            stop.Token.ThrowIfCancellationRequested();
+            attached.Set();
+            log.Debug("postcopy preempt channel attached");
+            return accepted;
+        }
+    }
+
+    /// <summary>
+    /// Reads exactly the hello's bytes (no more: the answers that follow are read elsewhere) within 5 s in all, and
+    /// checks the stream header, the record and the token.
+    /// </summary>
+    private void ReadHello(Socket connection)
+    {
+        byte[] hello = new byte[HelloSize];
+        long from = Stopwatch.GetTimestamp();
+        for (int done = 0; done < hello.Length;)
+        {
+            TimeSpan left = HelloTimeout - Stopwatch.GetElapsedTime(from);
+            if (left <= TimeSpan.Zero || !connection.Poll((int)Math.Max(1, left.TotalMicroseconds), SelectMode.SelectRead))
+            {
+                throw new MigrationStreamException($"it sent {done} of the {HelloSize} bytes of a preempt channel's introduction within {HelloTimeout.TotalSeconds:F0} s");
+            }
+
+            int read = connection.Receive(hello, done, hello.Length - done, SocketFlags.None);
+            if (read == 0)
+            {
+                throw new MigrationStreamException($"it closed after {done} bytes");
+            }
+
+            done += read;
+        }
+
+        StreamHeader.Read(new MemoryStream(hello, 0, StreamHeader.Size));
+        ReadOnlySpan<byte> record = hello.AsSpan(StreamHeader.Size);
+        var type = (RecordType)record[0];
+        uint length = BinaryPrimitives.ReadUInt32LittleEndian(record[1..]);
+        uint crc = BinaryPrimitives.ReadUInt32LittleEndian(record[(5 + TokenSize)..]);
+        if (type != RecordType.PostcopyPreemptChannel || length != TokenSize || Crc32C.Compute(record[..(5 + TokenSize)]) != crc)
+        {
+            throw new MigrationStreamException($"it opened with record type 0x{(byte)type:x2} of {length} bytes, not a PostcopyPreemptChannel record");
+        }
+
+        if (!record.Slice(5, TokenSize).SequenceEqual(token))
+        {
+            throw new MigrationStreamException("it presented another migration's token");
+        }
+    }
+
+    /// <summary>Stops the thread (closing the channel) and waits for it. False if it did not stop: it may still place.</summary>
+    public bool Stop()
+    {
+        stop.Cancel();
+        Shutdown(candidate);
+        Shutdown(socket);
+        if (thread.IsAlive && !thread.Join(TimeSpan.FromSeconds(10)))
+        {
+            log.Warning("postcopy preempt thread did not stop within 10 s");
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>Stops (see <see cref="Stop"/>) and closes the channel. Safe to call again, and after Stop.</summary>
+    public void Dispose()
+    {
+        if (Stop())
+        {
+            // The receive thread calls PlaceWaiting only before this (it is what disposes): no reader is left.
+            socket?.Dispose();
+        }
+    }
+
+    private static void Shutdown(Socket? channel)
+    {
+        try
+        {
+            channel?.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // Already gone.
+        }
+    }
+}

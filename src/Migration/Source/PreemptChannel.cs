@@ -1,0 +1,76 @@
+using Vmm.Migration.Stream;
+
+namespace Vmm.Migration.Source;
+
+/// <summary>
+/// The source's end of the postcopy preempt channel (capability postcopy-preempt): a second connection to the
+/// destination that carries nothing but the answers to page requests, so an answer never waits behind the background
+/// push in the main connection's socket buffer. Opened right after ADVISE (before anything irreversible); its first
+/// record says which migration it belongs to.
+/// </summary>
+/// <remarks>
+/// Written under <see cref="Gate"/> by whoever serves a request — the return-path thread, or the migration thread for
+/// requests that came before Run — with its own zero-page detector: the push thread uses the main writer's lock and
+/// detector meanwhile.
+/// </remarks>
+internal sealed class PreemptChannel : IDisposable
+{
+    private readonly MigrationConnection connection;
+
+    private PreemptChannel(MigrationConnection connection) => this.connection = connection;
+
+    public object Gate { get; } = new();
+
+    public RecordWriter Writer => connection.Writer;
+
+    public ZeroPageDetector ZeroPages { get; } = new();
+
+    /// <summary>4 KiB pages answered on this channel (written under <see cref="Gate"/>, read by the stats).</summary>
+    public long PagesSent => Interlocked.Read(ref pagesSent);
+
+    private long pagesSent;
+
+    public void CountPages(ulong pages) => Interlocked.Add(ref pagesSent, (long)pages);
+
+    /// <summary>Connects to the destination again and introduces the connection with the destination's token.</summary>
+    public static PreemptChannel Open(MigrationUri uri, ReadOnlySpan<byte> token)
+    {
+        MigrationConnection connection;
+        try
+        {
+            connection = MigrationConnection.Connect(uri, TimeSpan.FromSeconds(10));
+        }
+        catch (MigrationFailedException e)
+        {
+            throw new MigrationFailedException($"cannot open the postcopy preempt channel: {e.Message}", e);
+        }
+
+        try
+        {
+            StreamHeader.Write(connection.OutputStream);
+            var hello = connection.Writer.Begin(RecordType.PostcopyPreemptChannel);
+            hello.Bytes(token);
+            hello.Commit();
+            connection.Writer.Flush();
+            return new PreemptChannel(connection);
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The destination closed the channel (it never writes on it), or it broke.</summary>
+    public bool IsClosed => connection.PeerClosed;
+
+    public long BytesWritten => connection.Writer.BytesWritten;
+
+    public void Abort() => connection.Abort();
+
+    public void Dispose()
+    {
+        connection.Dispose();
+        ZeroPages.Dispose();
+    }
+}

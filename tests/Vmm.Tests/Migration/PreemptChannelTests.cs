@@ -1,0 +1,168 @@
+using System.Net.Sockets;
+using Serilog;
+using Vmm.Migration;
+using Vmm.Migration.Destination;
+using Vmm.Migration.Postcopy;
+using Vmm.Migration.Source;
+using Vmm.Migration.Stream;
+using Vmm.Tests.Infrastructure;
+
+namespace Vmm.Tests.Migration;
+
+/// <summary>
+/// The postcopy preempt channel's handshake and rules, over real Unix sockets: the destination takes only a
+/// connection that presents its token, places nothing before the guest runs, and treats anything but a Page record
+/// on the channel as a broken channel. The source reads the offer from PostcopyAdviseAccepted.
+/// </summary>
+public sealed class PreemptChannelTests : IDisposable
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
+
+    private readonly string dir = Directory.CreateTempSubdirectory("vmm-preempt-").FullName;
+    private readonly byte[] token = Guid.NewGuid().ToByteArray();
+    private readonly List<(int Block, ulong Offset, ulong Length, bool Zero)> placed = [];
+    private readonly ManualResetEventSlim broken = new();
+    private string? brokenBecause;
+
+    [Fact]
+    public void AStrangerIsRefusedAndTheSourceWithTheTokenIsTaken()
+    {
+        (Socket listener, MigrationUri uri) = Listen();
+        using (listener)
+        using (PreemptChannelReceiver receiver = StartReceiver(listener))
+        {
+            // Another migration's token, then a connection that is not a migration stream at all.
+            using (PreemptChannel.Open(uri, Guid.NewGuid().ToByteArray()))
+            using (var garbage = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+            {
+                garbage.Connect(new UnixDomainSocketEndPoint(uri.Text["unix:".Length..]));
+                garbage.Send("GET / HTTP/1.0\r\n\r\n"u8);
+                Assert.False(receiver.WaitAttached(TimeSpan.FromMilliseconds(500)), "a connection without the token was taken");
+            }
+
+            using PreemptChannel channel = PreemptChannel.Open(uri, token);
+            Assert.True(receiver.WaitAttached(Patience), "the source's channel was not taken");
+            Assert.False(broken.IsSet);
+        }
+    }
+
+    [Fact]
+    public void NothingIsPlacedBeforeTheGuestRunsHere()
+    {
+        (Socket listener, MigrationUri uri) = Listen();
+        using (listener)
+        using (PreemptChannelReceiver receiver = StartReceiver(listener))
+        using (PreemptChannel channel = PreemptChannel.Open(uri, token))
+        {
+            Assert.True(receiver.WaitAttached(Patience));
+            PageRecord.WriteZeros(channel.Writer, 0, 0x5000, 4096);
+            channel.Writer.Flush();
+
+            // The answer waits in the socket: neither the channel's thread nor the receive thread's call places it.
+            Thread.Sleep(200);
+            receiver.PlaceWaiting();
+            Assert.Empty(Placed());
+
+            receiver.StartPlacing();
+            Wait.Until(() => receiver.PagesReceived == 1, "the answer was not placed once the guest ran");
+            Assert.Equal([(0, 0x5000ul, 4096ul, true)], Placed());
+        }
+    }
+
+    [Fact]
+    public void ARecordOtherThanAPageBreaksTheChannel()
+    {
+        (Socket listener, MigrationUri uri) = Listen();
+        using (listener)
+        using (PreemptChannelReceiver receiver = StartReceiver(listener))
+        using (PreemptChannel channel = PreemptChannel.Open(uri, token))
+        {
+            Assert.True(receiver.WaitAttached(Patience));
+            receiver.StartPlacing();
+            channel.Writer.Write(RecordType.PostcopyRun, []);
+            channel.Writer.Flush();
+
+            Assert.True(broken.Wait(Patience), "a PostcopyRun record on the preempt channel went unnoticed");
+            Assert.Contains("protocol error: PostcopyRun on the postcopy preempt channel", brokenBecause);
+            Assert.Empty(Placed());
+        }
+    }
+
+    [Fact]
+    public void TheSourceReadsTheOfferFromAdviseAccepted()
+    {
+        using ReturnPath offered = Read(writer => new ReturnPathWriter(writer).SendAdviseAccepted(token));
+        offered.Expect(RecordType.PostcopyAdviseAccepted, Patience, () => false);
+        Assert.Equal(token, offered.PreemptToken);
+
+        // An older destination's empty record, and a destination that declines: no channel.
+        using ReturnPath empty = Read(writer => writer.Write(RecordType.PostcopyAdviseAccepted, []));
+        empty.Expect(RecordType.PostcopyAdviseAccepted, Patience, () => false);
+        Assert.Null(empty.PreemptToken);
+        using ReturnPath declined = Read(writer => new ReturnPathWriter(writer).SendAdviseAccepted(null));
+        declined.Expect(RecordType.PostcopyAdviseAccepted, Patience, () => false);
+        Assert.Null(declined.PreemptToken);
+
+        // A flag this version does not know fails the migration.
+        using ReturnPath unknown = Read(writer =>
+        {
+            var payload = writer.Begin(RecordType.PostcopyAdviseAccepted);
+            payload.U32(0x80);
+            payload.Commit();
+        });
+        var failure = Assert.Throws<MigrationFailedException>(() => unknown.Expect(RecordType.PostcopyAdviseAccepted, Patience, () => false));
+        Assert.Contains("flags 0x80", failure.Message);
+    }
+
+    public void Dispose()
+    {
+        broken.Dispose();
+        Directory.Delete(dir, recursive: true);
+    }
+
+    private (Socket Listener, MigrationUri Uri) Listen()
+    {
+        MigrationUri uri = MigrationUri.Parse($"unix:{Path.Combine(dir, "dst.sock")}");
+        return (IncomingMigration.Listen(uri), uri);
+    }
+
+    private PreemptChannelReceiver StartReceiver(Socket listener)
+    {
+        var receiver = new PreemptChannelReceiver(
+            listener,
+            token,
+            new LoggerConfiguration().CreateLogger(),
+            page =>
+            {
+                lock (placed)
+                {
+                    placed.Add((page.BlockIndex, page.Offset, page.Length, page.Zero));
+                }
+            },
+            message =>
+            {
+                brokenBecause = message;
+                broken.Set();
+            });
+        receiver.Start();
+        return receiver;
+    }
+
+    private List<(int Block, ulong Offset, ulong Length, bool Zero)> Placed()
+    {
+        lock (placed)
+        {
+            return [.. placed];
+        }
+    }
+
+    private static ReturnPath Read(Action<RecordWriter> write)
+    {
+        var stream = new MemoryStream();
+        var writer = new RecordWriter(stream);
+        write(writer);
+        writer.Flush();
+        stream.Position = 0;
+        return new ReturnPath(new RecordReader(stream));
+    }
+}
