@@ -591,13 +591,14 @@ public sealed class MigrationSource
 
     /// <summary>
     /// Sends the next dirty host pages from the block's cursor on, as runs (<see cref="PageRunWriter"/>): up to
-    /// <paramref name="batchBytes"/> of data or one page per 64 bytes of it (zero pages cost little to send, but
-    /// something to place), whichever comes first, so the writer lock is never held long against a request answered
-    /// on the main stream. False when no dirty page is left anywhere.
+    /// <paramref name="batchBytes"/> of data or 1024 pages, whichever comes first, so the writer lock is never held
+    /// long against a request answered on the main stream. The page cap holds for zero pages too: they cost little to
+    /// send but not to place, and the destination's receive thread looks for answers only between records. False when
+    /// no dirty page is left anywhere.
     /// </summary>
     private bool PushSome(IReadOnlyList<RamBlock> blocks, ulong[] cursors, ulong[] requestedUpTo, PageRunWriter runs, ulong batchBytes)
     {
-        ulong batchPages = batchBytes / 64;
+        const ulong BatchPages = 1024;
         lock (writerGate)
         {
             RecordWriter writer = connection!.Writer;
@@ -608,7 +609,7 @@ public sealed class MigrationSource
                 ulong hostPages = block.PageSize / PageSize;
                 long writtenBefore = writer.BytesWritten;
                 ulong sent = 0;
-                while ((ulong)(writer.BytesWritten - writtenBefore) < batchBytes && sent < batchPages)
+                while ((ulong)(writer.BytesWritten - writtenBefore) < batchBytes && sent < BatchPages)
                 {
                     ulong requested = Interlocked.Exchange(ref requestedUpTo[index], NoRequest);
                     if (requested != NoRequest)
