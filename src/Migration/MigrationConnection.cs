@@ -67,19 +67,10 @@ public sealed class MigrationConnection : IDisposable
 
     public static MigrationConnection Accept(Socket listener) => new(listener.Accept());
 
-    /// <summary>Wraps a socket accepted elsewhere (the destination's preempt channel).</summary>
-    public static MigrationConnection Over(Socket socket) => new(socket);
-
     /// <summary>
     /// For a connection this side never reads (the source's preempt channel): the peer has closed it, or it broke.
     /// </summary>
     public bool PeerClosed => socket.Poll(0, SelectMode.SelectRead) && socket.Available == 0;
-
-    /// <summary>How long a read may block (0: forever), e.g. while a new connection has yet to say what it is.</summary>
-    public TimeSpan ReadTimeout
-    {
-        set => socket.ReceiveTimeout = (int)value.TotalMilliseconds;
-    }
 
     /// <summary>
     /// Lets up to <paramref name="bytes"/> wait in the kernel for the peer, so a writer blocks (and is woken) less

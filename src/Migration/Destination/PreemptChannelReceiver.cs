@@ -141,10 +141,13 @@ internal sealed class PreemptChannelReceiver : IDisposable
 
                 if (!placing.IsSet)
                 {
-                    if (channel.Available == 0)
+                    lock (readGate)
                     {
-                        // Closed (or broken) before the guest runs here: the read says how.
-                        reader!.Read();
+                        if (channel.Available == 0)
+                        {
+                            // Closed (or broken) before the guest runs here: the read says how.
+                            reader!.Read();
+                        }
                     }
 
                     // Bytes before the guest runs here: the source answers only after Run; they wait until then.

@@ -155,6 +155,9 @@ public sealed class PrecopyProcessRefusalTests(RunningSourceFixture fixture) : I
         AssertUsage(["migrate", "--monitor", monitor, "--to", "unix:/tmp/x", "--downtime-limit", "soon"], "vmm: error: --downtime-limit: 'soon' is not a number of milliseconds from 0 to 2000000");
         AssertUsage(["migrate", "--monitor", monitor, "--to", "unix:/tmp/x", "--max-bandwidth", "lots"], "vmm: error: --max-bandwidth: 'lots' is not a number of bytes per second (e.g. 100M; 0 = unlimited)");
         AssertUsage(["migrate", "--monitor", monitor], "vmm: error: Option '--to' is required.");
+        AssertUsage(
+            ["migrate", "--monitor", monitor, "--to", "unix:/tmp/x", "--no-preempt"],
+            "vmm: error: --postcopy-after, --no-minor-faults, --no-preempt and --destination-monitor go with --postcopy");
 
         string nowhere = Path.Combine(fixture.Directory, "nowhere.qmp");
         VmmResult result = VmmProcess.Run(["migrate", "--monitor", nowhere, "--to", "unix:/tmp/x"], PrecopyProcessTests.VerbTimeout);
