@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Net.Sockets;
 using Serilog;
@@ -292,20 +291,22 @@ internal sealed class PreemptChannelReceiver : IDisposable
             done += read;
         }
 
-        StreamHeader.Read(new MemoryStream(hello, 0, StreamHeader.Size));
-        ReadOnlySpan<byte> record = hello.AsSpan(StreamHeader.Size);
-        var type = (RecordType)record[0];
-        uint length = BinaryPrimitives.ReadUInt32LittleEndian(record[1..]);
-        uint crc = BinaryPrimitives.ReadUInt32LittleEndian(record[(5 + TokenSize)..]);
-        if (type != RecordType.PostcopyPreemptChannel || length != TokenSize || Crc32C.Compute(record[..(5 + TokenSize)]) != crc)
+        // The bytes are all here: the stream header and the record are checked by the same code as any stream's.
+        var input = new MemoryStream(hello);
+        StreamHeader.Read(input);
+        Record record = new RecordReader(input, TokenSize).Read();
+        if (record.Type != RecordType.PostcopyPreemptChannel)
         {
-            throw new MigrationStreamException($"it opened with record type 0x{(byte)type:x2} of {length} bytes, not a PostcopyPreemptChannel record");
+            throw new MigrationStreamException($"it opened with {record.Type}, not a PostcopyPreemptChannel record");
         }
 
-        if (!record.Slice(5, TokenSize).SequenceEqual(token))
+        PayloadReader payload = record.Reader();
+        if (!payload.Bytes(TokenSize).SequenceEqual(token))
         {
             throw new MigrationStreamException("it presented another migration's token");
         }
+
+        payload.End();
     }
 
     /// <summary>Stops the thread (closing the channel) and waits for it. False if it did not stop: it may still place.</summary>

@@ -64,8 +64,6 @@ internal sealed class PreemptChannel : IDisposable
     /// <summary>The destination closed the channel (it never writes on it), or it broke.</summary>
     public bool IsClosed => connection.PeerClosed;
 
-    public long BytesWritten => connection.Writer.BytesWritten;
-
     public void Abort() => connection.Abort();
 
     public void Dispose()

@@ -7,12 +7,14 @@ namespace Vmm.Migration.Stream;
 /// Reads records framed by <see cref="RecordWriter"/> and checks each CRC. A bad CRC, an impossible length, an
 /// unknown type or a connection that ends mid-record is a <see cref="MigrationStreamException"/>: never guest memory.
 /// </summary>
-public sealed class RecordReader(System.IO.Stream stream)
+/// <param name="maxPayload">The largest payload accepted (and the buffer allocated): <see cref="MaxPayload"/> for a
+/// migration stream, less for a reader of a few known small records.</param>
+public sealed class RecordReader(System.IO.Stream stream, int maxPayload = RecordReader.MaxPayload)
 {
     /// <summary>The largest payload: a 2 MiB huge page plus its header, with room to spare.</summary>
     public const int MaxPayload = (2 << 20) + 4096;
 
-    private readonly byte[] buffer = new byte[MaxPayload];
+    private readonly byte[] buffer = new byte[maxPayload];
 
     public long BytesRead { get; private set; }
 
@@ -28,9 +30,9 @@ public sealed class RecordReader(System.IO.Stream stream)
         }
 
         uint length = BinaryPrimitives.ReadUInt32LittleEndian(head[1..]);
-        if (length > MaxPayload)
+        if (length > maxPayload)
         {
-            throw new MigrationStreamException($"corrupt migration stream: {type} record of {length} bytes at byte {BytesRead} exceeds the limit of {MaxPayload}");
+            throw new MigrationStreamException($"corrupt migration stream: {type} record of {length} bytes at byte {BytesRead} exceeds the limit of {maxPayload}");
         }
 
         Span<byte> payload = buffer.AsSpan(0, (int)length);

@@ -323,30 +323,10 @@ public class PostcopyTests : IDisposable
     /// A dirty-16m machine migrating through a <see cref="FaultyProxy"/> to a fresh one, precopy under way at 16 MiB/s
     /// (postcopy-ram on both sides, postcopy not asked for yet). Disposes all of it.
     /// </summary>
-    private sealed class ProxiedMigration : IDisposable
+    private sealed record ProxiedMigration(
+        TestMachine Source, TestMachine Destination, Socket Listener, FaultyProxy Proxy, MigrationSource Migration, Task Incoming)
+        : IDisposable
     {
-        private readonly Socket listener;
-
-        private ProxiedMigration(TestMachine source, TestMachine destination, Socket listener, FaultyProxy proxy, MigrationSource migration, Task incoming)
-        {
-            Source = source;
-            Destination = destination;
-            this.listener = listener;
-            Proxy = proxy;
-            Migration = migration;
-            Incoming = incoming;
-        }
-
-        public TestMachine Source { get; }
-
-        public TestMachine Destination { get; }
-
-        public FaultyProxy Proxy { get; }
-
-        public MigrationSource Migration { get; }
-
-        public Task Incoming { get; }
-
         public static ProxiedMigration Start(string dir, bool preempt, long faultAt = long.MaxValue, int faultOn = 0, Action<TestMachine>? prepare = null)
         {
             TestMachine source = TestMachine.Create(Memory, guest: "dirty-16m");
@@ -387,7 +367,7 @@ public class PostcopyTests : IDisposable
         public void Dispose()
         {
             Proxy.Dispose();
-            listener.Dispose();
+            Listener.Dispose();
             Destination.Dispose();
             Source.Dispose();
         }

@@ -2,7 +2,6 @@ using System.Net.Sockets;
 using Serilog;
 using Vmm.Migration;
 using Vmm.Migration.Destination;
-using Vmm.Migration.Postcopy;
 using Vmm.Migration.Source;
 using Vmm.Migration.Stream;
 using Vmm.Tests.Infrastructure;
@@ -12,7 +11,7 @@ namespace Vmm.Tests.Migration;
 /// <summary>
 /// The postcopy preempt channel's handshake and rules, over real Unix sockets: the destination takes only a
 /// connection that presents its token, places nothing before the guest runs, and treats anything but a Page record
-/// on the channel as a broken channel. The source reads the offer from PostcopyAdviseAccepted.
+/// on the channel as a broken channel. (The source's reading of the offer is in <see cref="ReturnPathTests"/>.)
 /// </summary>
 public sealed class PreemptChannelTests : IDisposable
 {
@@ -88,32 +87,6 @@ public sealed class PreemptChannelTests : IDisposable
         }
     }
 
-    [Fact]
-    public void TheSourceReadsTheOfferFromAdviseAccepted()
-    {
-        using ReturnPath offered = Read(writer => new ReturnPathWriter(writer).SendAdviseAccepted(token));
-        offered.Expect(RecordType.PostcopyAdviseAccepted, Patience, () => false);
-        Assert.Equal(token, offered.PreemptToken);
-
-        // An older destination's empty record, and a destination that declines: no channel.
-        using ReturnPath empty = Read(writer => writer.Write(RecordType.PostcopyAdviseAccepted, []));
-        empty.Expect(RecordType.PostcopyAdviseAccepted, Patience, () => false);
-        Assert.Null(empty.PreemptToken);
-        using ReturnPath declined = Read(writer => new ReturnPathWriter(writer).SendAdviseAccepted(null));
-        declined.Expect(RecordType.PostcopyAdviseAccepted, Patience, () => false);
-        Assert.Null(declined.PreemptToken);
-
-        // A flag this version does not know fails the migration.
-        using ReturnPath unknown = Read(writer =>
-        {
-            var payload = writer.Begin(RecordType.PostcopyAdviseAccepted);
-            payload.U32(0x80);
-            payload.Commit();
-        });
-        var failure = Assert.Throws<MigrationFailedException>(() => unknown.Expect(RecordType.PostcopyAdviseAccepted, Patience, () => false));
-        Assert.Contains("flags 0x80", failure.Message);
-    }
-
     public void Dispose()
     {
         broken.Dispose();
@@ -154,15 +127,5 @@ public sealed class PreemptChannelTests : IDisposable
         {
             return [.. placed];
         }
-    }
-
-    private static ReturnPath Read(Action<RecordWriter> write)
-    {
-        var stream = new MemoryStream();
-        var writer = new RecordWriter(stream);
-        write(writer);
-        writer.Flush();
-        stream.Position = 0;
-        return new ReturnPath(new RecordReader(stream));
     }
 }

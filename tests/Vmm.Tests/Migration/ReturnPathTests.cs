@@ -7,10 +7,13 @@ namespace Vmm.Tests.Migration;
 
 /// <summary>
 /// PostcopyRunning on the return path: the destination says when it released its vCPUs and on which boot of which
-/// host; the source reads it, and an empty record (an older peer) still counts as running, without a time.
+/// host; the source reads it, and an empty record (an older peer) still counts as running, without a time. And
+/// PostcopyAdviseAccepted: the destination's offer of a preempt channel and its token.
 /// </summary>
 public sealed class ReturnPathTests
 {
+    private static readonly byte[] Token = Guid.NewGuid().ToByteArray();
+
     [Fact]
     public void RunningCarriesTheBootIdAndTheReleaseTime()
     {
@@ -32,6 +35,32 @@ public sealed class ReturnPathTests
         using ReturnPath returnPath = Read(writer => writer.Write(RecordType.PostcopyRunning, []));
         Assert.True(returnPath.Expect(RecordType.PostcopyRunning, TimeSpan.FromSeconds(10), () => false) is not null);
         Assert.Null(returnPath.DestinationRunning);
+    }
+
+    [Fact]
+    public void TheSourceReadsTheOfferFromAdviseAccepted()
+    {
+        using ReturnPath offered = Read(writer => new ReturnPathWriter(writer).SendAdviseAccepted(Token));
+        offered.Expect(RecordType.PostcopyAdviseAccepted, TimeSpan.FromSeconds(10), () => false);
+        Assert.Equal(Token, offered.PreemptToken);
+
+        // An older destination's empty record, and a destination that declines: no channel.
+        using ReturnPath empty = Read(writer => writer.Write(RecordType.PostcopyAdviseAccepted, []));
+        empty.Expect(RecordType.PostcopyAdviseAccepted, TimeSpan.FromSeconds(10), () => false);
+        Assert.Null(empty.PreemptToken);
+        using ReturnPath declined = Read(writer => new ReturnPathWriter(writer).SendAdviseAccepted(null));
+        declined.Expect(RecordType.PostcopyAdviseAccepted, TimeSpan.FromSeconds(10), () => false);
+        Assert.Null(declined.PreemptToken);
+
+        // A flag this version does not know fails the migration.
+        using ReturnPath unknown = Read(writer =>
+        {
+            var payload = writer.Begin(RecordType.PostcopyAdviseAccepted);
+            payload.U32(0x80);
+            payload.Commit();
+        });
+        var failure = Assert.Throws<MigrationFailedException>(() => unknown.Expect(RecordType.PostcopyAdviseAccepted, TimeSpan.FromSeconds(10), () => false));
+        Assert.Contains("flags 0x80", failure.Message);
     }
 
     private static ReturnPath Read(Action<RecordWriter> write)
