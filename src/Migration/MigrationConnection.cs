@@ -68,6 +68,27 @@ public sealed class MigrationConnection : IDisposable
     public static MigrationConnection Accept(Socket listener) => new(listener.Accept());
 
     /// <summary>
+    /// Sends <paramref name="data"/> with <paramref name="descriptor"/> attached (SCM_RIGHTS; Unix sockets only),
+    /// straight to the socket: call it before anything else is written, or after a flush.
+    /// </summary>
+    public void SendWithDescriptor(ReadOnlySpan<byte> data, Linux.FileDescriptor descriptor)
+    {
+        bool added = false;
+        try
+        {
+            descriptor.DangerousAddRef(ref added);
+            Linux.SocketRights.Send((int)socket.Handle, data, descriptor.Value);
+        }
+        finally
+        {
+            if (added)
+            {
+                descriptor.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>
     /// For a connection this side never reads (the source's preempt channel): the peer has closed it, or it broke.
     /// </summary>
     public bool PeerClosed => socket.Poll(0, SelectMode.SelectRead) && socket.Available == 0;

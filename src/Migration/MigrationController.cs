@@ -103,7 +103,7 @@ public sealed class MigrationController(IMigratableMachine machine, ILogger log)
     /// </summary>
     public void RunIncoming(Socket listener)
     {
-        var receiver = new IncomingMigration(machine, log, () => Capabilities.PostcopyRam, () => Capabilities.PostcopyMinorFaults, () => Capabilities.PostcopyPreempt);
+        var receiver = new IncomingMigration(machine, log, () => Capabilities.PostcopyRam, () => Capabilities.PostcopyMinorFaults, () => Capabilities.PostcopyPreempt, () => Capabilities.PostcopySharedMemory);
         receiver.StatusChanged += status => StatusChanged?.Invoke(status);
         lock (gate)
         {

@@ -33,6 +33,13 @@ public sealed record MigrationCapabilities
     /// </summary>
     public bool PostcopyPreempt { get; init; } = true;
 
+    /// <summary>
+    /// "postcopy-shared-memory" (on by default; this VMM's own): with a preempt channel over a Unix socket (both ends on
+    /// one host), the background push carries page data through a shared-memory ring instead of the socket, so each
+    /// byte is copied twice on its way instead of four times. Both sides must have it on.
+    /// </summary>
+    public bool PostcopySharedMemory { get; init; } = true;
+
     /// <summary>"events": MIGRATION events on state changes (always sent here; kept for QMP compatibility).</summary>
     public bool Events { get; init; } = true;
 }

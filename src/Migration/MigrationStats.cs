@@ -62,6 +62,12 @@ public sealed record MigrationStats
     /// </summary>
     public ulong PostcopyPreemptPages { get; init; }
 
+    /// <summary>
+    /// Postcopy: 4 KiB pages of the background push whose data went through the shared-memory ring — written, on the
+    /// source; placed from it, on the destination. 0 without a ring (capability postcopy-shared-memory, Unix sockets).
+    /// </summary>
+    public ulong PostcopySharedPages { get; init; }
+
     /// <summary>Postcopy, destination: pages that arrived after they were already here (harmless duplicates).</summary>
     public ulong PostcopyDuplicatePages { get; init; }
 

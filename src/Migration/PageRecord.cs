@@ -5,11 +5,14 @@ namespace Vmm.Migration;
 
 /// <summary>
 /// The Page record: block index (u16, position in the Setup layout), byte offset in the block (u64), length (u32),
-/// flags (u8: 1 = zero page, no data follows), then the data.
+/// flags (u8: 1 = zero page, no data follows; 2 = the data is in the postcopy push's shared ring, and what follows is
+/// its position there, u64, and the CRC-32C of the data, u32 — see <see cref="Postcopy.SharedPageRing"/>), then the data.
 /// </summary>
 public static class PageRecord
 {
     public const byte FlagZero = 1;
+
+    public const byte FlagShared = 2;
 
     /// <summary>Block index, offset, length and flags: the bytes before the data.</summary>
     private const int HeadLength = 2 + 8 + 4 + 1;
@@ -49,7 +52,20 @@ public static class PageRecord
         payload.Commit();
     }
 
-    public readonly ref struct Parsed(int blockIndex, ulong offset, uint length, bool zero, ReadOnlySpan<byte> data)
+    /// <summary>Writes a run whose data the caller has put in the shared ring at <paramref name="position"/>.</summary>
+    public static void WriteShared(RecordWriter writer, int blockIndex, ulong offset, ulong length, ulong position, uint crc)
+    {
+        var payload = writer.Begin(RecordType.Page);
+        payload.U16((ushort)blockIndex);
+        payload.U64(offset);
+        payload.U32((uint)length);
+        payload.U8(FlagShared);
+        payload.U64(position);
+        payload.U32(crc);
+        payload.Commit();
+    }
+
+    public readonly ref struct Parsed(int blockIndex, ulong offset, uint length, bool zero, ReadOnlySpan<byte> data, (ulong Position, uint Crc)? shared = null)
     {
         public int BlockIndex { get; } = blockIndex;
 
@@ -60,6 +76,12 @@ public static class PageRecord
         public bool Zero { get; } = zero;
 
         public ReadOnlySpan<byte> Data { get; } = data;
+
+        /// <summary>For a run in the shared ring: where, and the CRC of its data; <see cref="Data"/> is empty then.</summary>
+        public (ulong Position, uint Crc)? Shared { get; } = shared;
+
+        /// <summary>The same page with its data, once read from the shared ring.</summary>
+        public Parsed WithData(ReadOnlySpan<byte> bytes) => new(BlockIndex, Offset, Length, Zero, bytes);
     }
 
     public static Parsed Read(Record record)
@@ -69,9 +91,17 @@ public static class PageRecord
         ulong offset = reader.U64();
         uint length = reader.U32();
         byte flags = reader.U8();
-        if ((flags & ~FlagZero) != 0)
+        if ((flags & ~(FlagZero | FlagShared)) != 0 || flags == (FlagZero | FlagShared))
         {
             throw new MigrationStreamException($"corrupt migration stream: unknown page flags 0x{flags:x2}");
+        }
+
+        if (flags == FlagShared)
+        {
+            ulong position = reader.U64();
+            uint crc = reader.U32();
+            reader.End();
+            return new Parsed(block, offset, length, zero: false, default, (position, crc));
         }
 
         bool zero = (flags & FlagZero) != 0;

@@ -113,6 +113,15 @@ public class IoctlNumberTests
         { "O_CREAT", Unistd.O_CREAT },
         { "SYS_userfaultfd", UffdIoctls.SysUserfaultfd },
         { "SIGUSR2", Signals.SIGUSR2 },
+        { "SOL_SOCKET", SocketRights.SOL_SOCKET },
+        { "SCM_RIGHTS", SocketRights.SCM_RIGHTS },
+        { "MSG_CTRUNC", SocketRights.MSG_CTRUNC },
+        { "MSG_CMSG_CLOEXEC", SocketRights.MSG_CMSG_CLOEXEC },
+        { "CMSG_SPACE(sizeof(int))", SocketRights.OneDescriptorSpace },
+        { "CMSG_LEN(sizeof(int))", SocketRights.OneDescriptorLength },
+        { "SYS_futex", (ulong)Futex.SysFutex },
+        { "FUTEX_WAIT", Futex.FUTEX_WAIT },
+        { "FUTEX_WAKE", Futex.FUTEX_WAKE },
         { "HUGETLBFS_MAGIC", (ulong)Statfs.HUGETLBFS_MAGIC },
     };
 

@@ -39,6 +39,10 @@ public class KernelStructLayoutTests
         { typeof(UffdMsg), "uffd_msg" },
         { typeof(StatBuffer), "stat" },
         { typeof(StatfsBuffer), "statfs" },
+        { typeof(SocketRights.MsgHdr), "msghdr" },
+        { typeof(SocketRights.CmsgHdr), "cmsghdr" },
+        { typeof(SocketRights.IoVec), "iovec" },
+        { typeof(Futex.Timespec), "timespec" },
     };
 
     public static TheoryData<Type, string, string, string> Offsets => new()
@@ -91,6 +95,13 @@ public class KernelStructLayoutTests
         { typeof(StatBuffer), nameof(StatBuffer.Blocks), "stat", "st_blocks" },
         { typeof(StatfsBuffer), nameof(StatfsBuffer.Type), "statfs", "f_type" },
         { typeof(StatfsBuffer), nameof(StatfsBuffer.BlockSize), "statfs", "f_bsize" },
+        { typeof(SocketRights.MsgHdr), nameof(SocketRights.MsgHdr.Iov), "msghdr", "msg_iov" },
+        { typeof(SocketRights.MsgHdr), nameof(SocketRights.MsgHdr.IovLength), "msghdr", "msg_iovlen" },
+        { typeof(SocketRights.MsgHdr), nameof(SocketRights.MsgHdr.Control), "msghdr", "msg_control" },
+        { typeof(SocketRights.MsgHdr), nameof(SocketRights.MsgHdr.ControlLength), "msghdr", "msg_controllen" },
+        { typeof(SocketRights.MsgHdr), nameof(SocketRights.MsgHdr.Flags), "msghdr", "msg_flags" },
+        { typeof(SocketRights.CmsgHdr), nameof(SocketRights.CmsgHdr.Level), "cmsghdr", "cmsg_level" },
+        { typeof(SocketRights.CmsgHdr), nameof(SocketRights.CmsgHdr.Type), "cmsghdr", "cmsg_type" },
     };
 
     public static TheoryData<Type, string, string, string> ExitUnionOffsets => new()

@@ -13,6 +13,10 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <linux/magic.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <linux/futex.h>
 
 #define SIZE(t) printf("sizeof:%s=%zu\n", #t, sizeof(struct t))
 #define OFF(t, f) printf("offsetof:%s.%s=%zu\n", #t, #f, offsetof(struct t, f))
@@ -46,6 +50,8 @@ int main(void)
     OFF(uffd_msg, arg.remove.start); OFF(uffd_msg, arg.remove.end);
     SIZE(stat); OFF(stat, st_mode); OFF(stat, st_size); OFF(stat, st_blksize); OFF(stat, st_blocks);
     SIZE(statfs); OFF(statfs, f_type); OFF(statfs, f_bsize);
+    SIZE(msghdr); OFF(msghdr, msg_iov); OFF(msghdr, msg_iovlen); OFF(msghdr, msg_control); OFF(msghdr, msg_controllen);
+    OFF(msghdr, msg_flags); SIZE(cmsghdr); OFF(cmsghdr, cmsg_level); OFF(cmsghdr, cmsg_type); SIZE(iovec); SIZE(timespec);
 
     VAL(KVM_GET_API_VERSION); VAL(KVM_CREATE_VM); VAL(KVM_CHECK_EXTENSION); VAL(KVM_GET_VCPU_MMAP_SIZE);
     VAL(KVM_GET_SUPPORTED_CPUID); VAL(KVM_CREATE_VCPU); VAL(KVM_GET_DIRTY_LOG); VAL(KVM_SET_USER_MEMORY_REGION);
@@ -73,6 +79,8 @@ int main(void)
     VAL(MFD_HUGETLB); VAL(MFD_HUGE_2MB); VAL(MFD_CLOEXEC); VAL(O_CLOEXEC); VAL(O_NONBLOCK); VAL(O_RDWR); VAL(O_CREAT);
     VAL(SYS_userfaultfd); VAL(SYS_tgkill); VAL(SYS_gettid); VAL(SYS_rt_sigprocmask); VAL(SYS_rt_sigtimedwait);
     VAL(SIGUSR2);
+    VAL(SOL_SOCKET); VAL(SCM_RIGHTS); VAL(MSG_CTRUNC); VAL(MSG_CMSG_CLOEXEC); VAL(CMSG_SPACE(sizeof(int))); VAL(CMSG_LEN(sizeof(int)));
+    VAL(SYS_futex); VAL(FUTEX_WAIT); VAL(FUTEX_WAKE);
     VAL(HUGETLBFS_MAGIC);
     return 0;
 }

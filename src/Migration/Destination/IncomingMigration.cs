@@ -17,7 +17,9 @@ namespace Vmm.Migration.Destination;
 /// <param name="postcopyAllowed">Asked at ADVISE: the capability may be enabled through the monitor while this waits.</param>
 /// <param name="minorFaultsAllowed">Asked at ADVISE too: the destination's postcopy-minor-faults capability.</param>
 /// <param name="preemptAllowed">Asked at ADVISE too: the destination's postcopy-preempt capability.</param>
-public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, Func<bool> postcopyAllowed, Func<bool> minorFaultsAllowed, Func<bool> preemptAllowed)
+/// <param name="sharedMemoryAllowed">Asked at ADVISE too: the destination's postcopy-shared-memory capability.</param>
+public sealed class IncomingMigration(
+    IMigratableMachine machine, ILogger log, Func<bool> postcopyAllowed, Func<bool> minorFaultsAllowed, Func<bool> preemptAllowed, Func<bool> sharedMemoryAllowed)
 {
     /// <summary>
     /// At PostcopyDiscardSync (the last step before the source stops its guest), how long to wait for a preempt channel
@@ -38,6 +40,7 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
     private ulong pagesReceived;
     private ulong zeroPages;
     private ulong bytesReceived;
+    private ulong sharedPages;
     private int passes;
     private PostcopyDestination? postcopy;
     private PreemptChannelReceiver? preempt;
@@ -73,6 +76,7 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
                     PostcopyDroppedPages = (ulong)(p?.DroppedPages ?? 0),
                     PostcopyDuplicatePages = (ulong)(p?.DuplicatePages ?? 0),
                     PostcopyPreemptPages = (ulong)(preempt?.PagesReceived ?? 0),
+                    PostcopySharedPages = sharedPages,
                     PostcopyBlocktimeMs = p?.Latency.TotalMilliseconds ?? 0,
                     FaultLatencyP50Us = p?.Latency.PercentileMicroseconds(0.50) ?? 0,
                     FaultLatencyP99Us = p?.Latency.PercentileMicroseconds(0.99) ?? 0,
@@ -251,6 +255,12 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
             {
                 case RecordType.Page when postcopy is { State: >= PostcopyState.Listening }:
                     PageRecord.Parsed posted = PageRecord.Read(record);
+                    if (posted.Shared is { } shared)
+                    {
+                        PlaceFromRing(postcopy, posted, shared.Position, shared.Crc);
+                        break;
+                    }
+
                     postcopy.Place(posted.BlockIndex, posted.Offset, posted.Length, posted.Zero, posted.Data);
                     CountPage(posted.Length, posted.Zero);
                     break;
@@ -261,6 +271,11 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
 
                 case RecordType.Page:
                     PageRecord.Parsed page = PageRecord.Read(record);
+                    if (page.Shared is not null)
+                    {
+                        throw new MigrationStreamException("protocol error: a shared-ring Page record before PostcopyListen (the ring carries only the postcopy push)");
+                    }
+
                     WritePage(page, blocks, hasData, viaAlias: postcopy?.IsMinor(page.BlockIndex) == true);
                     CountPage(page.Length, page.Zero);
                     break;
@@ -311,10 +326,12 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
 
                     // Threads start now rather than in the downtime: starting one takes milliseconds here.
                     returnPath.StartSender();
-                    byte[]? token = (flags & PostcopyAdviseFlags.Preempt) != 0 && preemptAllowed()
-                        ? StartPreemptChannel(listener, connection, postcopy)
-                        : null;
-                    returnPath.SendAdviseAccepted(token);
+                    // A shared ring needs the preempt channel (its memfd comes with it) and one host (a Unix socket).
+                    bool preemptChannel = (flags & PostcopyAdviseFlags.Preempt) != 0 && preemptAllowed();
+                    bool sharedRing = preemptChannel && (flags & PostcopyAdviseFlags.SharedMemory) != 0 && sharedMemoryAllowed()
+                        && listener.AddressFamily == AddressFamily.Unix;
+                    byte[]? token = preemptChannel ? StartPreemptChannel(listener, connection, postcopy, sharedRing) : null;
+                    returnPath.SendAdviseAccepted(token, sharedRing);
                     break;
 
                 case RecordType.PostcopyDiscard:
@@ -328,7 +345,7 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
                     record.Reader().End();
                     RequirePreemptChannel();
                     RequirePostcopy(record.Type).PreDiscardDone();
-                    returnPath.Send(RecordType.PostcopyDiscarded);
+                    returnPath.SendDiscarded(preempt?.Ring is not null);
                     log.Debug(
                         "postcopy pre-discard applied in {Us:F0} us, before the source stops",
                         switchoverFrom == 0 ? 0 : Stopwatch.GetElapsedTime(switchoverFrom).TotalMicroseconds);
@@ -382,7 +399,7 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
     /// The source asked for a preempt channel and this side agreed: accept it on the migration listener, in the
     /// background (the source connects once it has our answer). Returns the token the source must present.
     /// </summary>
-    private byte[] StartPreemptChannel(Socket listener, MigrationConnection connection, PostcopyDestination destination)
+    private byte[] StartPreemptChannel(Socket listener, MigrationConnection connection, PostcopyDestination destination, bool sharedRing)
     {
         byte[] token = Guid.NewGuid().ToByteArray();
         preempt = new PreemptChannelReceiver(
@@ -410,7 +427,8 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
                 }
 
                 connection.Abort();
-            });
+            },
+            sharedRing);
         preempt.Start();
         return token;
     }
@@ -431,6 +449,24 @@ public sealed class IncomingMigration(IMigratableMachine machine, ILogger log, F
         if (!channel.IsAlive)
         {
             throw new MigrationFailedException("the postcopy preempt channel closed before the switchover");
+        }
+    }
+
+    /// <summary>
+    /// A push run whose data is in the shared ring: checked (position, CRC), placed straight from the ring, and then
+    /// released to the source, whatever became of it (a dropped page frees its room too).
+    /// </summary>
+    private void PlaceFromRing(PostcopyDestination destination, PageRecord.Parsed page, ulong position, uint crc)
+    {
+        SharedPageRing ring = preempt?.Ring
+            ?? throw new MigrationStreamException("protocol error: a shared-ring Page record, but no shared ring was agreed");
+        ReadOnlySpan<byte> data = ring.Read(position, page.Length, crc);
+        destination.Place(page.BlockIndex, page.Offset, page.Length, zero: false, data);
+        ring.Release(position + page.Length);
+        CountPage(page.Length, zero: false);
+        lock (statsGate)
+        {
+            sharedPages += Math.Max(1, page.Length / PageSize);
         }
     }
 

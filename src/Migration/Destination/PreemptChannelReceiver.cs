@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Net.Sockets;
 using Serilog;
+using Vmm.Linux;
+using Vmm.Migration.Postcopy;
 using Vmm.Migration.Stream;
 
 namespace Vmm.Migration.Destination;
@@ -25,6 +27,11 @@ namespace Vmm.Migration.Destination;
 /// channel breaks before the migration is complete, <c>broken</c> is called so the migration can fail or pause as for
 /// the main connection.
 /// </para>
+/// <para>
+/// When this side took the source's shared-memory ring, the ring's memfd comes with the introduction (SCM_RIGHTS):
+/// the introduction is read with recvmsg. A token holder whose ring is unusable fails the migration; one whose ring
+/// did not come (a proxy that forwards bytes only) is taken without it, and PostcopyDiscarded says so.
+/// </para>
 /// </remarks>
 internal sealed class PreemptChannelReceiver : IDisposable
 {
@@ -45,6 +52,7 @@ internal sealed class PreemptChannelReceiver : IDisposable
     private readonly ILogger log;
     private readonly Action<PageRecord.Parsed> place;
     private readonly Action<string> broken;
+    private readonly bool expectRing;
     private readonly Thread thread;
     private readonly CancellationTokenSource stop = new();
     private readonly ManualResetEventSlim attached = new();
@@ -56,7 +64,7 @@ internal sealed class PreemptChannelReceiver : IDisposable
     private long pagesReceived;
     private int failed;
 
-    public PreemptChannelReceiver(Socket listener, byte[] token, ILogger log, Action<PageRecord.Parsed> place, Action<string> broken)
+    public PreemptChannelReceiver(Socket listener, byte[] token, ILogger log, Action<PageRecord.Parsed> place, Action<string> broken, bool expectRing = false)
     {
         if (token.Length != TokenSize)
         {
@@ -68,6 +76,7 @@ internal sealed class PreemptChannelReceiver : IDisposable
         this.log = log;
         this.place = place;
         this.broken = broken;
+        this.expectRing = expectRing;
         thread = new Thread(Run) { IsBackground = true, Name = "postcopy preempt" };
     }
 
@@ -76,6 +85,9 @@ internal sealed class PreemptChannelReceiver : IDisposable
 
     /// <summary>Bytes read from the channel so far.</summary>
     public long BytesReceived => (reader?.BytesRead ?? 0) + (socket is null ? 0 : HelloSize);
+
+    /// <summary>The source's shared-memory ring, once the channel is attached (null when none was agreed).</summary>
+    public SharedPageRing? Ring { get; private set; }
 
     public void Start() => thread.Start();
 
@@ -194,6 +206,11 @@ internal sealed class PreemptChannelReceiver : IDisposable
         }
 
         PageRecord.Parsed page = PageRecord.Read(record);
+        if (page.Shared is not null)
+        {
+            throw new MigrationStreamException("protocol error: a shared-ring Page record on the postcopy preempt channel (answers carry their data)");
+        }
+
         place(page);
         Interlocked.Add(ref pagesReceived, (long)Math.Max(1, page.Length / Ram.DirtyBitmap.PageSize));
     }
@@ -238,11 +255,12 @@ internal sealed class PreemptChannelReceiver : IDisposable
             }
 
             candidate = accepted;
+            FileDescriptor? ringFile;
             try
             {
-                ReadHello(accepted);
+                ringFile = ReadHello(accepted);
             }
-            catch (Exception e) when (e is MigrationStreamException or SocketException or ObjectDisposedException && !stop.IsCancellationRequested)
+            catch (Exception e) when (e is MigrationStreamException or SocketException or LinuxException or ObjectDisposedException && !stop.IsCancellationRequested)
             {
                 log.Warning("incoming migration: refused a connection that is not this migration's postcopy preempt channel: {Message}", e.Message);
                 accepted.Dispose();
@@ -253,6 +271,25 @@ internal sealed class PreemptChannelReceiver : IDisposable
             {
                 accepted.Dispose();
                 throw;
+            }
+
+            // The token holder is this migration's source: a missing or unusable ring is its failure, not a stranger's.
+            try
+            {
+                Ring = ringFile is null ? null : SharedPageRing.Attach(ringFile);
+            }
+            catch (Exception e) when (e is MigrationStreamException or LinuxException)
+            {
+                ringFile!.Dispose();
+                accepted.Dispose();
+                throw new MigrationFailedException($"the source's shared-memory ring is unusable: {e.Message}", e);
+            }
+
+            if (expectRing && Ring is null)
+            {
+                // Something between the two ends forwards bytes but not descriptors: PostcopyDiscarded tells the
+                // source, which then pushes through the socket.
+                log.Warning("incoming migration: the shared-memory ring the source offered did not come with the preempt channel; the push uses the socket");
             }
 
             // Unbuffered: bytes in the socket are then exactly the records not yet read (see PlaceWaiting).
@@ -268,9 +305,30 @@ internal sealed class PreemptChannelReceiver : IDisposable
 
     /// <summary>
     /// Reads exactly the hello's bytes (no more: the answers that follow are read elsewhere) within 5 s in all, and
-    /// checks the stream header, the record and the token.
+    /// checks the stream header, the record and the token. Returns the descriptor that came with the bytes, if any:
+    /// the shared ring's memfd, when this side agreed to one (otherwise it is closed and the connection refused).
     /// </summary>
-    private void ReadHello(Socket connection)
+    private FileDescriptor? ReadHello(Socket connection)
+    {
+        FileDescriptor? descriptor = null;
+        try
+        {
+            ReadHello(connection, ref descriptor);
+            if (descriptor is not null && !expectRing)
+            {
+                throw new MigrationStreamException("it passed a file descriptor nobody asked for");
+            }
+
+            return descriptor;
+        }
+        catch
+        {
+            descriptor?.Dispose();
+            throw;
+        }
+    }
+
+    private void ReadHello(Socket connection, ref FileDescriptor? descriptor)
     {
         byte[] hello = new byte[HelloSize];
         long from = Stopwatch.GetTimestamp();
@@ -282,7 +340,18 @@ internal sealed class PreemptChannelReceiver : IDisposable
                 throw new MigrationStreamException($"it sent {done} of the {HelloSize} bytes of a preempt channel's introduction within {HelloTimeout.TotalSeconds:F0} s");
             }
 
-            int read = connection.Receive(hello, done, hello.Length - done, SocketFlags.None);
+            int read = SocketRights.Receive((int)connection.Handle, hello.AsSpan(done), out FileDescriptor? passed);
+            if (passed is not null)
+            {
+                if (descriptor is not null)
+                {
+                    passed.Dispose();
+                    throw new MigrationStreamException("it passed more than one file descriptor");
+                }
+
+                descriptor = passed;
+            }
+
             if (read == 0)
             {
                 throw new MigrationStreamException($"it closed after {done} bytes");
@@ -329,8 +398,10 @@ internal sealed class PreemptChannelReceiver : IDisposable
     {
         if (Stop())
         {
-            // The receive thread calls PlaceWaiting only before this (it is what disposes): no reader is left.
+            // The receive thread calls PlaceWaiting only before this (it is what disposes): no reader is left, and no
+            // one reads the ring.
             socket?.Dispose();
+            Ring?.Dispose();
         }
     }
 

@@ -15,6 +15,13 @@ public static class PostcopyAdviseFlags
     /// </summary>
     public const uint Preempt = 2;
 
+    /// <summary>
+    /// With <see cref="Preempt"/>, over a Unix socket: the source offers to push page data through a shared-memory
+    /// ring (<see cref="SharedPageRing"/>, capability postcopy-shared-memory). The destination takes it by carrying the
+    /// bit back; the ring's memfd then comes with the preempt channel's introduction.
+    /// </summary>
+    public const uint SharedMemory = 4;
+
     /// <summary>Bits this version understands; any other bit set is a protocol error.</summary>
-    public const uint Known = MinorFaults | Preempt;
+    public const uint Known = MinorFaults | Preempt | SharedMemory;
 }

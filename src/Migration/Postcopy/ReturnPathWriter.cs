@@ -32,13 +32,32 @@ public sealed class ReturnPathWriter(RecordWriter writer) : IDisposable
         }
     }
 
-    /// <summary>PostcopyAdviseAccepted, with the preempt flag and the channel's token when this side takes one.</summary>
-    public void SendAdviseAccepted(byte[]? preemptToken)
+    /// <summary>
+    /// PostcopyDiscarded (the pre-discard is done), with u32 flags: bit 0 says the source's shared ring arrived with the
+    /// preempt channel and is mapped here, so the push may use it. Without the bit (the memfd did not come: something
+    /// between the two ends that forwards bytes but not descriptors) the source pushes through the socket.
+    /// </summary>
+    public void SendDiscarded(bool sharedRingAttached)
+    {
+        lock (gate)
+        {
+            var payload = writer.Begin(RecordType.PostcopyDiscarded);
+            payload.U32(sharedRingAttached ? 1u : 0u);
+            payload.Commit();
+            writer.Flush();
+        }
+    }
+
+    /// <summary>
+    /// PostcopyAdviseAccepted, with the preempt flag and the channel's token when this side takes one, and the
+    /// shared-memory flag when it also takes the source's ring.
+    /// </summary>
+    public void SendAdviseAccepted(byte[]? preemptToken, bool sharedRing = false)
     {
         lock (gate)
         {
             var payload = writer.Begin(RecordType.PostcopyAdviseAccepted);
-            payload.U32(preemptToken is null ? 0 : PostcopyAdviseFlags.Preempt);
+            payload.U32(preemptToken is null ? 0 : PostcopyAdviseFlags.Preempt | (sharedRing ? PostcopyAdviseFlags.SharedMemory : 0));
             if (preemptToken is not null)
             {
                 payload.Bytes(preemptToken);

@@ -40,6 +40,8 @@ public sealed class MigrationSource
     private readonly ZeroPageDetector zeroPages = new();
     private MigrationConnection? connection;
     private PreemptChannel? preempt;
+    private SharedPageRing? ring;
+    private PageRunWriter? pushRuns;
     private volatile bool cancelRequested;
     private volatile bool postcopyRequested;
     private bool loggingStarted;
@@ -79,6 +81,7 @@ public sealed class MigrationSource
                     {
                         TotalTimeMs = totalClock.ElapsedMilliseconds,
                         PostcopyPreemptPages = (ulong)(preempt?.PagesSent ?? 0),
+                        PostcopySharedPages = (pushRuns?.SharedBytes ?? 0) / PageSize,
                     };
             }
         }
@@ -144,14 +147,29 @@ public sealed class MigrationSource
             if (capabilities.PostcopyRam)
             {
                 // ADVISE: the destination checks userfaultfd support now, before anything irreversible.
+                ring = OfferSharedRing();
                 var advise = connection.Writer.Begin(RecordType.PostcopyAdvise);
-                advise.U32((capabilities.PostcopyMinorFaults ? PostcopyAdviseFlags.MinorFaults : 0) | (capabilities.PostcopyPreempt ? PostcopyAdviseFlags.Preempt : 0));
+                advise.U32(
+                    (capabilities.PostcopyMinorFaults ? PostcopyAdviseFlags.MinorFaults : 0)
+                    | (capabilities.PostcopyPreempt ? PostcopyAdviseFlags.Preempt : 0)
+                    | (ring is not null ? PostcopyAdviseFlags.SharedMemory : 0));
                 advise.Commit();
                 connection.Writer.Flush();
                 returnPath.Expect(RecordType.PostcopyAdviseAccepted, TimeSpan.FromSeconds(30), () => cancelRequested);
+                if (returnPath.SharedRingAccepted && (ring is null || returnPath.PreemptToken is null))
+                {
+                    throw new MigrationStreamException("protocol error: the destination took a shared ring that was not offered");
+                }
+
+                if (!returnPath.SharedRingAccepted)
+                {
+                    ring?.Dispose();
+                    ring = null;
+                }
+
                 if (capabilities.PostcopyPreempt && returnPath.PreemptToken is { } token)
                 {
-                    preempt = PreemptChannel.Open(uri, token);
+                    preempt = PreemptChannel.Open(uri, token, ring);
                 }
             }
 
@@ -316,6 +334,7 @@ public sealed class MigrationSource
             CloseHintRequest();
             connection?.Dispose();
             preempt?.Dispose();
+            ring?.Dispose();
             zeroPages.Dispose();
             completion.TrySetResult();
         }
@@ -425,6 +444,12 @@ public sealed class MigrationSource
         };
 
         DirtyBitmap[] discarded = PreDiscard(blocks, returnPath);
+        if (ring is not null && !returnPath.SharedRingAttached)
+        {
+            log.Warning("postcopy: the destination did not get the shared-memory ring (is something between the two ends?); the push goes through the socket");
+            ring.Dispose();
+            ring = null;
+        }
 
         // The preempt channel idles until the first answer: make sure it is still there before the guest moves, or a
         // channel lost during precopy would only be found after the switchover, with the guest stranded there.
@@ -505,7 +530,8 @@ public sealed class MigrationSource
         // for a CPU would only delay it, and that delay is downtime.
         returnPath.RunningReported.Wait(TimeSpan.FromMilliseconds(5));
 
-        var pushRuns = new PageRunWriter(writer);
+        // Through the shared ring when there is one: a full ring waits for the destination, which may go away.
+        var pushRuns = this.pushRuns = new PageRunWriter(writer, ring, () => returnPath.ClosedReason);
         bool pushDone = false;
         while (true)
         {
@@ -527,7 +553,7 @@ public sealed class MigrationSource
             if (!pushDone && PushSome(blocks, cursors, requestedUpTo, pushRuns, pushBatchBytes))
             {
                 // Outside the writer lock: request answers never wait behind the bandwidth cap.
-                Throttle((ulong)writer.BytesWritten);
+                Throttle((ulong)writer.BytesWritten + pushRuns.SharedBytes);
             }
             else if (!pushDone)
             {
@@ -543,6 +569,29 @@ public sealed class MigrationSource
             {
                 returnPath.Arrived.Wait(TimeSpan.FromMilliseconds(100));
             }
+        }
+    }
+
+    /// <summary>
+    /// A shared ring for the postcopy push, when this side may offer one (postcopy-shared-memory and postcopy-preempt
+    /// on, a Unix socket: both ends on this host); null otherwise, or if the memfd cannot be had (then the push uses
+    /// the socket, as without the capability).
+    /// </summary>
+    private SharedPageRing? OfferSharedRing()
+    {
+        if (!capabilities.PostcopyPreempt || !capabilities.PostcopySharedMemory || uri.EndPoint is not System.Net.Sockets.UnixDomainSocketEndPoint)
+        {
+            return null;
+        }
+
+        try
+        {
+            return SharedPageRing.Create();
+        }
+        catch (Linux.LinuxException e)
+        {
+            log.Warning("postcopy: no shared-memory ring for the push ({Message}); it goes through the socket", e.Message);
+            return null;
         }
     }
 
@@ -607,9 +656,9 @@ public sealed class MigrationSource
                 RamBlock block = blocks[index];
                 ulong pages = block.UsedLength / PageSize;
                 ulong hostPages = block.PageSize / PageSize;
-                long writtenBefore = writer.BytesWritten;
+                ulong writtenBefore = (ulong)writer.BytesWritten + runs.SharedBytes;
                 ulong sent = 0;
-                while ((ulong)(writer.BytesWritten - writtenBefore) < batchBytes && sent < BatchPages)
+                while ((ulong)writer.BytesWritten + runs.SharedBytes - writtenBefore < batchBytes && sent < BatchPages)
                 {
                     ulong requested = Interlocked.Exchange(ref requestedUpTo[index], NoRequest);
                     if (requested != NoRequest)
@@ -637,7 +686,7 @@ public sealed class MigrationSource
                     runs.Flush();
                     writer.Flush();
                     ulong bytes = sent * PageSize;
-                    Update(s => s with { TransferredBytes = (ulong)writer.BytesWritten, RemainingBytes = s.RemainingBytes > bytes ? s.RemainingBytes - bytes : 0 });
+                    Update(s => s with { TransferredBytes = (ulong)writer.BytesWritten + runs.SharedBytes, RemainingBytes = s.RemainingBytes > bytes ? s.RemainingBytes - bytes : 0 });
                     return true;
                 }
             }
@@ -662,7 +711,8 @@ public sealed class MigrationSource
             DowntimeUs = switchoverUs,
             PostcopyRequests = (ulong)Interlocked.Read(ref postcopyRequests),
             PostcopyPreemptPages = (ulong)(preempt?.PagesSent ?? 0),
-            TransferredBytes = (ulong)connection!.Writer.BytesWritten + (ulong)(preempt?.Writer.BytesWritten ?? 0),
+            PostcopySharedPages = (pushRuns?.SharedBytes ?? 0) / PageSize,
+            TransferredBytes = (ulong)connection!.Writer.BytesWritten + (ulong)(preempt?.Writer.BytesWritten ?? 0) + (pushRuns?.SharedBytes ?? 0),
             RemainingBytes = 0,
         });
         log.Information(
@@ -733,7 +783,8 @@ public sealed class MigrationSource
 
     /// <summary>
     /// Before the guest stops: sends the discard set as it is now (every page dirty here is stale or missing on the
-    /// destination), then PostcopyDiscardSync, and waits for PostcopyDiscarded. Freeing that memory takes the
+    /// destination), then PostcopyDiscardSync, and waits for PostcopyDiscarded (which also says whether the shared
+    /// ring arrived there). Freeing that memory takes the
     /// destination milliseconds; done here it overlaps the running guest instead of adding to the downtime. Returns
     /// what was discarded, per block: after the stop only pages outside it need discarding. No Page record may be
     /// sent from here to the stop — it would land in a range the destination now counts as missing.

@@ -1,3 +1,4 @@
+using Vmm.Migration.Postcopy;
 using Vmm.Migration.Stream;
 using Vmm.Ram;
 
@@ -10,12 +11,20 @@ namespace Vmm.Migration.Source;
 /// </summary>
 /// <remarks>
 /// A data run is read from guest memory when it is written out, not when its pages are added: callers clear the
-/// dirty bits first, so a page the guest changes in between is dirty again and sent again.
+/// dirty bits first, so a page the guest changes in between is dirty again and sent again. With a shared ring (the
+/// postcopy push on one host) a data run's bytes go into the ring and the record only points at them; a full ring
+/// first sends the records written so far (the destination frees room only for runs it has heard of) and then waits,
+/// asking <paramref name="broken"/> whether the destination is still there.
 /// </remarks>
-internal sealed class PageRunWriter(RecordWriter writer)
+internal sealed class PageRunWriter(RecordWriter writer, SharedPageRing? ring = null, Func<string?>? broken = null)
 {
     /// <summary>The largest data record: 64 pages of 4 KiB, or one huge page.</summary>
     public const ulong MaxDataBytes = 64 * 1024;
+
+    /// <summary>Through the shared ring a record costs no copy, so runs can be longer: fewer records and placements.</summary>
+    public const ulong MaxSharedDataBytes = 256 * 1024;
+
+    private readonly ulong maxDataBytes = ring is null ? MaxDataBytes : MaxSharedDataBytes;
 
     /// <summary>Zero runs are capped too: the length field is 32 bits.</summary>
     private const ulong MaxZeroBytes = 1ul << 30;
@@ -25,12 +34,16 @@ internal sealed class PageRunWriter(RecordWriter writer)
     private ulong start;
     private ulong length;
     private bool zero;
+    private long sharedBytes;
+
+    /// <summary>Bytes of page data that went through the shared ring (read by other threads for the statistics).</summary>
+    public ulong SharedBytes => (ulong)Interlocked.Read(ref sharedBytes);
 
     /// <summary>Adds the bytes [<paramref name="offset"/>, +<paramref name="pageLength"/>) of a block, zero or not.</summary>
     public void Add(int index, RamBlock ramBlock, ulong offset, ulong pageLength, bool isZero)
     {
         bool extends = length > 0 && ramBlock == block && isZero == zero && start + length == offset
-            && length + pageLength <= (isZero ? MaxZeroBytes : Math.Max(MaxDataBytes, pageLength));
+            && length + pageLength <= (isZero ? MaxZeroBytes : Math.Max(maxDataBytes, pageLength));
         if (!extends)
         {
             Flush();
@@ -54,6 +67,12 @@ internal sealed class PageRunWriter(RecordWriter writer)
         if (zero)
         {
             PageRecord.WriteZeros(writer, blockIndex, start, length);
+        }
+        else if (ring is not null)
+        {
+            (ulong position, uint crc) = ring.Write(block!.GetSpan(start, (int)length), writer.Flush, broken ?? (() => null));
+            PageRecord.WriteShared(writer, blockIndex, start, length, position, crc);
+            Interlocked.Add(ref sharedBytes, (long)length);
         }
         else
         {

@@ -1,3 +1,4 @@
+using Vmm.Migration.Postcopy;
 using Vmm.Migration.Stream;
 
 namespace Vmm.Migration.Source;
@@ -32,8 +33,11 @@ internal sealed class PreemptChannel : IDisposable
 
     public void CountPages(ulong pages) => Interlocked.Add(ref pagesSent, (long)pages);
 
-    /// <summary>Connects to the destination again and introduces the connection with the destination's token.</summary>
-    public static PreemptChannel Open(MigrationUri uri, ReadOnlySpan<byte> token)
+    /// <summary>
+    /// Connects to the destination again and introduces the connection with the destination's token; the shared ring's
+    /// memfd, when the destination took one, comes with the introduction's bytes.
+    /// </summary>
+    public static PreemptChannel Open(MigrationUri uri, ReadOnlySpan<byte> token, SharedPageRing? ring)
     {
         MigrationConnection connection;
         try
@@ -47,11 +51,21 @@ internal sealed class PreemptChannel : IDisposable
 
         try
         {
-            StreamHeader.Write(connection.OutputStream);
-            var hello = connection.Writer.Begin(RecordType.PostcopyPreemptChannel);
-            hello.Bytes(token);
-            hello.Commit();
-            connection.Writer.Flush();
+            var hello = new MemoryStream();
+            StreamHeader.Write(hello);
+            var writer = new RecordWriter(hello);
+            writer.Write(RecordType.PostcopyPreemptChannel, token);
+            writer.Flush();
+            if (ring is null)
+            {
+                connection.OutputStream.Write(hello.GetBuffer(), 0, (int)hello.Length);
+                connection.OutputStream.Flush();
+            }
+            else
+            {
+                connection.SendWithDescriptor(hello.GetBuffer().AsSpan(0, (int)hello.Length), ring.Descriptor);
+            }
+
             return new PreemptChannel(connection);
         }
         catch

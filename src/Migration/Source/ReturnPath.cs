@@ -51,6 +51,17 @@ public sealed class ReturnPath : IDisposable
     /// </summary>
     public byte[]? PreemptToken { get; private set; }
 
+    /// <summary>PostcopyAdviseAccepted carried the shared-memory bit: the push goes through the ring offered.</summary>
+    public bool SharedRingAccepted { get; private set; }
+
+    /// <summary>PostcopyDiscarded said the ring arrived there and is mapped: the push may go through it.</summary>
+    public bool SharedRingAttached { get; private set; }
+
+    /// <summary>Why the return path ended (the connection broke or closed), or null while it is open.</summary>
+    public string? ClosedReason => closedReason;
+
+    private volatile string? closedReason;
+
     private long postcopyRunningAt;
 
     public bool TryTake(out ReturnMessage message) => messages.TryTake(out message!);
@@ -107,7 +118,8 @@ public sealed class ReturnPath : IDisposable
                 {
                     RecordType.Error => new ReturnMessage(record.Type, Text: payload.String()),
                     RecordType.PageRequest => new ReturnMessage(record.Type, Block: payload.U16(), Offset: payload.U64(), Length: payload.U64()),
-                    RecordType.SetupAccepted or RecordType.Complete or RecordType.PostcopyDiscarded => new ReturnMessage(record.Type),
+                    RecordType.SetupAccepted or RecordType.Complete => new ReturnMessage(record.Type),
+                    RecordType.PostcopyDiscarded => ReadDiscarded(payload),
                     RecordType.PostcopyAdviseAccepted => ReadAdviseAccepted(payload),
                     RecordType.PostcopyRunning => ReadRunning(payload),
                     _ => new ReturnMessage(RecordType.Error, Text: $"unexpected {record.Type} record on the return path"),
@@ -130,6 +142,7 @@ public sealed class ReturnPath : IDisposable
         }
         catch (Exception e)
         {
+            closedReason = e.Message;
             messages.Add(new ReturnMessage(ReturnMessage.Closed, Text: e.Message));
             Arrived.Release();
         }
@@ -149,13 +162,35 @@ public sealed class ReturnPath : IDisposable
         return new ReturnMessage(RecordType.PostcopyRunning);
     }
 
-    /// <summary>PostcopyAdviseAccepted: empty, or u32 flags and, with the preempt flag, the channel's 16-byte token.</summary>
+    /// <summary>PostcopyDiscarded: empty, or u32 flags (bit 0: the shared ring is attached there).</summary>
+    private ReturnMessage ReadDiscarded(PayloadReader payload)
+    {
+        if (payload.Remaining > 0)
+        {
+            uint flags = payload.U32();
+            if ((flags & ~1u) != 0)
+            {
+                return new ReturnMessage(RecordType.Error, Text: $"protocol error: PostcopyDiscarded flags 0x{flags:x} include bits this version does not know");
+            }
+
+            SharedRingAttached = flags == 1;
+        }
+
+        payload.End();
+        return new ReturnMessage(RecordType.PostcopyDiscarded);
+    }
+
+    /// <summary>
+    /// PostcopyAdviseAccepted: empty, or u32 flags and, with the preempt flag, the channel's 16-byte token. The
+    /// shared-memory flag only comes with the preempt flag (the ring travels with the channel).
+    /// </summary>
     private ReturnMessage ReadAdviseAccepted(PayloadReader payload)
     {
         if (payload.Remaining > 0)
         {
             uint flags = payload.U32();
-            if ((flags & ~PostcopyAdviseFlags.Preempt) != 0)
+            if ((flags & ~(PostcopyAdviseFlags.Preempt | PostcopyAdviseFlags.SharedMemory)) != 0
+                || flags == PostcopyAdviseFlags.SharedMemory)
             {
                 return new ReturnMessage(RecordType.Error, Text: $"protocol error: PostcopyAdviseAccepted flags 0x{flags:x} include bits this version does not know");
             }
@@ -164,6 +199,8 @@ public sealed class ReturnPath : IDisposable
             {
                 PreemptToken = payload.Bytes(16).ToArray();
             }
+
+            SharedRingAccepted = (flags & PostcopyAdviseFlags.SharedMemory) != 0;
         }
 
         payload.End();

@@ -38,6 +38,8 @@ public class PostcopyTests : IDisposable
         Assert.True(sent.PostcopyRequests > 0, "the guest never faulted on a missing page: this was not postcopy");
         Assert.Equal(sent.PostcopyRequests, received.PostcopyRequests);
         Assert.True(sent.PostcopyPreemptPages > 0, "no answer went on the preempt channel (on by default on both sides)");
+        Assert.True(sent.PostcopySharedPages > 0, "the push did not go through the shared ring (on by default over a Unix socket)");
+        Assert.Equal(sent.PostcopySharedPages, received.PostcopySharedPages);
 
         // Stop here to release there, measured on this host's one clock: positive and within the migration.
         Assert.InRange(sent.DowntimeUs, 1, (sent.TotalTimeMs + 1) * 1000);
@@ -91,6 +93,54 @@ public class PostcopyTests : IDisposable
         Assert.Equal(0ul, received.PostcopyPreemptPages);
         destination.WaitForSerial(s => s.Count(c => c == 'B') >= 2, "passes on the destination");
         Assert.Null(destination.CheckDirtyConsistency(Dirtied));
+    }
+
+    [KvmTheory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void WithoutSharedMemoryOnEitherSideThePushGoesThroughTheSocket(bool offOnTheSource)
+    {
+        Host.RequireKvm();
+        using TestMachine source = TestMachine.Create(Memory, guest: "dirty-16m");
+        using TestMachine destination = TestMachine.Create(Memory);
+        source.Machine.Start();
+        source.WaitForSerial(s => s.Contains('B'), "a pass");
+
+        (MigrationStats sent, MigrationStats received) = MigratePostcopy(
+            source,
+            destination,
+            SocketPath("socket-push.sock"),
+            capabilities: new MigrationCapabilities { PostcopyRam = true, PostcopySharedMemory = !offOnTheSource },
+            destinationCapabilities: new MigrationCapabilities { PostcopyRam = true, PostcopySharedMemory = offOnTheSource });
+
+        Assert.Equal(MigrationStatus.Completed, sent.Status);
+        Assert.Equal(MigrationStatus.Completed, received.Status);
+        Assert.Equal(0ul, sent.PostcopySharedPages);
+        Assert.Equal(0ul, received.PostcopySharedPages);
+        Assert.True(received.PostcopyFetchedPages > 0, "nothing was placed after the switchover");
+        destination.WaitForSerial(s => s.Count(c => c == 'B') >= 2, "passes on the destination");
+        Assert.Null(destination.CheckDirtyConsistency(Dirtied));
+    }
+
+    [KvmFact]
+    public void ARingThatCannotCrossAProxyLeavesThePushOnTheSocket()
+    {
+        Host.RequireKvm();
+
+        // The proxy forwards bytes, not descriptors: the ring offered never reaches the destination.
+        using ProxiedMigration run = ProxiedMigration.Start(dir, preempt: true);
+        run.Source.Machine.Migration.SetParameters(new MigrationParameters { MaxBandwidth = 64 << 20 });
+        run.Source.Machine.Migration.StartPostcopy();
+        run.WaitForTheEnd();
+
+        MigrationStats sent = run.Migration.Stats;
+        MigrationStats received = run.Destination.Machine.Migration.Stats!;
+        Assert.Equal(MigrationStatus.Completed, sent.Status);
+        Assert.Equal(MigrationStatus.Completed, received.Status);
+        Assert.Equal(0ul, sent.PostcopySharedPages);
+        Assert.Equal(0ul, received.PostcopySharedPages);
+        run.Destination.WaitForSerial(s => s.Count(c => c == 'B') >= 2, "passes on the destination");
+        Assert.Null(run.Destination.CheckDirtyConsistency(Dirtied));
     }
 
     [KvmFact]

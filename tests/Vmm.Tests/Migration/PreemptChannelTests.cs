@@ -31,7 +31,7 @@ public sealed class PreemptChannelTests : IDisposable
         using (PreemptChannelReceiver receiver = StartReceiver(listener))
         {
             // Another migration's token, then a connection that is not a migration stream at all.
-            using (PreemptChannel.Open(uri, Guid.NewGuid().ToByteArray()))
+            using (PreemptChannel.Open(uri, Guid.NewGuid().ToByteArray(), ring: null))
             using (var garbage = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
             {
                 garbage.Connect(new UnixDomainSocketEndPoint(uri.Text["unix:".Length..]));
@@ -39,7 +39,7 @@ public sealed class PreemptChannelTests : IDisposable
                 Assert.False(receiver.WaitAttached(TimeSpan.FromMilliseconds(500)), "a connection without the token was taken");
             }
 
-            using PreemptChannel channel = PreemptChannel.Open(uri, token);
+            using PreemptChannel channel = PreemptChannel.Open(uri, token, ring: null);
             Assert.True(receiver.WaitAttached(Patience), "the source's channel was not taken");
             Assert.False(broken.IsSet);
         }
@@ -51,7 +51,7 @@ public sealed class PreemptChannelTests : IDisposable
         (Socket listener, MigrationUri uri) = Listen();
         using (listener)
         using (PreemptChannelReceiver receiver = StartReceiver(listener))
-        using (PreemptChannel channel = PreemptChannel.Open(uri, token))
+        using (PreemptChannel channel = PreemptChannel.Open(uri, token, ring: null))
         {
             Assert.True(receiver.WaitAttached(Patience));
             PageRecord.WriteZeros(channel.Writer, 0, 0x5000, 4096);
@@ -74,7 +74,7 @@ public sealed class PreemptChannelTests : IDisposable
         (Socket listener, MigrationUri uri) = Listen();
         using (listener)
         using (PreemptChannelReceiver receiver = StartReceiver(listener))
-        using (PreemptChannel channel = PreemptChannel.Open(uri, token))
+        using (PreemptChannel channel = PreemptChannel.Open(uri, token, ring: null))
         {
             Assert.True(receiver.WaitAttached(Patience));
             receiver.StartPlacing();

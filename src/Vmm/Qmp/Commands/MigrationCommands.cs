@@ -11,7 +11,7 @@ namespace Vmm.Qmp.Commands;
 /// </summary>
 public static class MigrationCommands
 {
-    private static readonly string[] CapabilityNames = ["postcopy-ram", "postcopy-minor-faults", "postcopy-preempt", "events"];
+    private static readonly string[] CapabilityNames = ["postcopy-ram", "postcopy-minor-faults", "postcopy-preempt", "postcopy-shared-memory", "events"];
 
     public static void Register(QmpCommandRegistry registry)
     {
@@ -61,6 +61,7 @@ public static class MigrationCommands
                         "postcopy-ram" => capabilities with { PostcopyRam = on },
                         "postcopy-minor-faults" => capabilities with { PostcopyMinorFaults = on },
                         "postcopy-preempt" => capabilities with { PostcopyPreempt = on },
+                        "postcopy-shared-memory" => capabilities with { PostcopySharedMemory = on },
                         "events" => capabilities with { Events = on },
                         _ => throw QmpException.Generic($"Parameter 'capability' does not accept value '{name}'"),
                     };
@@ -82,6 +83,7 @@ public static class MigrationCommands
                         "postcopy-ram" => capabilities.PostcopyRam,
                         "postcopy-minor-faults" => capabilities.PostcopyMinorFaults,
                         "postcopy-preempt" => capabilities.PostcopyPreempt,
+                        "postcopy-shared-memory" => capabilities.PostcopySharedMemory,
                         _ => capabilities.Events,
                     },
                 })]);
@@ -173,6 +175,7 @@ public static class MigrationCommands
             ["passes"] = stats.Passes,
             ["postcopy-requests"] = stats.PostcopyRequests,
             ["postcopy-preempt-pages"] = stats.PostcopyPreemptPages,
+            ["postcopy-shared-memory-pages"] = stats.PostcopySharedPages,
             ["free-page-hint-skipped"] = stats.FreePageHintSkippedPages,
         };
 
