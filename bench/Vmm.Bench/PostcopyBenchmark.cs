@@ -9,7 +9,9 @@ namespace Vmm.Bench;
 /// ~0.2 s of precopy, between two machines in this process over a Unix socket. Reports the medians of total time,
 /// downtime (guest stopped here → running there), page requests, vCPU block time and fault latency p50/p99, next
 /// to QEMU 7.2 on this machine (~0.7–0.8 s total, ~6 ms downtime, mean stall ~150–350 µs per requested page).
-/// Runs alternate (ABBA) with postcopy-preempt off (answers on the main connection, small push batches), for the ratios.
+/// Runs of three modes alternate (ABC CBA), for the ratios: the default (a preempt channel for the answers, the push
+/// through the shared-memory ring), the push through the socket (postcopy-shared-memory off), and one connection for
+/// everything (postcopy-preempt off: answers on the main connection, small push batches).
 /// </summary>
 public static class PostcopyBenchmark
 {
@@ -17,44 +19,64 @@ public static class PostcopyBenchmark
     private const int Runs = 5;
     private static readonly TimeSpan PrecopyFor = TimeSpan.FromMilliseconds(200);
 
+    /// <summary>What a run turns off.</summary>
+    private enum Mode
+    {
+        /// <summary>The defaults: preempt channel, push through the shared ring.</summary>
+        Ring,
+
+        /// <summary>postcopy-shared-memory off: the push goes through the main connection's socket.</summary>
+        Socket,
+
+        /// <summary>postcopy-preempt off (so no ring either): one connection.</summary>
+        Single,
+    }
+
     public static void Run()
     {
         string image = InProcessPostcopy.GuestImagePath("dirty-256m");
         using KvmSystem kvm = KvmSystem.Open();
-        Console.WriteLine($"postcopy: dirty-256m, {Memory >> 20} MiB RAM, postcopy after {PrecopyFor.TotalMilliseconds:F0} ms of precopy, {Runs} runs per mode, alternating ABBA");
-        Console.WriteLine("  run  preempt  total ms  downtime us  requests  blocktime ms  mean stall us  p50 us   p99 us   max us  local");
+        Console.WriteLine($"postcopy: dirty-256m, {Memory >> 20} MiB RAM, postcopy after {PrecopyFor.TotalMilliseconds:F0} ms of precopy, {Runs} runs per mode, alternating ABC CBA");
+        Console.WriteLine("  run  mode    total ms  downtime us  requests  blocktime ms  mean stall us  p50 us   p99 us   max us  local");
 
         // The modes alternate run by run (a process gets faster as its code warms up, which would flatter whichever
         // mode ran last), and which goes first swaps every pair: in this process every other run is slower to switch
         // over (measured: the first of each pair had the higher downtime, whichever mode it was).
-        var results = new Dictionary<bool, List<Result>> { [true] = [], [false] = [] };
+        Mode[] modes = Enum.GetValues<Mode>();
+        var results = modes.ToDictionary(mode => mode, _ => new List<Result>());
         for (int run = 0; run <= Runs; run++)
         {
-            foreach (bool preempt in run % 2 == 0 ? new[] { true, false } : new[] { false, true })
+            foreach (Mode mode in run % 2 == 0 ? modes : modes.Reverse())
             {
-                Result result = Once(kvm, image, preempt);
+                Result result = Once(kvm, image, mode);
 
                 // Run 0 of each mode warms up the JIT and the page cache; it is not counted.
                 if (run > 0)
                 {
-                    results[preempt].Add(result);
-                    Print($"{run,3}", preempt, result);
+                    results[mode].Add(result);
+                    Print($"{run,3}", mode, result);
                 }
             }
         }
 
-        Result on = Median(results[true]);
-        Result off = Median(results[false]);
-        Print("med", true, on);
-        Print("med", false, off);
-        Console.WriteLine($"  vs QEMU 7.2 (preempt on, the default): total {on.TotalMs / 750:P0} of ~750 ms (goal <= 50%), downtime {on.DowntimeUs / 6000.0:P0} of ~6 ms (goal <= 1 ms), mean stall {on.MeanStallUs / 250:P0} of ~250 us (goal <= 50%)");
-        Console.WriteLine(
-            $"  preempt channel on/off: total {on.TotalMs / off.TotalMs:F2}x, block time {on.BlocktimeMs / Math.Max(off.BlocktimeMs, 0.001):F2}x, " +
-            $"mean stall {on.MeanStallUs / Math.Max(off.MeanStallUs, 0.001):F2}x, downtime {on.DowntimeUs / (double)Math.Max(off.DowntimeUs, 1):F2}x");
+        Dictionary<Mode, Result> medians = modes.ToDictionary(mode => mode, mode => Median(results[mode]));
+        foreach (Mode mode in modes)
+        {
+            Print("med", mode, medians[mode]);
+        }
+
+        Result ring = medians[Mode.Ring];
+        Console.WriteLine($"  vs QEMU 7.2 (the defaults): total {ring.TotalMs / 750:P0} of ~750 ms (goal <= 50%), downtime {ring.DowntimeUs / 6000.0:P0} of ~6 ms (goal <= 1 ms), mean stall {ring.MeanStallUs / 250:P0} of ~250 us (goal <= 50%)");
+        PrintRatios("shared ring / push through the socket", ring, medians[Mode.Socket]);
+        PrintRatios("shared ring / one connection", ring, medians[Mode.Single]);
     }
 
-    private static void Print(string run, bool preempt, Result r) => Console.WriteLine(
-        $"  {run}  {(preempt ? "on" : "off"),7}  {r.TotalMs,8:F0}  {r.DowntimeUs,11}  {r.Requests,8}  {r.BlocktimeMs,12:F1}  {r.MeanStallUs,13:F1}  {r.P50Us,6:F1}  {r.P99Us,7:F1}  {r.MaxUs,7:F0}  {r.LocalFaults,5}");
+    private static void PrintRatios(string what, Result a, Result b) => Console.WriteLine(
+        $"  {what}: total {a.TotalMs / b.TotalMs:F2}x, block time {a.BlocktimeMs / Math.Max(b.BlocktimeMs, 0.001):F2}x, " +
+        $"mean stall {a.MeanStallUs / Math.Max(b.MeanStallUs, 0.001):F2}x, downtime {a.DowntimeUs / (double)Math.Max(b.DowntimeUs, 1):F2}x");
+
+    private static void Print(string run, Mode mode, Result r) => Console.WriteLine(
+        $"  {run}  {mode.ToString().ToLowerInvariant(),-6}  {r.TotalMs,8:F0}  {r.DowntimeUs,11}  {r.Requests,8}  {r.BlocktimeMs,12:F1}  {r.MeanStallUs,13:F1}  {r.P50Us,6:F1}  {r.P99Us,7:F1}  {r.MaxUs,7:F0}  {r.LocalFaults,5}");
 
     private static Result Median(List<Result> results) => new(
         Stats.Median(results.Select(r => r.TotalMs)),
@@ -67,7 +89,7 @@ public static class PostcopyBenchmark
         Stats.Median(results.Select(r => r.MaxUs)),
         (ulong)Stats.Median(results.Select(r => (double)r.LocalFaults)));
 
-    private static Result Once(KvmSystem kvm, string image, bool preempt)
+    private static Result Once(KvmSystem kvm, string image, Mode mode)
     {
         // Let the guest dirty its 256 MiB once (every page has content) before migrating.
         (MigrationStats sent, MigrationStats received) = InProcessPostcopy.Migrate(
@@ -76,7 +98,7 @@ public static class PostcopyBenchmark
             image,
             new MachineConfig { MemorySize = Memory },
             warmUp: TimeSpan.FromMilliseconds(1500),
-            new MigrationCapabilities { PostcopyRam = true, PostcopyPreempt = preempt },
+            new MigrationCapabilities { PostcopyRam = true, PostcopyPreempt = mode != Mode.Single, PostcopySharedMemory = mode == Mode.Ring },
             new MigrationParameters(),
             untilSwitchover: _ => Thread.Sleep(PrecopyFor));
         double meanStall = received.FaultCount == 0 ? 0 : received.PostcopyBlocktimeMs * 1000 / received.FaultCount;

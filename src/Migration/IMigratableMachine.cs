@@ -62,6 +62,13 @@ public interface IMigratableMachine : IRunControl, IDirtyLog, IStateSections
 {
     RamBlockRegistry Ram { get; }
 
+    /// <summary>
+    /// Source, guest stopped: the guest-physical addresses its vCPUs touch first when they run again (the next
+    /// instruction, the top of the stack), for a postcopy switchover to send with the state. Empty where they cannot
+    /// be told (paging on: those are virtual addresses).
+    /// </summary>
+    IReadOnlyList<ulong> FirstTouchAddresses();
+
     /// <summary>Destination: adopts the source's used length of a resizable block before any page arrives.</summary>
     void ResizeRamBlock(string name, ulong usedLength);
 }

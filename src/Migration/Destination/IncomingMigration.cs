@@ -223,7 +223,7 @@ public sealed class IncomingMigration(
         JitWarmUp.InBackground(
             () => JitWarmUp.Prepare(
                 typeof(IncomingMigration), typeof(PostcopyDestination), typeof(PostcopyFaultThread), typeof(ReturnPathWriter), typeof(StateSection),
-                typeof(DirtyBitmap), typeof(RamBlockRegistry), typeof(RamBlock), typeof(Userfaultfd)),
+                typeof(DirtyBitmap), typeof(RamBlockRegistry), typeof(RamBlock), typeof(Userfaultfd), typeof(PageRecord), typeof(SharedPageRing), typeof(PreemptChannelReceiver)),
             message => log.Debug("{Message}", message));
         SetStatus(MigrationStatus.Active, null);
 

@@ -23,6 +23,28 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
 
     private IEnumerable<IStatefulDevice> Devices => [machine.Serial, machine.DebugExit, machine.FreePageHints];
 
+    public IReadOnlyList<ulong> FirstTouchAddresses()
+    {
+        const ulong Cr0PagingEnabled = 1ul << 31;
+        var addresses = new List<ulong>();
+        foreach (VcpuRunner cpu in machine.Vcpus)
+        {
+            Linux.Kvm.KvmRegs regs = cpu.Vcpu.GetRegs();
+            Linux.Kvm.KvmSregs sregs = cpu.Vcpu.GetSregs();
+            if ((sregs.Cr0 & Cr0PagingEnabled) != 0)
+            {
+                continue;
+            }
+
+            // The next push lands just below the stack pointer, which wraps within a 16-bit stack segment.
+            ulong stackMask = sregs.Ss.Db != 0 ? 0xFFFF_FFFFul : 0xFFFFul;
+            addresses.Add(sregs.Cs.Base + regs.Rip);
+            addresses.Add(sregs.Ss.Base + ((regs.Rsp - 2) & stackMask));
+        }
+
+        return addresses;
+    }
+
     public bool StopForMigration()
     {
         wasRunning = machine.TransitionFromRunning(RunState.FinishMigrate);
