@@ -19,6 +19,12 @@ public static partial class SocketRights
     /// <summary>CMSG_LEN(sizeof(int)).</summary>
     public const int OneDescriptorLength = 20;
 
+    /// <summary>
+    /// Room for four descriptors on receive: a peer that sends more than one gets each of them closed (with room for
+    /// only one, the kernel would install a second one that fits the padding, and it would stay open here).
+    /// </summary>
+    private const int ReceiveSpace = 16 + (4 * sizeof(int));
+
     [StructLayout(LayoutKind.Sequential)]
     public struct IoVec
     {
@@ -95,18 +101,18 @@ public static partial class SocketRights
 
     /// <summary>
     /// One recvmsg into <paramref name="buffer"/>; returns the bytes read (0 at the end of the stream). A descriptor
-    /// that came with them is returned in <paramref name="descriptor"/> (close-on-exec), owned by the caller. A message
-    /// with more rights than one descriptor is refused: the kernel would have closed the rest.
+    /// that came with them is returned in <paramref name="descriptor"/> (close-on-exec), owned by the caller. More than
+    /// one descriptor in a message, or more than fit, is refused: every one that arrived is closed first.
     /// </summary>
     public static unsafe int Receive(int socket, Span<byte> buffer, out FileDescriptor? descriptor)
     {
         descriptor = null;
-        byte* control = stackalloc byte[OneDescriptorSpace];
-        new Span<byte>(control, OneDescriptorSpace).Clear();
+        byte* control = stackalloc byte[ReceiveSpace];
+        new Span<byte>(control, ReceiveSpace).Clear();
         fixed (byte* bytes = buffer)
         {
             var vector = new IoVec { Base = (nint)bytes, Length = (nuint)buffer.Length };
-            var message = new MsgHdr { Iov = (nint)(&vector), IovLength = 1, Control = (nint)control, ControlLength = OneDescriptorSpace };
+            var message = new MsgHdr { Iov = (nint)(&vector), IovLength = 1, Control = (nint)control, ControlLength = ReceiveSpace };
             nint read;
             do
             {
@@ -119,20 +125,26 @@ public static partial class SocketRights
                 throw LinuxException.FromLastError("recvmsg");
             }
 
+            // Every descriptor the kernel installed is ours to close, whatever else is wrong with the message.
+            var received = new List<FileDescriptor>();
             var header = (CmsgHdr*)control;
             if (message.ControlLength >= (nuint)sizeof(CmsgHdr) && header->Level == SOL_SOCKET && header->Type == SCM_RIGHTS
-                && header->Length >= OneDescriptorLength)
+                && header->Length >= (nuint)sizeof(CmsgHdr))
             {
-                descriptor = new FileDescriptor(*(int*)(control + sizeof(CmsgHdr)));
+                int count = (int)(((ulong)header->Length - (ulong)sizeof(CmsgHdr)) / sizeof(int));
+                for (int i = 0; i < count && i < 4; i++)
+                {
+                    received.Add(new FileDescriptor(((int*)(control + sizeof(CmsgHdr)))[i]));
+                }
             }
 
-            if ((message.Flags & MSG_CTRUNC) != 0)
+            if (received.Count > 1 || (message.Flags & MSG_CTRUNC) != 0)
             {
-                descriptor?.Dispose();
-                descriptor = null;
-                throw new LinuxException("recvmsg: more descriptors than expected (truncated)", Errno.EINVAL);
+                received.ForEach(fd => fd.Dispose());
+                throw new LinuxException($"recvmsg: {(received.Count > 1 ? $"{received.Count} descriptors" : "more descriptors than fit")} where at most one was expected", Errno.EINVAL);
             }
 
+            descriptor = received.Count == 1 ? received[0] : null;
             return (int)read;
         }
     }

@@ -63,9 +63,9 @@ public interface IMigratableMachine : IRunControl, IDirtyLog, IStateSections
     RamBlockRegistry Ram { get; }
 
     /// <summary>
-    /// Source, guest stopped: the guest-physical addresses its vCPUs touch first when they run again (the next
-    /// instruction, the top of the stack), for a postcopy switchover to send with the state. Empty where they cannot
-    /// be told (paging on: those are virtual addresses).
+    /// Source, guest stopped: guest-physical addresses its vCPUs touch first when they run again (the next
+    /// instruction, the top of the stack), for a postcopy switchover to send with the state; several may share a page.
+    /// Empty where they cannot be told (paging on: those are virtual addresses).
     /// </summary>
     IReadOnlyList<ulong> FirstTouchAddresses();
 

@@ -80,8 +80,6 @@ public static class PageRecord
         /// <summary>For a run in the shared ring: where, and the CRC of its data; <see cref="Data"/> is empty then.</summary>
         public (ulong Position, uint Crc)? Shared { get; } = shared;
 
-        /// <summary>The same page with its data, once read from the shared ring.</summary>
-        public Parsed WithData(ReadOnlySpan<byte> bytes) => new(BlockIndex, Offset, Length, Zero, bytes);
     }
 
     public static Parsed Read(Record record)

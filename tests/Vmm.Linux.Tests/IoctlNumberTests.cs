@@ -122,6 +122,12 @@ public class IoctlNumberTests
         { "SYS_futex", (ulong)Futex.SysFutex },
         { "FUTEX_WAIT", Futex.FUTEX_WAIT },
         { "FUTEX_WAKE", Futex.FUTEX_WAKE },
+        { "MFD_ALLOW_SEALING", Memfd.MFD_ALLOW_SEALING },
+        { "F_ADD_SEALS", Memfd.F_ADD_SEALS },
+        { "F_GET_SEALS", Memfd.F_GET_SEALS },
+        { "F_SEAL_SEAL", Memfd.F_SEAL_SEAL },
+        { "F_SEAL_SHRINK", Memfd.F_SEAL_SHRINK },
+        { "F_SEAL_GROW", Memfd.F_SEAL_GROW },
         { "HUGETLBFS_MAGIC", (ulong)Statfs.HUGETLBFS_MAGIC },
     };
 

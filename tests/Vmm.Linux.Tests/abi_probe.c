@@ -1,5 +1,6 @@
 /* Prints the kernel ABI facts the C# bindings must match, one "name=value" per line.
  * Compiled and run by KernelAbiTests against this machine's linux/kvm.h and linux/userfaultfd.h. */
+#define _GNU_SOURCE
 #include <stddef.h>
 #include <stdio.h>
 #include <signal.h>
@@ -81,6 +82,7 @@ int main(void)
     VAL(SIGUSR2);
     VAL(SOL_SOCKET); VAL(SCM_RIGHTS); VAL(MSG_CTRUNC); VAL(MSG_CMSG_CLOEXEC); VAL(CMSG_SPACE(sizeof(int))); VAL(CMSG_LEN(sizeof(int)));
     VAL(SYS_futex); VAL(FUTEX_WAIT); VAL(FUTEX_WAKE);
+    VAL(MFD_ALLOW_SEALING); VAL(F_ADD_SEALS); VAL(F_GET_SEALS); VAL(F_SEAL_SEAL); VAL(F_SEAL_SHRINK); VAL(F_SEAL_GROW);
     VAL(HUGETLBFS_MAGIC);
     return 0;
 }

@@ -62,7 +62,7 @@ public sealed class IncomingMigration(
                     Status = status,
                     ErrorDescription = error,
                     TotalTimeMs = clock.ElapsedMilliseconds,
-                    TransferredBytes = bytesReceived + (ulong)(preempt?.BytesReceived ?? 0),
+                    TransferredBytes = bytesReceived + (ulong)(preempt?.BytesReceived ?? 0) + (sharedPages * PageSize),
                     NormalPages = pagesReceived - zeroPages,
                     DuplicatePages = zeroPages,
                     Passes = passes,

@@ -38,6 +38,8 @@ public sealed unsafe class SharedPageRing : IDisposable
 
     public const ulong HeaderSize = 4096;
 
+    private const ulong PageSize = 4096;
+
     private const int ReleasedOffset = 0;
     private const int SequenceOffset = 64;
     private const int WakeAtOffset = 128;
@@ -67,15 +69,17 @@ public sealed unsafe class SharedPageRing : IDisposable
     /// <summary>Source: a new ring of <paramref name="dataSize"/> bytes (a multiple of 4 KiB).</summary>
     public static SharedPageRing Create(ulong dataSize = DefaultDataSize)
     {
-        if (dataSize == 0 || dataSize % HeaderSize != 0 || dataSize > MaxDataSize)
+        if (dataSize == 0 || dataSize % PageSize != 0 || dataSize > MaxDataSize)
         {
             throw new ArgumentOutOfRangeException(nameof(dataSize), $"a ring's data area is a multiple of 4 KiB up to {MaxDataSize >> 20} MiB");
         }
 
-        FileDescriptor file = Memfd.Create("vmm-postcopy-ring", 0);
+        FileDescriptor file = Memfd.Create("vmm-postcopy-ring", Memfd.MFD_ALLOW_SEALING);
         try
         {
+            // Sealed at its size: neither side can then truncate it under the other's mapping (SIGBUS).
             Unistd.Ftruncate(file, (long)(HeaderSize + dataSize));
+            Memfd.AddSeals(file, Memfd.F_SEAL_SHRINK | Memfd.F_SEAL_GROW | Memfd.F_SEAL_SEAL);
             return new SharedPageRing(file, dataSize);
         }
         catch
@@ -85,11 +89,22 @@ public sealed unsafe class SharedPageRing : IDisposable
         }
     }
 
-    /// <summary>Destination: maps the ring the source passed; its size is the file's, checked.</summary>
+    /// <summary>
+    /// Destination: maps the ring the source passed: a memfd sealed against shrinking (anything else could be cut
+    /// short under the mapping, and placing from it would kill this process), of a checked size.
+    /// </summary>
     public static SharedPageRing Attach(FileDescriptor file)
     {
-        long size = Stat.Fstat(file).Size;
-        if (size <= (long)HeaderSize || (ulong)size > HeaderSize + MaxDataSize || (ulong)size % HeaderSize != 0)
+        const uint FileTypeMask = 0xF000;
+        const uint RegularFile = 0x8000;
+        StatBuffer status = Stat.Fstat(file);
+        if ((status.Mode & FileTypeMask) != RegularFile || (Memfd.GetSeals(file) & Memfd.F_SEAL_SHRINK) == 0)
+        {
+            throw new MigrationStreamException("protocol error: the source's shared ring is not a memfd sealed against shrinking");
+        }
+
+        long size = status.Size;
+        if (size <= (long)HeaderSize || (ulong)size > HeaderSize + MaxDataSize || (ulong)size % PageSize != 0)
         {
             throw new MigrationStreamException($"protocol error: the source's shared ring is {size} bytes (a 4 KiB header and up to {MaxDataSize >> 20} MiB in 4 KiB pages)");
         }
@@ -115,9 +130,9 @@ public sealed unsafe class SharedPageRing : IDisposable
     {
         ulong length = (ulong)data.Length;
         // At most half the ring: a run that must skip to the start then needs only room the destination will free.
-        if (length == 0 || length > dataSize / 2)
+        if (length == 0 || length > dataSize / 2 || length % PageSize != 0)
         {
-            throw new ArgumentOutOfRangeException(nameof(data), $"a run of {length} bytes is more than half a {dataSize}-byte ring");
+            throw new ArgumentOutOfRangeException(nameof(data), $"a run of {length} bytes is not whole pages within half a {dataSize}-byte ring");
         }
 
         ulong position = produced;
@@ -177,16 +192,23 @@ public sealed unsafe class SharedPageRing : IDisposable
 
     /// <summary>
     /// Destination: the run a Page record points at, after checking the position against the ring's order and the
-    /// data against the record's CRC. Place it, then <see cref="Release"/> it.
+    /// data against the record's CRC. Place it, then <see cref="Release"/> it. The CRC catches a source that wrote the
+    /// ring at the wrong time (a bug), not a hostile one, which owns the guest's memory anyway.
     /// </summary>
     public ReadOnlySpan<byte> Read(ulong position, ulong length, uint crc)
     {
-        ulong released = consumed;
-        if (length == 0 || length > dataSize || position < released || position - released > dataSize - length
-            || (position % dataSize) + length > dataSize)
+        // Runs follow one another, whole 4 KiB pages, at most half a ring; one that would straddle the end starts over
+        // at the start. So the next position is known exactly.
+        ulong expected = consumed;
+        if (length != 0 && length <= dataSize / 2 && (expected % dataSize) + length > dataSize)
+        {
+            expected += dataSize - (expected % dataSize);
+        }
+
+        if (length == 0 || length > dataSize / 2 || length % PageSize != 0 || position != expected)
         {
             throw new MigrationStreamException(
-                $"corrupt migration stream: a shared-ring run at {position} (+{length}) does not follow the last one (ending at {released}) in a {dataSize}-byte ring");
+                $"corrupt migration stream: a shared-ring run at {position} (+{length}) does not follow the last one (ending at {consumed}) in a {dataSize}-byte ring");
         }
 
         var run = new ReadOnlySpan<byte>(Data + (position % dataSize), (int)length);

@@ -751,7 +751,7 @@ public sealed class MigrationSource
             PostcopyRequests = (ulong)Interlocked.Read(ref postcopyRequests),
             PostcopyPreemptPages = (ulong)(preempt?.PagesSent ?? 0),
             PostcopySharedPages = (pushRuns?.SharedBytes ?? 0) / PageSize,
-            TransferredBytes = (ulong)connection!.Writer.BytesWritten + (ulong)(preempt?.Writer.BytesWritten ?? 0) + (pushRuns?.SharedBytes ?? 0),
+            TransferredBytes = (ulong)connection!.Writer.BytesWritten + (ulong)(preempt?.BytesWritten ?? 0) + (pushRuns?.SharedBytes ?? 0),
             RemainingBytes = 0,
         });
         log.Information(

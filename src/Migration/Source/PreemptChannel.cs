@@ -17,8 +17,16 @@ namespace Vmm.Migration.Source;
 internal sealed class PreemptChannel : IDisposable
 {
     private readonly MigrationConnection connection;
+    private readonly long helloBytes;
 
-    private PreemptChannel(MigrationConnection connection) => this.connection = connection;
+    private PreemptChannel(MigrationConnection connection, long helloBytes)
+    {
+        this.connection = connection;
+        this.helloBytes = helloBytes;
+    }
+
+    /// <summary>Bytes sent on the channel: the introduction (written around <see cref="Writer"/>) and the answers.</summary>
+    public long BytesWritten => helloBytes + Writer.BytesWritten;
 
     public object Gate { get; } = new();
 
@@ -66,7 +74,7 @@ internal sealed class PreemptChannel : IDisposable
                 connection.SendWithDescriptor(hello.GetBuffer().AsSpan(0, (int)hello.Length), ring.Descriptor);
             }
 
-            return new PreemptChannel(connection);
+            return new PreemptChannel(connection, hello.Length);
         }
         catch
         {

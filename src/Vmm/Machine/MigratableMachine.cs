@@ -36,10 +36,13 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
                 continue;
             }
 
-            // The next push lands just below the stack pointer, which wraps within a 16-bit stack segment.
-            ulong stackMask = sregs.Ss.Db != 0 ? 0xFFFF_FFFFul : 0xFFFFul;
+            // The instruction (up to 15 bytes, so possibly two pages); the stack at SP (a pop or ret reads it) and just
+            // below it (a push writes there), within a 16- or 32-bit stack segment.
+            (ulong stackMask, ulong pushSize) = sregs.Ss.Db != 0 ? (0xFFFF_FFFFul, 4ul) : (0xFFFFul, 2ul);
             addresses.Add(sregs.Cs.Base + regs.Rip);
-            addresses.Add(sregs.Ss.Base + ((regs.Rsp - 2) & stackMask));
+            addresses.Add(sregs.Cs.Base + regs.Rip + 14);
+            addresses.Add(sregs.Ss.Base + (regs.Rsp & stackMask));
+            addresses.Add(sregs.Ss.Base + ((regs.Rsp - pushSize) & stackMask));
         }
 
         return addresses;

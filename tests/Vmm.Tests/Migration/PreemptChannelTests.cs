@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using Serilog;
 using Vmm.Migration;
 using Vmm.Migration.Destination;
+using Vmm.Migration.Postcopy;
 using Vmm.Migration.Source;
 using Vmm.Migration.Stream;
 using Vmm.Tests.Infrastructure;
@@ -87,6 +88,60 @@ public sealed class PreemptChannelTests : IDisposable
         }
     }
 
+    [Fact]
+    public void TheSharedRingComesWithTheIntroductionAndIsTheSameMemory()
+    {
+        (Socket listener, MigrationUri uri) = Listen();
+        using SharedPageRing ring = SharedPageRing.Create(1 << 20);
+        using (listener)
+        using (PreemptChannelReceiver receiver = StartReceiver(listener, expectRing: true))
+        using (PreemptChannel.Open(uri, token, ring))
+        {
+            Assert.True(receiver.WaitAttached(Patience), "the source's channel was not taken");
+            Assert.NotNull(receiver.Ring);
+
+            byte[] run = new byte[8192];
+            new Random(5).NextBytes(run);
+            (ulong position, uint crc) = ring.Write(run, () => { }, () => null);
+            Assert.True(receiver.Ring.Read(position, (ulong)run.Length, crc).SequenceEqual(run));
+            Assert.False(broken.IsSet);
+        }
+    }
+
+    [Fact]
+    public void AnIntroductionWithoutTheRingOfferedIsTakenWithoutIt()
+    {
+        // What a proxy that forwards bytes but not descriptors delivers: PostcopyDiscarded then tells the source.
+        (Socket listener, MigrationUri uri) = Listen();
+        using (listener)
+        using (PreemptChannelReceiver receiver = StartReceiver(listener, expectRing: true))
+        using (PreemptChannel.Open(uri, token, ring: null))
+        {
+            Assert.True(receiver.WaitAttached(Patience), "the source's channel was not taken");
+            Assert.Null(receiver.Ring);
+            Assert.False(broken.IsSet);
+        }
+    }
+
+    [Fact]
+    public void ADescriptorNobodyAskedForIsRefused()
+    {
+        (Socket listener, MigrationUri uri) = Listen();
+        using SharedPageRing ring = SharedPageRing.Create(1 << 20);
+        using (listener)
+        using (PreemptChannelReceiver receiver = StartReceiver(listener, expectRing: false))
+        {
+            using (PreemptChannel.Open(uri, token, ring))
+            {
+                Assert.False(receiver.WaitAttached(TimeSpan.FromMilliseconds(500)), "a channel with an unexpected descriptor was taken");
+            }
+
+            using PreemptChannel channel = PreemptChannel.Open(uri, token, ring: null);
+            Assert.True(receiver.WaitAttached(Patience), "the source's channel was not taken after a refusal");
+            Assert.Null(receiver.Ring);
+        }
+    }
+
     public void Dispose()
     {
         broken.Dispose();
@@ -99,7 +154,7 @@ public sealed class PreemptChannelTests : IDisposable
         return (IncomingMigration.Listen(uri), uri);
     }
 
-    private PreemptChannelReceiver StartReceiver(Socket listener)
+    private PreemptChannelReceiver StartReceiver(Socket listener, bool expectRing = false)
     {
         var receiver = new PreemptChannelReceiver(
             listener,
@@ -116,7 +171,8 @@ public sealed class PreemptChannelTests : IDisposable
             {
                 brokenBecause = message;
                 broken.Set();
-            });
+            },
+            expectRing);
         receiver.Start();
         return receiver;
     }

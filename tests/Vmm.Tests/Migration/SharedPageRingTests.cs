@@ -88,6 +88,8 @@ public class SharedPageRingTests
     [InlineData(RingSize - 4096, 8192ul, "does not follow")] // straddles the end of the ring
     [InlineData(RingSize + 8192, 4096ul, "does not follow")] // ends beyond one ring past what was released
     [InlineData(0ul, 0ul, "does not follow")] // empty
+    [InlineData(12288ul, 4096ul, "does not follow")] // leaves a gap after what was released
+    [InlineData(8192ul, 100ul, "does not follow")] // not whole pages
     public void APositionOutsideTheRingsOrderIsRefused(ulong position, ulong length, string expected)
     {
         using SharedPageRing source = SharedPageRing.Create(RingSize);
@@ -117,11 +119,30 @@ public class SharedPageRingTests
     [Fact]
     public void ADestinationRefusesARingOfTheWrongSize()
     {
-        FileDescriptor file = Memfd.Create("not-a-ring", 0);
+        using FileDescriptor file = Memfd.Create("not-a-ring", Memfd.MFD_ALLOW_SEALING);
         Unistd.Ftruncate(file, 100);
+        Memfd.AddSeals(file, Memfd.F_SEAL_SHRINK);
         var e = Assert.Throws<MigrationStreamException>(() => SharedPageRing.Attach(file));
         Assert.Contains("100 bytes", e.Message);
-        file.Dispose();
+    }
+
+    [Fact]
+    public void ADestinationRefusesARingTheSourceCouldStillShrink()
+    {
+        // Truncated under the destination's mapping, it would kill the destination with SIGBUS while placing.
+        using FileDescriptor file = Memfd.Create("unsealed", 0);
+        Unistd.Ftruncate(file, (long)(SharedPageRing.HeaderSize + RingSize));
+        var e = Assert.Throws<MigrationStreamException>(() => SharedPageRing.Attach(file));
+        Assert.Contains("sealed", e.Message);
+    }
+
+    [Fact]
+    public void TheSourcesRingIsSealedAgainstResizing()
+    {
+        using SharedPageRing ring = SharedPageRing.Create(RingSize);
+        int seals = Memfd.GetSeals(ring.Descriptor);
+        Assert.Equal(Memfd.F_SEAL_SHRINK | Memfd.F_SEAL_GROW | Memfd.F_SEAL_SEAL, seals & (Memfd.F_SEAL_SHRINK | Memfd.F_SEAL_GROW | Memfd.F_SEAL_SEAL));
+        Assert.Throws<LinuxException>(() => Unistd.Ftruncate(ring.Descriptor, 4096));
     }
 
     /// <summary>The ring as the destination gets it: its memfd sent over a Unix socket pair and mapped again.</summary>
