@@ -45,12 +45,18 @@ public sealed class PostcopyProcessTests : IDisposable
         // With the preempt channel (the default) every answer went on it; with --no-preempt none did.
         ulong preemptPages = sent.GetProperty("ram").GetProperty("postcopy-preempt-pages").GetUInt64();
         Assert.True(preempt ? preemptPages > 0 : preemptPages == 0, $"postcopy-preempt-pages {preemptPages} with preempt {preempt}: {sent}");
+
+        // Two processes on one host over a Unix socket: with the preempt channel the push went through the shared
+        // ring, whose memfd crossed from one process to the other; without the channel there is no ring.
+        ulong sharedPages = sent.GetProperty("ram").GetProperty("postcopy-shared-memory-pages").GetUInt64();
+        Assert.True(preempt ? sharedPages > 0 : sharedPages == 0, $"postcopy-shared-memory-pages {sharedPages} with preempt {preempt}: {sent}");
         Assert.Equal("postmigrate", source.RunStatus());
 
         // The destination reports its own side: requests, block time, fault latency.
         using QmpTestClient destinationClient = destination.Connect();
         JsonElement received = destinationClient.Return("query-migrate");
         Assert.Equal("completed", received.GetProperty("status").GetString());
+        Assert.Equal(sharedPages, received.GetProperty("ram").GetProperty("postcopy-shared-memory-pages").GetUInt64());
         Assert.True(received.GetProperty("postcopy-fault-latency").GetProperty("faults").GetUInt64() > 0, $"{received}");
         Assert.True(received.TryGetProperty("postcopy-blocktime", out _));
         int expectedMinorBlocks = minorFaults && backend != "anonymous" ? 1 : 0;
