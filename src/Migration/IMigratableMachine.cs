@@ -63,11 +63,11 @@ public interface IMigratableMachine : IRunControl, IDirtyLog, IStateSections
     RamBlockRegistry Ram { get; }
 
     /// <summary>
-    /// Source, guest stopped: guest-physical addresses its vCPUs touch first when they run again (the next
-    /// instruction, the top of the stack), for a postcopy switchover to send with the state; several may share a page.
-    /// Empty where they cannot be told (paging on: those are virtual addresses).
+    /// Source, guest stopped: from the state just saved (<see cref="IStateSections.SaveState"/>), the guest-physical
+    /// addresses the vCPUs touch first when they run again (the next instruction, the top of the stack), for a postcopy
+    /// switchover to send with the state; several may share a page. Empty where they cannot be told (paging on).
     /// </summary>
-    IReadOnlyList<ulong> FirstTouchAddresses();
+    IReadOnlyList<ulong> FirstTouchAddresses(IReadOnlyList<StateSection> saved);
 
     /// <summary>Destination: adopts the source's used length of a resizable block before any page arrives.</summary>
     void ResizeRamBlock(string name, ulong usedLength);

@@ -28,6 +28,9 @@ public struct KvmDtable
 [StructLayout(LayoutKind.Sequential)]
 public unsafe struct KvmSregs
 {
+    /// <summary>CR0.PG: paging is on, so addresses are virtual.</summary>
+    public const ulong Cr0PagingEnabled = 1ul << 31;
+
     public KvmSegment Cs, Ds, Es, Fs, Gs, Ss;
     public KvmSegment Tr, Ldt;
     public KvmDtable Gdt, Idt;

@@ -463,26 +463,20 @@ public sealed class IncomingMigration(
         ReadOnlySpan<byte> data = ring.Read(position, page.Length, crc);
         destination.Place(page.BlockIndex, page.Offset, page.Length, zero: false, data);
         ring.Release(position + page.Length);
-        CountPage(page.Length, zero: false);
-        lock (statsGate)
-        {
-            sharedPages += Math.Max(1, page.Length / PageSize);
-        }
+        CountPage(page.Length, zero: false, fromRing: true);
     }
 
     private PostcopyDestination RequirePostcopy(RecordType type) =>
         postcopy ?? throw new MigrationStreamException($"protocol error: {type} without PostcopyAdvise");
 
-    private void CountPage(ulong length, bool zero)
+    private void CountPage(ulong length, bool zero, bool fromRing = false)
     {
         ulong count = Math.Max(1, length / PageSize);
         lock (statsGate)
         {
             pagesReceived += count;
-            if (zero)
-            {
-                zeroPages += count;
-            }
+            zeroPages += zero ? count : 0;
+            sharedPages += fromRing ? count : 0;
         }
     }
 

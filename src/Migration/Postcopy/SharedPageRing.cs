@@ -64,8 +64,6 @@ public sealed unsafe class SharedPageRing : IDisposable
     /// <summary>The memfd, to pass to the destination.</summary>
     public FileDescriptor Descriptor => file;
 
-    public ulong DataSize => dataSize;
-
     /// <summary>Source: a new ring of <paramref name="dataSize"/> bytes (a multiple of 4 KiB).</summary>
     public static SharedPageRing Create(ulong dataSize = DefaultDataSize)
     {

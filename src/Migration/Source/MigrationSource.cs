@@ -482,12 +482,13 @@ public sealed class MigrationSource
 
             writer.Write(RecordType.PostcopyListen, []);
             long stateFrom = Stopwatch.GetTimestamp();
-            foreach (StateSection section in machine.SaveState())
+            IReadOnlyList<StateSection> state = machine.SaveState();
+            foreach (StateSection section in state)
             {
                 section.Write(writer);
             }
 
-            int firstTouch = SendFirstTouchPages(blocks, writer);
+            int firstTouch = SendFirstTouchPages(blocks, writer, state);
 
             // From the Run record on the guest belongs to the destination.
             switchedOver = true;
@@ -583,10 +584,10 @@ public sealed class MigrationSource
     /// round trip, while every thread on both sides is still waking up, took 0.3–2 ms here in every run; a page or two
     /// more in the switchover costs microseconds. Huge pages are left to the fault (2 MiB would cost more than it).
     /// </summary>
-    private int SendFirstTouchPages(IReadOnlyList<RamBlock> blocks, RecordWriter writer)
+    private int SendFirstTouchPages(IReadOnlyList<RamBlock> blocks, RecordWriter writer, IReadOnlyList<StateSection> state)
     {
         int sent = 0;
-        foreach (ulong address in machine.FirstTouchAddresses())
+        foreach (ulong address in machine.FirstTouchAddresses(state))
         {
             int index = -1;
             for (int i = 0; i < blocks.Count && index < 0; i++)

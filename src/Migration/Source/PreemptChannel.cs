@@ -61,7 +61,7 @@ internal sealed class PreemptChannel : IDisposable
         {
             var hello = new MemoryStream();
             StreamHeader.Write(hello);
-            var writer = new RecordWriter(hello);
+            var writer = new RecordWriter(hello, maxPayload: token.Length);
             writer.Write(RecordType.PostcopyPreemptChannel, token);
             writer.Flush();
             if (ring is null)

@@ -12,12 +12,16 @@ namespace Vmm.Migration.Stream;
 /// never the caller's memory: a live precopy reads guest memory the guest keeps writing, and the checksum must
 /// describe exactly the bytes that go out. That copy is the only one between guest memory and the socket.
 /// </remarks>
-public sealed class RecordWriter(System.IO.Stream stream)
+/// <param name="maxPayload">
+/// The largest payload built with <see cref="Begin"/>, and a bound on the buffer: a writer for a few small records
+/// (the preempt channel's introduction) need not allocate megabytes.
+/// </param>
+public sealed class RecordWriter(System.IO.Stream stream, int maxPayload = RecordReader.MaxPayload)
 {
     private const int BufferSize = 1 << 20;
 
-    private readonly byte[] scratch = new byte[RecordReader.MaxPayload + 16];
-    private readonly byte[] buffer = new byte[BufferSize];
+    private readonly byte[] scratch = new byte[maxPayload + 16];
+    private readonly byte[] buffer = new byte[Math.Min(BufferSize, maxPayload + 16)];
     private int used;
 
     /// <summary>Bytes of records written so far (buffered or sent).</summary>

@@ -23,29 +23,10 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
 
     private IEnumerable<IStatefulDevice> Devices => [machine.Serial, machine.DebugExit, machine.FreePageHints];
 
-    public IReadOnlyList<ulong> FirstTouchAddresses()
+    public IReadOnlyList<ulong> FirstTouchAddresses(IReadOnlyList<StateSection> saved)
     {
-        const ulong Cr0PagingEnabled = 1ul << 31;
-        var addresses = new List<ulong>();
-        foreach (VcpuRunner cpu in machine.Vcpus)
-        {
-            Linux.Kvm.KvmRegs regs = cpu.Vcpu.GetRegs();
-            Linux.Kvm.KvmSregs sregs = cpu.Vcpu.GetSregs();
-            if ((sregs.Cr0 & Cr0PagingEnabled) != 0)
-            {
-                continue;
-            }
-
-            // The instruction (up to 15 bytes, so possibly two pages); the stack at SP (a pop or ret reads it) and just
-            // below it (a push writes there), within a 16- or 32-bit stack segment.
-            (ulong stackMask, ulong pushSize) = sregs.Ss.Db != 0 ? (0xFFFF_FFFFul, 4ul) : (0xFFFFul, 2ul);
-            addresses.Add(sregs.Cs.Base + regs.Rip);
-            addresses.Add(sregs.Cs.Base + regs.Rip + 14);
-            addresses.Add(sregs.Ss.Base + (regs.Rsp & stackMask));
-            addresses.Add(sregs.Ss.Base + ((regs.Rsp - pushSize) & stackMask));
-        }
-
-        return addresses;
+        var vcpuSections = new HashSet<string>(machine.Vcpus.Select(v => VcpuState.SectionName(v.Vcpu.Id)));
+        return [.. saved.Where(section => vcpuSections.Contains(section.Name)).SelectMany(VcpuState.FirstTouchAddresses)];
     }
 
     public bool StopForMigration()

@@ -66,6 +66,31 @@ public static class VcpuState
         return new StateSection(SectionName(vcpu.Id), Version, writer.ToArray());
     }
 
+    /// <summary>
+    /// From a saved state, the guest-physical addresses the vCPU touches first when it runs again: its instruction
+    /// (up to 15 bytes, so possibly two pages) and its stack at SP (a pop or ret reads it) and just below (a push
+    /// writes there), within a 16- or 32-bit stack segment. None with paging on: those would be virtual addresses.
+    /// </summary>
+    public static IEnumerable<ulong> FirstTouchAddresses(StateSection section)
+    {
+        var reader = new StateReader(section.Name, section.Data);
+        var regs = reader.Struct<KvmRegs>();
+        var sregs = reader.Struct<KvmSregs>();
+        if ((sregs.Cr0 & KvmSregs.Cr0PagingEnabled) != 0)
+        {
+            return [];
+        }
+
+        (ulong stackMask, ulong pushSize) = sregs.Ss.Db != 0 ? (0xFFFF_FFFFul, 4ul) : (0xFFFFul, 2ul);
+        return
+        [
+            sregs.Cs.Base + regs.Rip,
+            sregs.Cs.Base + regs.Rip + 14,
+            sregs.Ss.Base + (regs.Rsp & stackMask),
+            sregs.Ss.Base + ((regs.Rsp - pushSize) & stackMask),
+        ];
+    }
+
     /// <summary>Loads a saved state into a parked vCPU, in the order KVM needs (sregs before MSRs, events last).</summary>
     public static void Load(KvmVcpu vcpu, StateSection section)
     {

@@ -12,7 +12,6 @@ namespace Vmm.Qmp;
 /// </summary>
 public static class GuestMemoryView
 {
-    private const ulong Cr0PagingEnabled = 1ul << 31;
 
     /// <summary>The vCPU a command names (cpu-index), or vCPU 0 by default.</summary>
     public static VcpuRunner Cpu(VirtualMachine machine, long? index)
@@ -34,7 +33,7 @@ public static class GuestMemoryView
     public static ulong? VirtualToPhysical(VirtualMachine machine, VcpuRunner cpu, ulong address)
     {
         KvmSregs sregs = machine.WithVcpusPaused(() => cpu.Vcpu.GetSregs());
-        return (sregs.Cr0 & Cr0PagingEnabled) == 0 ? address : null;
+        return (sregs.Cr0 & KvmSregs.Cr0PagingEnabled) == 0 ? address : null;
     }
 
     /// <summary>Null when [address, address + size) is all guest RAM; else what is wrong with it.</summary>
