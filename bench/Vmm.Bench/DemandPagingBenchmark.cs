@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Serilog;
 using Vmm.Devices;
-using Vmm.Kvm;
+using Vmm.Accelerator;
 using Vmm.Loading;
 using Vmm.Machine;
 using Vmm.Ram;
@@ -56,7 +56,8 @@ public static class DemandPagingBenchmark
     public static void Run()
     {
         string guest = FindGuest("dirty-256m");
-        using KvmSystem kvm = KvmSystem.Open();
+        using SelectedAccelerator selected = BenchAccelerator.Open();
+        IAccelerator kvm = selected.Accelerator;
         Console.WriteLine($"demand-paging: dirty-256m in {MemorySize / MiB} MiB, first touches of [0, {TouchedTop / MiB} MiB) plus the probe; {Rounds} rounds, medians");
         Console.WriteLine($"  {"backend",-10} {"page",5} {"pages",6}  {"first touch by",-30} {"T1 ms",8} {"T2 ms",7} {"pages/s",9} {"MiB/s",7} {"us/page",8} {"faults",7}  vs kernel / C handler (pages/s)");
 
@@ -135,7 +136,7 @@ public static class DemandPagingBenchmark
         Console.WriteLine($"  {string.Empty,-10} {string.Empty,5} {string.Empty,6}  {"  runs, pages/s:",-30} {string.Join(" ", runs.Select(r => (r.PagesTouched / r.FirstPass.TotalSeconds).ToString("F0")))}");
     }
 
-    private static Measurement Measure(KvmSystem kvm, string guestPath, RamBackend backend, Mode mode)
+    private static Measurement Measure(IAccelerator kvm, string guestPath, RamBackend backend, Mode mode)
     {
         FaultHandler? handler = null;
 

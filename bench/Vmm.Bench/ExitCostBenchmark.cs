@@ -21,18 +21,19 @@ public static class ExitCostBenchmark
     public static void Run()
     {
         byte[] guest = BenchGuests.PortWriteLoop(ExitsPerRun);
-        using KvmSystem kvm = KvmSystem.Open();
+        using KvmAccelerator accelerator = KvmAccelerator.Open();
+        KvmSystem kvm = accelerator.System;
 
         // Warm up both paths (JIT, page faults) before measuring.
         ThinLoop(kvm, guest);
-        ThroughVmm(kvm, guest);
+        ThroughVmm(accelerator, guest);
 
         var thin = new List<double>();
         var vmm = new List<double>();
         for (int round = 0; round < Rounds; round++)
         {
             thin.Add(ThinLoop(kvm, guest));
-            vmm.Add(ThroughVmm(kvm, guest));
+            vmm.Add(ThroughVmm(accelerator, guest));
         }
 
         double thinMedian = Stats.Median(thin);
@@ -45,7 +46,7 @@ public static class ExitCostBenchmark
     }
 
     /// <summary>Nanoseconds per exit through VirtualMachine: VcpuRunner, PortIoBus, the UART.</summary>
-    private static double ThroughVmm(KvmSystem kvm, byte[] guest)
+    private static double ThroughVmm(KvmAccelerator kvm, byte[] guest)
     {
         using VirtualMachine machine = VirtualMachine.Create(kvm, new MachineConfig(), new NullSerialSink(), new LoggerConfiguration().CreateLogger(), TextWriter.Null);
         machine.Load(new GuestImage("bench", guest, GuestImage.DefaultLoadAddress));
@@ -71,8 +72,7 @@ public static class ExitCostBenchmark
         {
             vm.SetUserMemoryRegion(0, 0, RamSize, ram, logDirtyPages: false);
             guest.CopyTo(new Span<byte>((byte*)ram + GuestImage.DefaultLoadAddress, guest.Length));
-            using KvmVcpu vcpu = vm.CreateVcpu(0);
-            vcpu.SetCpuid(kvm.GetSupportedCpuid());
+            using KvmVcpu vcpu = vm.CreateVcpu(0, new MachineIo(new Devices.PortIoBus(_ => { }), new Devices.MmioBus(_ => { })));
             KvmSregs sregs = vcpu.GetSregs();
             sregs.Cs.Selector = 0;
             sregs.Cs.Base = 0;

@@ -1,7 +1,7 @@
 using System.Net.Sockets;
 using Serilog;
 using Serilog.Events;
-using Vmm.Kvm;
+using Vmm.Accelerator;
 using Vmm.Loading;
 using Vmm.Machine;
 using Vmm.Migration;
@@ -26,7 +26,7 @@ internal static class InProcessPostcopy
     /// <param name="warmUp">How long the guest runs before the migration starts.</param>
     /// <param name="untilSwitchover">Returns once the migration should switch to postcopy.</param>
     public static (MigrationStats Sent, MigrationStats Received) Migrate(
-        KvmSystem kvm,
+        IAccelerator kvm,
         string benchmark,
         string image,
         MachineConfig config,

@@ -1,4 +1,4 @@
-using Vmm.Kvm;
+using Vmm.Accelerator;
 using Vmm.Machine;
 using Vmm.Migration;
 
@@ -35,7 +35,8 @@ public static class PostcopyBenchmark
     public static void Run()
     {
         string image = InProcessPostcopy.GuestImagePath("dirty-256m");
-        using KvmSystem kvm = KvmSystem.Open();
+        using SelectedAccelerator selected = BenchAccelerator.Open();
+        IAccelerator kvm = selected.Accelerator;
         Console.WriteLine($"postcopy: dirty-256m, {Memory >> 20} MiB RAM, postcopy after {PrecopyFor.TotalMilliseconds:F0} ms of precopy, {Runs} runs per mode, alternating ABC CBA");
         Console.WriteLine("  run  mode    total ms  downtime us  requests  blocktime ms  mean stall us  p50 us   p99 us   max us  local");
 
@@ -89,7 +90,7 @@ public static class PostcopyBenchmark
         Stats.Median(results.Select(r => r.MaxUs)),
         (ulong)Stats.Median(results.Select(r => (double)r.LocalFaults)));
 
-    private static Result Once(KvmSystem kvm, string image, Mode mode)
+    private static Result Once(IAccelerator kvm, string image, Mode mode)
     {
         // Let the guest dirty its 256 MiB once (every page has content) before migrating.
         (MigrationStats sent, MigrationStats received) = InProcessPostcopy.Migrate(

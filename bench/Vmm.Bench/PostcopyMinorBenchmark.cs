@@ -1,4 +1,4 @@
-using Vmm.Kvm;
+using Vmm.Accelerator;
 using Vmm.Machine;
 using Vmm.Migration;
 using Vmm.Ram;
@@ -19,7 +19,8 @@ public static class PostcopyMinorBenchmark
     public static void Run()
     {
         string image = InProcessPostcopy.GuestImagePath("dirty-32m");
-        using KvmSystem kvm = KvmSystem.Open();
+        using SelectedAccelerator selected = BenchAccelerator.Open();
+        IAccelerator kvm = selected.Accelerator;
         var results = new Dictionary<bool, List<Result>> { [true] = [], [false] = [] };
         Console.WriteLine($"postcopy-minor: dirty-32m, {Memory >> 20} MiB shared RAM, postcopy after {PrecopyPasses} precopy passes, {Runs} runs per mode");
         Console.WriteLine("  run  minor  requests  blocktime ms  faults  continue  stale pages  downtime us  total ms");
@@ -63,7 +64,7 @@ public static class PostcopyMinorBenchmark
         Stats.Median(runs.Select(r => r.DowntimeUs)),
         Stats.Median(runs.Select(r => r.TotalMs)));
 
-    private static Result Once(KvmSystem kvm, string image, bool minor)
+    private static Result Once(IAccelerator kvm, string image, bool minor)
     {
         // Never converge on its own: the switchover is ours, after a long precopy phase.
         (MigrationStats sent, MigrationStats received) = InProcessPostcopy.Migrate(

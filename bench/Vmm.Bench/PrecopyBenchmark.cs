@@ -4,7 +4,7 @@ using System.Net.Sockets;
 using System.Reflection;
 using Serilog;
 using Vmm.Devices;
-using Vmm.Kvm;
+using Vmm.Accelerator;
 using Vmm.Linux;
 using Vmm.Loading;
 using Vmm.Machine;
@@ -35,7 +35,8 @@ public static class PrecopyBenchmark
     public static void Run()
     {
         string image = FindGuest("dirty-16m");
-        using KvmSystem kvm = KvmSystem.Open();
+        using SelectedAccelerator selected = BenchAccelerator.Open();
+        IAccelerator kvm = selected.Accelerator;
         ILogger log = new LoggerConfiguration().CreateLogger();
 
         MigrateOnce(kvm, image, log); // warm-up: JIT, first mappings
@@ -60,7 +61,7 @@ public static class PrecopyBenchmark
 
     private sealed record Result(MigrationStats Stats, Timeline Timeline, bool Consistent, string? Problem);
 
-    private static Result MigrateOnce(KvmSystem kvm, string image, ILogger log, bool stopped = false)
+    private static Result MigrateOnce(IAccelerator kvm, string image, ILogger log, bool stopped = false)
     {
         string dir = Directory.CreateTempSubdirectory("vmm-bench-").FullName;
         var config = new MachineConfig { MemorySize = Memory, RamBackend = RamBackend.Anonymous };
@@ -178,7 +179,7 @@ public static class PrecopyBenchmark
     /// with no guest running and with a dirty guest running on one of the two cores (as during precopy), with the
     /// socket's default buffers and with 4 MiB ones, and with one record per page or per 64 contiguous pages.
     /// </summary>
-    private static void Diagnostics(KvmSystem kvm, string image, ILogger log)
+    private static void Diagnostics(IAccelerator kvm, string image, ILogger log)
     {
         const int Rounds = 7;
         Console.WriteLine($"  diagnostics (median of {Rounds}):");

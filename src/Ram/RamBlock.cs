@@ -199,6 +199,27 @@ public sealed unsafe class RamBlock : IDisposable
 
     public void Read(ulong offset, Span<byte> destination) => GetSpan(offset, destination.Length).CopyTo(destination);
 
+    /// <summary>
+    /// Copies live guest memory out through libc (<see cref="Libc"/>): safe on a page that may still be missing
+    /// during postcopy, where a managed read would stall the garbage collector. For the monitor and diagnostics.
+    /// </summary>
+    public void ReadSafely(ulong offset, Span<byte> destination)
+    {
+        CheckSpan(offset, destination.Length);
+        Libc.CopyTo(HostAddress + (nint)offset, destination);
+    }
+
+    /// <summary>
+    /// Makes the page at <paramref name="offset"/> resident before managed code reads it, by reading one byte through
+    /// libc: a missing page under postcopy is then waited for where the runtime can still collect (the software CPU
+    /// touches each page once before it maps it).
+    /// </summary>
+    public void EnsureResident(ulong offset)
+    {
+        CheckSpan(offset, 1);
+        Libc.Touch(HostAddress + (nint)offset);
+    }
+
     public void Write(ulong offset, ReadOnlySpan<byte> source) => FreshPageCopy.Copy(source, GetSpan(offset, source.Length));
 
     /// <summary>

@@ -54,10 +54,9 @@ public class CliTests
         Assert.Contains($"vmm: error: {expected}", result.Stderr);
     }
 
-    [KvmFact]
+    [Fact]
     public void SerialFileTargetReceivesTheGuestOutputAndStdoutStaysEmpty()
     {
-        Host.RequireKvm();
         string file = Path.Combine(Path.GetTempPath(), $"vmm-serial-{Guid.NewGuid():N}.txt");
         try
         {
@@ -72,19 +71,17 @@ public class CliTests
         }
     }
 
-    [KvmFact]
+    [Fact]
     public void SerialNoneDiscardsOutput()
     {
-        Host.RequireKvm();
         VmmResult result = VmmProcess.Run("run", Repo.Guest("hello"), "--serial", "none");
         Assert.Equal(0, result.ExitCode);
         Assert.Empty(result.StdoutBytes);
     }
 
-    [KvmFact]
+    [Fact]
     public void DebugLogsGoToStderrAndTheLogFileNeverToStdout()
     {
-        Host.RequireKvm();
         string logFile = Path.Combine(Path.GetTempPath(), $"vmm-log-{Guid.NewGuid():N}.log");
         try
         {
@@ -99,10 +96,9 @@ public class CliTests
         }
     }
 
-    [KvmFact]
+    [Fact]
     public void TracePrintsEachInstructionToStderr()
     {
-        Host.RequireKvm();
         VmmResult result = VmmProcess.Run("run", Repo.Guest("hello"), "--trace");
 
         Assert.Equal("Hello from vmm!\r\n", result.Stdout);
@@ -114,10 +110,9 @@ public class CliTests
         Assert.EndsWith("hlt", trace[^1]);
     }
 
-    [KvmFact]
+    [Fact]
     public void ConfigurationLayersJsonThenEnvironmentThenCommandLine()
     {
-        Host.RequireKvm();
         string dir = Directory.CreateTempSubdirectory("vmm-config-").FullName;
         try
         {

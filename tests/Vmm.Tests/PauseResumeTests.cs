@@ -1,6 +1,5 @@
 using Serilog;
 using Vmm.Devices;
-using Vmm.Kvm;
 using Vmm.Loading;
 using Vmm.Machine;
 using Vmm.Tests.Infrastructure;
@@ -12,13 +11,11 @@ public class PauseResumeTests
 {
     private const ulong CounterAddress = 0x6000;
 
-    [KvmFact]
+    [Fact]
     public void PausedSpinningGuestMakesNoProgressAndResumesWhereItLeftOff()
     {
-        Host.RequireKvm();
-        using KvmSystem kvm = KvmSystem.Open();
         var serial = new CapturingSerialSink();
-        using VirtualMachine machine = VirtualMachine.Create(kvm, new MachineConfig(), serial, new LoggerConfiguration().CreateLogger(), TextWriter.Null);
+        using VirtualMachine machine = VirtualMachine.Create(TestAccelerator.Shared, new MachineConfig(), serial, new LoggerConfiguration().CreateLogger(), TextWriter.Null);
         machine.Load(GuestImage.Load(Repo.Guest("spin"), GuestImage.DefaultLoadAddress, machine.Config.MemorySize));
         machine.Start();
 
@@ -39,12 +36,10 @@ public class PauseResumeTests
         Assert.Equal("spin\r\n", serial.Text);
     }
 
-    [KvmFact]
+    [Fact]
     public void StartPausedRunsNothingUntilResumed()
     {
-        Host.RequireKvm();
-        using KvmSystem kvm = KvmSystem.Open();
-        using VirtualMachine machine = VirtualMachine.Create(kvm, new MachineConfig(), new CapturingSerialSink(), new LoggerConfiguration().CreateLogger(), TextWriter.Null);
+        using VirtualMachine machine = VirtualMachine.Create(TestAccelerator.Shared, new MachineConfig(), new CapturingSerialSink(), new LoggerConfiguration().CreateLogger(), TextWriter.Null);
         machine.Load(GuestImage.Load(Repo.Guest("hello"), GuestImage.DefaultLoadAddress, machine.Config.MemorySize));
         machine.Start(paused: true);
 
@@ -60,13 +55,11 @@ public class PauseResumeTests
     /// A migration destination creates its vCPU threads early (they park before their first KVM_RUN); the guest runs
     /// no instruction until the machine starts, and then runs as usual. Prestarting twice is harmless.
     /// </summary>
-    [KvmFact]
+    [Fact]
     public void PrestartedVcpusRunNothingUntilTheMachineStarts()
     {
-        Host.RequireKvm();
-        using KvmSystem kvm = KvmSystem.Open();
         var serial = new CapturingSerialSink();
-        using VirtualMachine machine = VirtualMachine.Create(kvm, new MachineConfig(), serial, new LoggerConfiguration().CreateLogger(), TextWriter.Null);
+        using VirtualMachine machine = VirtualMachine.Create(TestAccelerator.Shared, new MachineConfig(), serial, new LoggerConfiguration().CreateLogger(), TextWriter.Null);
         machine.Load(GuestImage.Load(Repo.Guest("spin"), GuestImage.DefaultLoadAddress, machine.Config.MemorySize));
         machine.PrestartVcpus();
         machine.PrestartVcpus();
@@ -87,12 +80,10 @@ public class PauseResumeTests
         Assert.Equal("spin\r\n", serial.Text);
     }
 
-    [KvmFact]
+    [Fact]
     public void RequestExitStopsARunningGuestFromAnotherThread()
     {
-        Host.RequireKvm();
-        using KvmSystem kvm = KvmSystem.Open();
-        using VirtualMachine machine = VirtualMachine.Create(kvm, new MachineConfig(), new CapturingSerialSink(), new LoggerConfiguration().CreateLogger(), TextWriter.Null);
+        using VirtualMachine machine = VirtualMachine.Create(TestAccelerator.Shared, new MachineConfig(), new CapturingSerialSink(), new LoggerConfiguration().CreateLogger(), TextWriter.Null);
         machine.Load(GuestImage.Load(Repo.Guest("spin"), GuestImage.DefaultLoadAddress, machine.Config.MemorySize));
         machine.Start();
         WaitUntil(() => Counter(machine) > 0, "the spin guest never started counting");

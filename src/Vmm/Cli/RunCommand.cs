@@ -2,9 +2,9 @@ using System.CommandLine;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Serilog;
+using Vmm.Accelerator;
 using Vmm.Configuration;
 using Vmm.Devices;
-using Vmm.Kvm;
 using Vmm.Loading;
 using Vmm.Logging;
 using Vmm.Machine;
@@ -20,6 +20,7 @@ public static class RunCommand
 {
     private static readonly Argument<string?> Image = new("image") { Description = "Flat binary guest image (boot-sector convention); omitted with --incoming", Arity = ArgumentArity.ZeroOrOne };
     private static readonly Option<string> Incoming = new("--incoming") { Description = "Wait for a migrating guest instead of booting one: tcp:HOST:PORT | unix:PATH", HelpName = "URI" };
+    private static readonly Option<string> Accel = new("--accel") { Description = "Accelerator: auto (KVM where it works, else the software CPU) | kvm | emulator [default: auto]", HelpName = "ACCEL" };
     private static readonly Option<string> Config = new("--config") { Description = "Configuration file (default: ./vmm.json if present)", HelpName = "FILE" };
     private static readonly Option<string> Memory = new("--memory", "-m") { Description = "Guest RAM size, 1M..3G [default: 16M]", HelpName = "SIZE" };
     private static readonly Option<string> LoadAddress = new("--load-address") { Description = "Guest physical load and entry address [default: 0x7c00]", HelpName = "ADDR" };
@@ -34,9 +35,9 @@ public static class RunCommand
 
     public static Command Create()
     {
-        var command = new Command("run", "Boot a flat real-mode guest image on KVM")
+        var command = new Command("run", "Boot a flat real-mode guest image (on KVM, or on the software CPU)")
         {
-            Image, Incoming, Config, Memory, LoadAddress, SerialOption, LogLevel, LogFile, Trace, RamBackend, MemPath, RamBlock, Monitor,
+            Image, Incoming, Accel, Config, Memory, LoadAddress, SerialOption, LogLevel, LogFile, Trace, RamBackend, MemPath, RamBlock, Monitor,
         };
         command.SetAction(Execute);
         return command;
@@ -54,6 +55,7 @@ public static class RunCommand
             }
         }
 
+        Add(Accel, nameof(VmmOptions.Accel));
         Add(Memory, nameof(VmmOptions.Memory));
         Add(LoadAddress, nameof(VmmOptions.LoadAddress));
         Add(SerialOption, nameof(VmmOptions.Serial));
@@ -138,8 +140,8 @@ public static class RunCommand
 
         try
         {
-            using KvmSystem kvm = KvmSystem.Open();
-            using VirtualMachine machine = VirtualMachine.Create(kvm, settings.ToMachineConfig(), sink, log, Console.Error);
+            using SelectedAccelerator accelerator = AcceleratorSelection.Open(settings.Accelerator, log);
+            using VirtualMachine machine = VirtualMachine.Create(accelerator.Accelerator, settings.ToMachineConfig() with { KvmPresent = accelerator.KvmPresent }, sink, log, Console.Error);
             // Signals first: from here on a SIGINT/SIGTERM ends the machine cleanly (socket files removed).
             using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => Interrupt(context, machine));
             using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => Interrupt(context, machine));
@@ -193,7 +195,7 @@ public static class RunCommand
 
             return exit.Status;
         }
-        catch (KvmUnavailableException e)
+        catch (AcceleratorUnavailableException e)
         {
             CliErrors.Print(e.Message);
             return MachineExit.StatusHostError;

@@ -11,6 +11,8 @@ public sealed record RunSettings
     public const ulong MinimumMemory = 1ul << 20;
     public const ulong MaximumMemory = 3ul << 30;
 
+    public AcceleratorChoice Accelerator { get; init; } = AcceleratorChoice.Auto;
+
     public required ulong MemorySize { get; init; }
 
     public required ulong LoadAddress { get; init; }
@@ -44,6 +46,11 @@ public sealed record RunSettings
     public static RunSettings From(VmmOptions options)
     {
         var problems = new List<string>();
+
+        if (!TryParseAccelerator(options.Accel, out AcceleratorChoice accelerator))
+        {
+            problems.Add($"accel: '{options.Accel}' is not one of auto, kvm, emulator");
+        }
 
         if (!SizeParser.TryParseSize(options.Memory, out ulong memory))
         {
@@ -142,6 +149,7 @@ public sealed record RunSettings
 
         return new RunSettings
         {
+            Accelerator = accelerator,
             MemorySize = memory,
             LoadAddress = loadAddress,
             Serial = serial,
@@ -153,6 +161,24 @@ public sealed record RunSettings
             RamBlocks = blocks,
             MonitorPath = monitor,
         };
+    }
+
+    public static bool TryParseAccelerator(string? text, out AcceleratorChoice choice)
+    {
+        choice = AcceleratorChoice.Auto;
+        switch (text?.Trim().ToLowerInvariant())
+        {
+            case "auto":
+                return true;
+            case "kvm":
+                choice = AcceleratorChoice.Kvm;
+                return true;
+            case "emulator":
+                choice = AcceleratorChoice.Emulator;
+                return true;
+            default:
+                return false;
+        }
     }
 
     public static bool TryParseLogLevel(string text, out LogEventLevel level)

@@ -6,6 +6,9 @@ namespace Vmm.Configuration;
 /// </summary>
 public sealed class VmmOptions
 {
+    /// <summary>auto (KVM where it works, else the software CPU), kvm or emulator.</summary>
+    public string Accel { get; set; } = "auto";
+
     public string Memory { get; set; } = "16M";
 
     public string LoadAddress { get; set; } = "0x7c00";

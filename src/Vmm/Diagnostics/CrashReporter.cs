@@ -1,6 +1,6 @@
 using System.Text;
-using Vmm.Kvm;
-using Vmm.Linux.Kvm;
+using Vmm.Accelerator;
+using Vmm.Accelerator.State;
 
 namespace Vmm.Diagnostics;
 
@@ -9,16 +9,14 @@ namespace Vmm.Diagnostics;
 /// </summary>
 public sealed class CrashReporter(Disassembler disassembler)
 {
-    public string Report(KvmVcpu vcpu, string reason)
+    public string Report(IVcpu vcpu, string reason)
     {
         var report = new StringBuilder();
         report.AppendLine($"guest crashed on vCPU {vcpu.Id}: {reason}");
-        KvmRegs regs;
-        KvmSregs sregs;
+        VcpuRegisters registers;
         try
         {
-            regs = vcpu.GetRegs();
-            sregs = vcpu.GetSregs();
+            registers = vcpu.GetRegisters();
         }
         catch (Exception e)
         {
@@ -26,9 +24,9 @@ public sealed class CrashReporter(Disassembler disassembler)
             return report.ToString().TrimEnd();
         }
 
-        AppendRegisters(report, regs, sregs);
-        report.AppendLine($"code at {sregs.Cs.Selector:x4}:{regs.Rip:x4} (linear 0x{sregs.Cs.Base + regs.Rip:x}, {Disassembler.BitnessOf(sregs)}-bit):");
-        foreach (string line in disassembler.DisassembleAt(regs, sregs, 6))
+        AppendRegisters(report, registers);
+        report.AppendLine($"code at {registers.Cs.Selector:x4}:{registers.General.Rip:x4} (linear 0x{registers.Cs.Base + registers.General.Rip:x}, {registers.CodeBitness}-bit):");
+        foreach (string line in disassembler.DisassembleAt(registers, 6))
         {
             report.AppendLine($"  {line}");
         }
@@ -36,8 +34,9 @@ public sealed class CrashReporter(Disassembler disassembler)
         return report.ToString().TrimEnd();
     }
 
-    public static void AppendRegisters(StringBuilder report, in KvmRegs r, in KvmSregs s)
+    public static void AppendRegisters(StringBuilder report, VcpuRegisters s)
     {
+        GeneralRegisters r = s.General;
         report.AppendLine($"  EAX={r.Rax:x8} EBX={r.Rbx:x8} ECX={r.Rcx:x8} EDX={r.Rdx:x8}");
         report.AppendLine($"  ESI={r.Rsi:x8} EDI={r.Rdi:x8} EBP={r.Rbp:x8} ESP={r.Rsp:x8}");
         report.AppendLine($"  EIP={r.Rip:x8} EFLAGS={r.Rflags:x8} [{Flags(r.Rflags)}]");
@@ -53,8 +52,10 @@ public sealed class CrashReporter(Disassembler disassembler)
         report.AppendLine($"  CR0={s.Cr0:x8} CR2={s.Cr2:x8} CR3={s.Cr3:x8} CR4={s.Cr4:x8} EFER={s.Efer:x8}");
     }
 
-    private static void AppendSegment(StringBuilder report, string name, in KvmSegment segment) =>
-        report.AppendLine($"  {name,-3}={segment.Selector:x4} base={segment.Base:x8} limit={segment.Limit:x8} type={segment.Type:x} dpl={segment.Dpl} db={segment.Db} g={segment.G} p={segment.Present}");
+    private static void AppendSegment(StringBuilder report, string name, in Segment segment) =>
+        report.AppendLine($"  {name,-3}={segment.Selector:x4} base={segment.Base:x8} limit={segment.Limit:x8} type={segment.Type:x} dpl={segment.Dpl} db={Bit(segment.DefaultBig)} g={Bit(segment.Granularity)} p={Bit(segment.Present)}");
+
+    private static int Bit(bool value) => value ? 1 : 0;
 
     private static string Flags(ulong rflags)
     {

@@ -4,7 +4,9 @@ namespace Vmm.Machine;
 
 /// <summary>
 /// Guest-physical reads and writes through the RAM block registry, for the loader, diagnostics and the monitor.
-/// Addresses outside every block are simply not there: reads stop short and report how much they got.
+/// Addresses outside every block are simply not there: reads stop short and report how much they got. Reads copy
+/// through libc (<see cref="RamBlock.ReadSafely"/>), so a monitor dump on a postcopy destination waits for missing
+/// pages without stalling the garbage collector.
 /// </summary>
 public sealed class GuestMemory(RamBlockRegistry registry)
 {
@@ -25,7 +27,7 @@ public sealed class GuestMemory(RamBlockRegistry registry)
 
             ulong offset = address - block.GuestBase;
             int chunk = (int)Math.Min((ulong)(destination.Length - done), block.UsedLength - offset);
-            block.GetSpan(offset, chunk).CopyTo(destination[done..]);
+            block.ReadSafely(offset, destination.Slice(done, chunk));
             done += chunk;
         }
 

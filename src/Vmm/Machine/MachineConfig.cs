@@ -14,4 +14,7 @@ public sealed record MachineConfig
     public IReadOnlyList<Configuration.RamBlockOption> RamBlocks { get; init; } = [];
 
     public bool Trace { get; init; }
+
+    /// <summary>Whether KVM works on this host, whichever accelerator runs the guest (QMP query-kvm's "present").</summary>
+    public bool KvmPresent { get; init; }
 }

@@ -1,3 +1,4 @@
+using Vmm.Accelerator;
 using Vmm.Devices;
 using Vmm.Migration;
 using Vmm.Ram;
@@ -5,8 +6,8 @@ using Vmm.Ram;
 namespace Vmm.Machine;
 
 /// <summary>
-/// The machine as migration sees it (<see cref="IMigratableMachine"/>): run control mapped onto run states, KVM's
-/// dirty log through <see cref="Kvm.Memslots"/>, vCPU plus device state as opaque sections, and the guest's free-page
+/// The machine as migration sees it (<see cref="IMigratableMachine"/>): run control mapped onto run states, the
+/// accelerator's dirty log (<see cref="IGuestMemoryMap"/>), vCPU plus device state as opaque sections, and the guest's free-page
 /// hints (<see cref="IFreePageHinting"/>) through the free-page-hint device.
 /// </summary>
 public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachine, IFreePageHinting
@@ -25,8 +26,8 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
 
     public IReadOnlyList<ulong> FirstTouchAddresses(IReadOnlyList<StateSection> saved)
     {
-        var vcpuSections = new HashSet<string>(machine.Vcpus.Select(v => VcpuState.SectionName(v.Vcpu.Id)));
-        return [.. saved.Where(section => vcpuSections.Contains(section.Name)).SelectMany(VcpuState.FirstTouchAddresses)];
+        var vcpuSections = new HashSet<string>(machine.Vcpus.Select(v => VcpuStateSection.SectionName(v.Vcpu.Id)));
+        return [.. saved.Where(section => vcpuSections.Contains(section.Name)).SelectMany(VcpuStateSection.FirstTouchAddresses)];
     }
 
     public bool StopForMigration()
@@ -59,8 +60,8 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
         () =>
         {
             JitWarmUp.Prepare(
-                typeof(MigratableMachine), typeof(VcpuState), typeof(Kvm.KvmVcpu), typeof(VcpuRunner), typeof(VirtualMachine),
-                typeof(VcpuKick), typeof(Linux.Signals), typeof(Linux.Ioctl), typeof(Uart16550), typeof(DebugExit),
+                typeof(MigratableMachine), typeof(VcpuStateSection), typeof(Kvm.KvmVcpu), typeof(Kvm.KvmStateConversion), typeof(VcpuRunner),
+                typeof(VirtualMachine), typeof(Kvm.VcpuKick), typeof(Linux.Signals), typeof(Linux.Ioctl), typeof(Uart16550), typeof(DebugExit),
                 typeof(FreePageHintDevice), typeof(DeviceStateWriter), typeof(DeviceStateReader));
             machine.RehearseVcpuStateTransfer();
             RehearseDeviceStateTransfer();
@@ -87,11 +88,11 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
 
     public void ResizeRamBlock(string name, ulong usedLength) => machine.ResizeRamBlock(name, usedLength);
 
-    public void StartDirtyLogging() => machine.Memslots.StartDirtyLogging();
+    public void StartDirtyLogging() => machine.MemoryMap.StartDirtyLogging();
 
-    public void StopDirtyLogging() => machine.Memslots.StopDirtyLogging();
+    public void StopDirtyLogging() => machine.MemoryMap.StopDirtyLogging();
 
-    public void SyncDirtyLog() => machine.Memslots.SyncDirtyLog();
+    public void SyncDirtyLog() => machine.MemoryMap.SyncDirtyLog();
 
     public IDisposable RequestFreePageHints(Action<ulong, ulong> onHint) => new FreePageHintRequest(machine.FreePageHints, onHint);
 
@@ -114,7 +115,7 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
         var sections = new List<StateSection>();
         foreach (VcpuRunner vcpu in machine.Vcpus)
         {
-            sections.Add(VcpuState.Save(vcpu.Vcpu));
+            sections.Add(VcpuStateSection.Encode(vcpu.Vcpu.Id, vcpu.Vcpu.GetState()));
         }
 
         foreach (IStatefulDevice device in Devices)
@@ -129,7 +130,7 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
 
     public void LoadState(IReadOnlyList<StateSection> sections)
     {
-        var expected = new HashSet<string>(machine.Vcpus.Select(v => VcpuState.SectionName(v.Vcpu.Id)).Concat(Devices.Select(d => d.SectionName)));
+        var expected = new HashSet<string>(machine.Vcpus.Select(v => VcpuStateSection.SectionName(v.Vcpu.Id)).Concat(Devices.Select(d => d.SectionName)));
         foreach (StateSection section in sections)
         {
             if (section.Name == RunStateSectionName)
@@ -148,9 +149,9 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
                 throw new InvalidDataException($"the migration stream carries state for '{section.Name}', which this machine does not have");
             }
 
-            if (machine.Vcpus.FirstOrDefault(v => VcpuState.SectionName(v.Vcpu.Id) == section.Name) is { } vcpu)
+            if (machine.Vcpus.FirstOrDefault(v => VcpuStateSection.SectionName(v.Vcpu.Id) == section.Name) is { } vcpu)
             {
-                VcpuState.Load(vcpu.Vcpu, section);
+                vcpu.Vcpu.SetState(VcpuStateSection.Decode(section));
             }
             else
             {

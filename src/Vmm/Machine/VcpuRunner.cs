@@ -1,22 +1,19 @@
 using System.Diagnostics;
 using Serilog;
-using Vmm.Devices;
+using Vmm.Accelerator;
 using Vmm.Diagnostics;
-using Vmm.Kvm;
 using Vmm.Linux;
-using Vmm.Linux.Kvm;
 
 namespace Vmm.Machine;
 
 /// <summary>
-/// One vCPU on its own OS thread: the KVM_RUN loop, exit dispatch to the buses, and pause / resume / stop from any
-/// other thread (kick = immediate_exit + <see cref="VcpuKick.Signal"/>).
+/// One vCPU on its own OS thread, whatever the accelerator: the run loop, acting on exits (power off, crash, trace),
+/// and pause / resume / stop from any other thread. The park / kick protocol is written once here; the accelerator
+/// supplies only <see cref="IVcpu.Kick"/> (KVM: immediate_exit plus a signal; the software CPU: a flag it polls).
 /// </summary>
-public sealed unsafe class VcpuRunner : IDisposable
+public sealed class VcpuRunner : IDisposable
 {
-    private readonly KvmVcpu vcpu;
-    private readonly PortIoBus ports;
-    private readonly MmioBus mmio;
+    private readonly IVcpu vcpu;
     private readonly CrashReporter crashReporter;
     private readonly Action<MachineExit> onMachineExit;
     private readonly ILogger log;
@@ -37,18 +34,16 @@ public sealed unsafe class VcpuRunner : IDisposable
     /// <summary>How long a caller spins for the vCPU thread before it sleeps (see <see cref="Pause"/>).</summary>
     private static readonly TimeSpan SpinWindow = TimeSpan.FromMilliseconds(0.5);
 
-    public VcpuRunner(KvmVcpu vcpu, PortIoBus ports, MmioBus mmio, CrashReporter crashReporter, Action<MachineExit> onMachineExit, ILogger log)
+    public VcpuRunner(IVcpu vcpu, CrashReporter crashReporter, Action<MachineExit> onMachineExit, ILogger log)
     {
         this.vcpu = vcpu;
-        this.ports = ports;
-        this.mmio = mmio;
         this.crashReporter = crashReporter;
         this.onMachineExit = onMachineExit;
         this.log = log;
         thread = new Thread(Loop) { IsBackground = true, Name = $"vcpu{vcpu.Id}" };
     }
 
-    public KvmVcpu Vcpu => vcpu;
+    public IVcpu Vcpu => vcpu;
 
     /// <summary>The vCPU thread's kernel thread id (0 before it starts), as QMP query-cpus-fast reports it.</summary>
     public int ThreadId => Volatile.Read(ref threadId);
@@ -56,7 +51,7 @@ public sealed unsafe class VcpuRunner : IDisposable
     /// <summary>Single-steps and prints every instruction when set before <see cref="Start"/>.</summary>
     public InstructionTracer? Tracer { get; set; }
 
-    /// <summary>Number of KVM_RUN exits handled, for diagnostics and benchmarks.</summary>
+    /// <summary>Number of exits handled, for diagnostics and benchmarks.</summary>
     public long ExitCount { get; private set; }
 
     public bool IsPaused
@@ -82,7 +77,7 @@ public sealed unsafe class VcpuRunner : IDisposable
     }
 
     /// <summary>
-    /// Starts the thread parked before its first KVM_RUN, so that a later <see cref="Start"/> only has to release it:
+    /// Starts the thread parked before it runs guest code, so that a later <see cref="Start"/> only has to release it:
     /// a migration destination does this while pages arrive, because creating a thread takes milliseconds here and
     /// must not fall into the downtime. Does nothing if the thread has started.
     /// </summary>
@@ -99,7 +94,7 @@ public sealed unsafe class VcpuRunner : IDisposable
         Start(paused: true);
     }
 
-    /// <summary>Starts the thread (or releases a prestarted one). With <paramref name="paused"/> the vCPU parks before its first KVM_RUN.</summary>
+    /// <summary>Starts the thread (or releases a prestarted one). With <paramref name="paused"/> the vCPU parks before it runs guest code.</summary>
     public void Start(bool paused = false)
     {
         lock (gate)
@@ -132,7 +127,7 @@ public sealed unsafe class VcpuRunner : IDisposable
         started.Wait();
     }
 
-    /// <summary>Stops the vCPU outside KVM_RUN and waits until it is parked. Safe from any thread but the vCPU's own.</summary>
+    /// <summary>Stops the vCPU outside guest code and waits until it is parked. Safe from any thread but the vCPU's own.</summary>
     public void Pause()
     {
         ThrowIfOnVcpuThread();
@@ -238,17 +233,8 @@ public sealed unsafe class VcpuRunner : IDisposable
         }
     }
 
-    /// <summary>Forces the vCPU out of KVM_RUN (or makes its next entry return at once).</summary>
-    private void Kick()
-    {
-        vcpu.Run->ImmediateExit = 1;
-        Thread.MemoryBarrier();
-        int tid = Volatile.Read(ref threadId);
-        if (tid != 0)
-        {
-            Signals.SendToThread(tid, VcpuKick.Signal);
-        }
-    }
+    /// <summary>Forces the vCPU out of guest code (or makes its next entry return at once).</summary>
+    private void Kick() => vcpu.Kick();
 
     private void ThrowIfOnVcpuThread()
     {
@@ -262,8 +248,7 @@ public sealed unsafe class VcpuRunner : IDisposable
     {
         try
         {
-            ulong previousMask = Signals.ChangeThreadMask(Signals.SIG_BLOCK, VcpuKick.Mask);
-            vcpu.SetSignalMask(previousMask & ~VcpuKick.Mask);
+            vcpu.AttachThread();
             Volatile.Write(ref threadId, Unistd.GetTid());
         }
         catch (Exception e)
@@ -276,14 +261,10 @@ public sealed unsafe class VcpuRunner : IDisposable
         started.Set();
         try
         {
-            if (Tracer is { } tracer)
+            if (Tracer is { } tracer && tracer.Trace(vcpu))
             {
-                vcpu.SetGuestDebug(KvmGuestDebug.Enable | KvmGuestDebug.SingleStep);
-                if (tracer.Trace(vcpu))
-                {
-                    Finish(MachineExit.PowerOff());
-                    return;
-                }
+                Finish(MachineExit.PowerOff());
+                return;
             }
 
             RunLoop();
@@ -305,7 +286,6 @@ public sealed unsafe class VcpuRunner : IDisposable
 
     private void RunLoop()
     {
-        KvmRun* run = vcpu.Run;
         while (true)
         {
             if (controlPending && !ParkWhileControlled())
@@ -313,22 +293,9 @@ public sealed unsafe class VcpuRunner : IDisposable
                 return;
             }
 
-            int errno = vcpu.RunOnce();
-            if (errno != 0)
-            {
-                if (errno is Errno.EINTR or Errno.EAGAIN)
-                {
-                    run->ImmediateExit = 0;
-                    Signals.TryConsumePending(VcpuKick.Signal);
-                    continue;
-                }
-
-                Finish(MachineExit.HostError($"KVM_RUN failed on vCPU {vcpu.Id}: {new LinuxException("KVM_RUN", errno).Message}"));
-                return;
-            }
-
+            VcpuExit exit = vcpu.Run();
             ExitCount++;
-            if (!HandleExit(run))
+            if (!HandleExit(exit))
             {
                 return;
             }
@@ -338,15 +305,19 @@ public sealed unsafe class VcpuRunner : IDisposable
     /// <summary>Handles pause and stop requests. Returns false when the loop must end.</summary>
     private bool ParkWhileControlled()
     {
-        if (!CompletePendingExit())
+        // Whole instructions only: what others read or set while the vCPU is parked is between two of them.
+        while (vcpu.CompletePendingExit() is { } pending)
         {
-            return false;
+            ExitCount++;
+            if (!HandleExit(pending))
+            {
+                return false;
+            }
         }
 
         lock (gate)
         {
-            vcpu.Run->ImmediateExit = 0;
-            Signals.TryConsumePending(VcpuKick.Signal);
+            vcpu.AcknowledgeKick();
             if (pauseRequested && !stopRequested)
             {
                 paused = true;
@@ -365,53 +336,17 @@ public sealed unsafe class VcpuRunner : IDisposable
         }
     }
 
-    /// <summary>
-    /// KVM finishes an I/O or MMIO exit (stores an IN's data into the register, advances a string I/O) only on the
-    /// next KVM_RUN, and that pending work is invisible in the registers userspace reads (api.rst, KVM_RUN). Before
-    /// parking — so that reset, migration and the monitor see and set whole instructions — re-enter once with
-    /// immediate_exit set: KVM completes the operation and returns EINTR without running guest code. Completing a
-    /// string I/O may produce one more exit, which is handled like any other. False when the machine must stop.
-    /// </summary>
-    private bool CompletePendingExit()
+    /// <summary>Acts on one exit. Returns false when the machine must stop.</summary>
+    private bool HandleExit(VcpuExit exit)
     {
-        KvmRun* run = vcpu.Run;
-        while (true)
+        switch (exit.Kind)
         {
-            run->ImmediateExit = 1;
-            int errno = vcpu.RunOnce();
-            if (errno is Errno.EINTR or Errno.EAGAIN)
-            {
-                return true;
-            }
-
-            if (errno != 0)
-            {
-                Finish(MachineExit.HostError($"KVM_RUN failed on vCPU {vcpu.Id}: {new LinuxException("KVM_RUN", errno).Message}"));
-                return false;
-            }
-
-            ExitCount++;
-            if (!HandleExit(run))
-            {
-                return false;
-            }
-        }
-    }
-
-    private bool HandleExit(KvmRun* run)
-    {
-        switch (run->ExitReason)
-        {
-            case KvmExitReason.Io:
-                HandleIo(run);
+            case VcpuExitKind.Io:
+            case VcpuExitKind.Interrupted:
                 return true;
 
-            case KvmExitReason.Mmio:
-                HandleMmio(run);
-                return true;
-
-            case KvmExitReason.Hlt:
-                if (run->IfFlag == 0)
+            case VcpuExitKind.Halt:
+                if (!exit.InterruptsEnabled)
                 {
                     Finish(MachineExit.PowerOff());
                     return false;
@@ -422,7 +357,7 @@ public sealed unsafe class VcpuRunner : IDisposable
                 Thread.Sleep(1);
                 return true;
 
-            case KvmExitReason.Debug:
+            case VcpuExitKind.Debug:
                 if (Tracer?.Trace(vcpu) == true)
                 {
                     Finish(MachineExit.PowerOff());
@@ -431,64 +366,17 @@ public sealed unsafe class VcpuRunner : IDisposable
 
                 return true;
 
-            case KvmExitReason.Intr:
-                return true;
-
-            case KvmExitReason.Shutdown:
-                Finish(MachineExit.Crashed(crashReporter.Report(vcpu, "triple fault: the guest shut down (KVM_EXIT_SHUTDOWN)")));
+            case VcpuExitKind.SystemEvent:
+                Finish(MachineExit.PowerOff(exit.Detail ?? "guest requested a system event"));
                 return false;
 
-            case KvmExitReason.FailEntry:
-                Finish(MachineExit.Crashed(crashReporter.Report(
-                    vcpu, $"VM entry failed (KVM_EXIT_FAIL_ENTRY, hardware reason 0x{run->FailEntry.HardwareEntryFailureReason:x})")));
-                return false;
-
-            case KvmExitReason.InternalError:
-                Finish(MachineExit.Crashed(crashReporter.Report(
-                    vcpu, $"KVM internal error (KVM_EXIT_INTERNAL_ERROR, suberror {run->Internal.Suberror})")));
-                return false;
-
-            case KvmExitReason.SystemEvent:
-                Finish(MachineExit.PowerOff("guest requested a system event (shutdown/reset)"));
+            case VcpuExitKind.HostError:
+                Finish(MachineExit.HostError(exit.Detail ?? $"vCPU {vcpu.Id} failed"));
                 return false;
 
             default:
-                Finish(MachineExit.Crashed(crashReporter.Report(vcpu, $"unexpected KVM exit reason {(uint)run->ExitReason}")));
+                Finish(MachineExit.Crashed(crashReporter.Report(vcpu, exit.Detail ?? $"vCPU {vcpu.Id} stopped: {exit.Kind}")));
                 return false;
-        }
-    }
-
-    private void HandleIo(KvmRun* run)
-    {
-        KvmRunIo io = run->Io;
-        byte* data = (byte*)run + io.DataOffset;
-        int size = io.Size;
-
-        // String I/O (rep ins/outs) arrives as Count items back to back.
-        for (uint i = 0; i < io.Count; i++)
-        {
-            var item = new Span<byte>(data + (i * (uint)size), size);
-            if (io.Direction == KvmRun.IoDirectionOut)
-            {
-                ports.Write(io.Port, item);
-            }
-            else
-            {
-                ports.Read(io.Port, item);
-            }
-        }
-    }
-
-    private void HandleMmio(KvmRun* run)
-    {
-        var data = new Span<byte>(run->Mmio.Data, (int)Math.Min(run->Mmio.Len, 8u));
-        if (run->Mmio.IsWrite != 0)
-        {
-            mmio.Write(run->Mmio.PhysAddr, data);
-        }
-        else
-        {
-            mmio.Read(run->Mmio.PhysAddr, data);
         }
     }
 

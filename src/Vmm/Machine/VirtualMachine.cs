@@ -1,8 +1,8 @@
 using Serilog;
+using Vmm.Accelerator;
+using Vmm.Accelerator.State;
 using Vmm.Devices;
 using Vmm.Diagnostics;
-using Vmm.Kvm;
-using Vmm.Linux.Kvm;
 using Vmm.Loading;
 using Vmm.Migration;
 using Vmm.Ram;
@@ -10,16 +10,15 @@ using Vmm.Ram;
 namespace Vmm.Machine;
 
 /// <summary>
-/// A whole guest: RAM blocks and their memslots, the device buses, COM1, isa-debug-exit and the free-page-hint
-/// device, and the vCPUs.
+/// A whole guest: RAM blocks and the accelerator's map of them, the device buses, COM1, isa-debug-exit and the
+/// free-page-hint device, and the vCPUs (on KVM or on the software CPU: <see cref="IAccelerator"/>).
 /// Any thread may pause, resume or end it; <see cref="Exited"/> completes with the first reason it stopped.
 /// </summary>
 public sealed class VirtualMachine : IDisposable
 {
     public const string MainRamBlockName = "pc.ram";
 
-    private readonly KvmVm vm;
-    private readonly Memslots memslots;
+    private readonly IAcceleratorVm vm;
     private readonly List<VcpuRunner> vcpus = [];
     private readonly TaskCompletionSource<MachineExit> exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ILogger log;
@@ -28,14 +27,14 @@ public sealed class VirtualMachine : IDisposable
     private int exitRequested;
     private GuestImage? image;
 
-    private VirtualMachine(KvmSystem kvm, MachineConfig config, ISerialSink serialSink, ILogger log, TextWriter diagnostics)
+    private VirtualMachine(IAccelerator accelerator, MachineConfig config, ISerialSink serialSink, ILogger log, TextWriter diagnostics)
     {
         this.log = log;
         Config = config;
-        vm = kvm.CreateVm();
+        Accelerator = accelerator.Kind;
         Ram = new RamBlockRegistry();
         Memory = new GuestMemory(Ram);
-        memslots = new Memslots(vm, Ram);
+        vm = accelerator.CreateVm(Ram);
         try
         {
             // Shared and hugetlbfs blocks get an alias mapping: postcopy fills MINOR-registered pages through it.
@@ -51,7 +50,6 @@ public sealed class VirtualMachine : IDisposable
         }
         catch
         {
-            memslots.Dispose();
             vm.Dispose();
             Ram.Dispose();
             throw;
@@ -70,10 +68,9 @@ public sealed class VirtualMachine : IDisposable
 
         var disassembler = new Disassembler(Memory);
         var crashReporter = new CrashReporter(disassembler);
-        byte[] cpuid = kvm.GetSupportedCpuid();
-        KvmVcpu vcpu = vm.CreateVcpu(0);
-        vcpu.SetCpuid(cpuid);
-        var runner = new VcpuRunner(vcpu, Ports, Mmio, crashReporter, RequestExit, log);
+        IVcpu vcpu = vm.CreateVcpu(0, new MachineIo(Ports, Mmio));
+        vcpu.SingleStep = config.Trace;
+        var runner = new VcpuRunner(vcpu, crashReporter, RequestExit, log);
         if (config.Trace)
         {
             runner.Tracer = new InstructionTracer(disassembler, diagnostics);
@@ -87,6 +84,9 @@ public sealed class VirtualMachine : IDisposable
     public MigrationController Migration { get; }
 
     public MachineConfig Config { get; }
+
+    /// <summary>What runs this guest's vCPUs.</summary>
+    public AcceleratorKind Accelerator { get; }
 
     public RamBlockRegistry Ram { get; }
 
@@ -124,45 +124,20 @@ public sealed class VirtualMachine : IDisposable
     /// <summary>STOP, RESUME, SHUTDOWN and RESET, for the monitor's event stream.</summary>
     public event Action<MachineEvent>? Event;
 
-    public static VirtualMachine Create(KvmSystem kvm, MachineConfig config, ISerialSink serialSink, ILogger log, TextWriter diagnostics)
-    {
-        VcpuKick.InitializeProcess();
-        return new VirtualMachine(kvm, config, serialSink, log, diagnostics);
-    }
+    public static VirtualMachine Create(IAccelerator accelerator, MachineConfig config, ISerialSink serialSink, ILogger log, TextWriter diagnostics) =>
+        new(accelerator, config, serialSink, log, diagnostics);
 
     /// <summary>
-    /// Copies the image into RAM and puts vCPU 0 at its entry in real mode: CS:IP = 0000:addr (or addr&gt;&gt;4:addr&amp;0xf
-    /// above 64 KiB), DL = 0x80 (boot drive), SP = 0x7C00, all other segments 0, interrupts off.
+    /// Copies the image into RAM and puts vCPU 0 at its entry in real mode (<see cref="EntryState"/>): CS:IP =
+    /// 0000:addr (or addr&gt;&gt;4:addr&amp;0xf above 64 KiB), DL = 0x80 (boot drive), SP = 0x7C00, all other segments
+    /// 0, interrupts off, and every other register as after a CPU reset.
     /// </summary>
     public void Load(GuestImage image)
     {
         this.image = image;
         Memory.Write(image.LoadAddress, image.Bytes);
-        KvmVcpu vcpu = vcpus[0].Vcpu;
-        KvmSregs sregs = vcpu.GetSregs();
-        ushort codeSegment = image.LoadAddress <= 0xFFFF ? (ushort)0 : (ushort)(image.LoadAddress >> 4);
-        sregs.Cs.Selector = codeSegment;
-        sregs.Cs.Base = (ulong)codeSegment << 4;
-        ResetDataSegment(ref sregs.Ds);
-        ResetDataSegment(ref sregs.Es);
-        ResetDataSegment(ref sregs.Fs);
-        ResetDataSegment(ref sregs.Gs);
-        ResetDataSegment(ref sregs.Ss);
-        vcpu.SetSregs(sregs);
-        vcpu.SetRegs(new KvmRegs
-        {
-            Rip = image.LoadAddress - sregs.Cs.Base,
-            Rflags = 0x2, // bit 1 is reserved-as-one; IF clear
-            Rdx = 0x80,
-            Rsp = GuestImage.DefaultLoadAddress,
-        });
+        vcpus[0].Vcpu.SetState(EntryState.For(image.LoadAddress));
         log.Debug("loaded {Bytes} bytes from {Path} at {Address:x}", image.Bytes.Length, image.Path, image.LoadAddress);
-    }
-
-    private static void ResetDataSegment(ref KvmSegment segment)
-    {
-        segment.Selector = 0;
-        segment.Base = 0;
     }
 
     /// <summary>Starts the vCPU threads; with <paramref name="paused"/> they park before running any guest code.</summary>
@@ -192,11 +167,10 @@ public sealed class VirtualMachine : IDisposable
     {
         try
         {
-            using KvmVm scratchVm = vm.System.CreateVm();
-            using KvmVcpu scratch = scratchVm.CreateVcpu(0);
-            VcpuState.Load(scratch, VcpuState.Save(scratch));
+            vm.RehearseStateTransfer();
+            VcpuStateSection.Decode(VcpuStateSection.Encode(0, EntryState.For(GuestImage.DefaultLoadAddress)));
         }
-        catch (Exception e) when (e is Linux.LinuxException or InvalidDataException or IOException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
             log.Debug("rehearsing the vCPU state transfer on a scratch vCPU failed: {Message}", e.Message);
         }
@@ -326,8 +300,8 @@ public sealed class VirtualMachine : IDisposable
         Event?.Invoke(new MachineEvent(MachineEventKind.Reset, "host-qmp-system-reset"));
     }
 
-    /// <summary>Dirty logging and memslot layout, for migration and for tests of the memslot-change rules.</summary>
-    public Memslots Memslots => memslots;
+    /// <summary>Guest RAM as the accelerator maps it: dirty logging and layout, for migration and for tests of the memslot-change rules.</summary>
+    public IGuestMemoryMap MemoryMap => vm.Memory;
 
     /// <summary>
     /// Changes a resizable block's used length (monitor ram-resize). The vCPUs are parked while the block and its
@@ -350,7 +324,7 @@ public sealed class VirtualMachine : IDisposable
         WithVcpusPaused(() =>
         {
             Ram.Resize(block, newUsedLength);
-            memslots.Refresh(block);
+            vm.Memory.Refresh(block);
             return true;
         });
         log.Information("RAM block {Name} resized to {Size} bytes", name, newUsedLength);
@@ -362,8 +336,9 @@ public sealed class VirtualMachine : IDisposable
         RamBlock block = FindBlock(name);
         CheckRange(block, offset, length);
         block.Discard(offset, length);
+        vm.Memory.ContentChanged(block, offset, length);
 
-        // The host changed guest memory behind KVM's dirty log: a migration in flight must send these pages again.
+        // The host changed guest memory behind the dirty log: a migration in flight must send these pages again.
         block.DirtyBitmap.SetRange(offset / DirtyBitmap.PageSize, length / DirtyBitmap.PageSize);
     }
 
@@ -378,6 +353,7 @@ public sealed class VirtualMachine : IDisposable
         WithVcpusPaused(() =>
         {
             Ram.Remap(block, offset, length);
+            vm.Memory.ContentChanged(block, offset, length);
             block.DirtyBitmap.SetRange(offset / DirtyBitmap.PageSize, length / DirtyBitmap.PageSize);
             return true;
         });
@@ -389,7 +365,7 @@ public sealed class VirtualMachine : IDisposable
         RamBlock block = FindBlock(name);
         WithVcpusPaused(() =>
         {
-            memslots.AddHole(block, offset, length);
+            vm.Memory.AddHole(block, offset, length);
             return true;
         });
     }
@@ -399,7 +375,7 @@ public sealed class VirtualMachine : IDisposable
         RamBlock block = FindBlock(name);
         WithVcpusPaused(() =>
         {
-            memslots.RemoveHole(block, offset);
+            vm.Memory.RemoveHole(block, offset);
             return true;
         });
     }
@@ -473,7 +449,6 @@ public sealed class VirtualMachine : IDisposable
         }
 
         // KVM lets go of guest memory when the VM closes; only then is it safe to unmap the blocks.
-        memslots.Dispose();
         vm.Dispose();
         Ram.Dispose();
     }

@@ -1,4 +1,4 @@
-using Vmm.Linux.Kvm;
+using Vmm.Accelerator.State;
 using Vmm.Machine;
 using Vmm.Ram;
 
@@ -12,7 +12,6 @@ namespace Vmm.Qmp;
 /// </summary>
 public static class GuestMemoryView
 {
-
     /// <summary>The vCPU a command names (cpu-index), or vCPU 0 by default.</summary>
     public static VcpuRunner Cpu(VirtualMachine machine, long? index)
     {
@@ -26,15 +25,12 @@ public static class GuestMemoryView
     }
 
     /// <summary>Registers of one vCPU, read with the vCPUs briefly parked so they are consistent.</summary>
-    public static (KvmRegs Regs, KvmSregs Sregs) Registers(VirtualMachine machine, VcpuRunner cpu) =>
-        machine.WithVcpusPaused(() => (cpu.Vcpu.GetRegs(), cpu.Vcpu.GetSregs()));
+    public static VcpuRegisters Registers(VirtualMachine machine, VcpuRunner cpu) =>
+        machine.WithVcpusPaused(() => cpu.Vcpu.GetRegisters());
 
     /// <summary>The physical address of a vCPU's virtual address, or null when paging is on and it cannot be translated.</summary>
-    public static ulong? VirtualToPhysical(VirtualMachine machine, VcpuRunner cpu, ulong address)
-    {
-        KvmSregs sregs = machine.WithVcpusPaused(() => cpu.Vcpu.GetSregs());
-        return (sregs.Cr0 & KvmSregs.Cr0PagingEnabled) == 0 ? address : null;
-    }
+    public static ulong? VirtualToPhysical(VirtualMachine machine, VcpuRunner cpu, ulong address) =>
+        (Registers(machine, cpu).Cr0 & VcpuRegisters.Cr0PagingEnabled) == 0 ? address : null;
 
     /// <summary>Null when [address, address + size) is all guest RAM; else what is wrong with it.</summary>
     public static string? RamProblem(RamBlockRegistry ram, ulong address, ulong size)

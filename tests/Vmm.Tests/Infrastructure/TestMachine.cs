@@ -1,5 +1,4 @@
 using Serilog;
-using Vmm.Kvm;
 using Vmm.Loading;
 using Vmm.Machine;
 using Vmm.Ram;
@@ -9,8 +8,6 @@ namespace Vmm.Tests.Infrastructure;
 /// <summary>A VirtualMachine in the test process, with its serial output captured and memory helpers.</summary>
 public sealed class TestMachine : IDisposable
 {
-    private static readonly Lazy<KvmSystem> Kvm = new(() => KvmSystem.Open());
-
     private TestMachine(VirtualMachine machine, CapturingSerialSink serial)
     {
         Machine = machine;
@@ -30,7 +27,7 @@ public sealed class TestMachine : IDisposable
         var serial = new CapturingSerialSink();
         Configuration.RamBlockOption[] extra = [.. extraBlocks.Select(e => new Configuration.RamBlockOption(e.Name, e.Gpa, e.Size, e.Max, backend))];
         var machine = VirtualMachine.Create(
-            Kvm.Value,
+            TestAccelerator.Shared,
             new MachineConfig { MemorySize = memory, RamBackend = backend, RamBlocks = extra },
             serial,
             new LoggerConfiguration().MinimumLevel.Warning().WriteTo.Console(standardErrorFromLevel: Serilog.Events.LogEventLevel.Verbose).CreateLogger(),

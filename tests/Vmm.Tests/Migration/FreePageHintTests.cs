@@ -31,13 +31,12 @@ public class FreePageHintTests : IDisposable
 
     private readonly string dir = Directory.CreateTempSubdirectory("vmm-hints-").FullName;
 
-    [KvmTheory]
+    [Theory]
     [InlineData(RamBackend.Anonymous)]
     [InlineData(RamBackend.Shared)]
     [InlineData(RamBackend.Hugetlbfs)]
     public void PostcopyAfterHintsServesTheHintedPagesAndLosesNothing(RamBackend backend)
     {
-        Host.RequireKvm();
         using TestMachine source = TestMachine.Create(Memory, backend, "free-page-hint");
         using TestMachine destination = TestMachine.Create(Memory, backend);
         source.Machine.Start();
@@ -74,13 +73,12 @@ public class FreePageHintTests : IDisposable
         AssertGuestCarriesOn(source, destination);
     }
 
-    [KvmTheory]
+    [Theory]
     [InlineData(RamBackend.Anonymous)]
     [InlineData(RamBackend.Shared)]
     [InlineData(RamBackend.Hugetlbfs)]
     public void PrecopyAfterHintsSendsTheHintedPagesBeforeTheGuestStops(RamBackend backend)
     {
-        Host.RequireKvm();
         using TestMachine source = TestMachine.Create(Memory, backend, "free-page-hint");
         using TestMachine destination = TestMachine.Create(Memory, backend);
         source.Machine.Start();

@@ -38,7 +38,6 @@ public sealed partial class MigrationVmm : IDisposable
     /// <summary>A source: `run GUEST --memory M --ram-backend B --monitor unix:…`, ready when the monitor answers "running".</summary>
     public static MigrationVmm StartSource(string directory, string name = "src", string guest = "dirty-16m", string memory = "128M", string backend = "anonymous")
     {
-        Host.RequireKvm();
         string image = Repo.Guest(guest);
         var vmm = new MigrationVmm(directory, name);
         return vmm.Launch(["run", image, "--memory", memory, "--ram-backend", backend, "--monitor", $"unix:{vmm.MonitorPath}"], "running");
@@ -47,7 +46,6 @@ public sealed partial class MigrationVmm : IDisposable
     /// <summary>A destination: `run --incoming unix:… --memory M --ram-backend B --monitor unix:…`, ready when its monitor says "inmigrate".</summary>
     public static MigrationVmm StartDestination(string directory, string name = "dst", string memory = "128M", string backend = "anonymous")
     {
-        Host.RequireKvm();
         var vmm = new MigrationVmm(directory, name);
         return vmm.Launch(["run", "--incoming", vmm.IncomingUri, "--memory", memory, "--ram-backend", backend, "--monitor", $"unix:{vmm.MonitorPath}"], "inmigrate");
     }

@@ -19,14 +19,13 @@ public class PostcopyMinorFaultTests : IDisposable
 
     private readonly string dir = Directory.CreateTempSubdirectory("vmm-minor-").FullName;
 
-    [KvmTheory]
+    [Theory]
     [InlineData(RamBackend.Shared, true)]
     [InlineData(RamBackend.Shared, false)]
     [InlineData(RamBackend.Hugetlbfs, true)]
     [InlineData(RamBackend.Hugetlbfs, false)]
     public void CleanPagesNeverCostARequest(RamBackend backend, bool minorFaults)
     {
-        Host.RequireKvm();
         using TestMachine source = TestMachine.Create(Memory, backend, "dirty-16m");
         using TestMachine destination = TestMachine.Create(Memory, backend);
         source.Machine.Start();
@@ -91,10 +90,9 @@ public class PostcopyMinorFaultTests : IDisposable
         Assert.Null(destination.CheckDirtyConsistency(Dirtied));
     }
 
-    [KvmFact]
+    [Fact]
     public void RemapOfAMinorBlockDuringPostcopyDropsThePagesAndFinishes()
     {
-        Host.RequireKvm();
         using TestMachine source = TestMachine.Create(Memory, RamBackend.Shared, "dirty-16m");
         using TestMachine destination = TestMachine.Create(Memory, RamBackend.Shared);
         source.Machine.Start();

@@ -10,7 +10,7 @@ public sealed class PostcopyProcessTests : IDisposable
 {
     private readonly string dir = Directory.CreateTempSubdirectory("vmm-pcmig-").FullName;
 
-    [KvmTheory]
+    [Theory]
     [InlineData("anonymous", true, true)]
     [InlineData("hugetlbfs", true, true)]
     [InlineData("shared", true, true)]
@@ -66,7 +66,7 @@ public sealed class PostcopyProcessTests : IDisposable
         Assert.Null(destination.StopAndCheckDirtyConsistency());
     }
 
-    [KvmFact]
+    [Fact]
     public void PostcopyWithoutTheCapabilityOnTheDestinationIsRefusedBeforeAnythingIrreversible()
     {
         using MigrationVmm source = MigrationVmm.StartSource(dir);

@@ -35,10 +35,9 @@ public class PostcopyRuleTests(ITestOutputHelper output) : IDisposable
     /// switchover). The fake also checks the record sequence and that its image of guest RAM ends up equal to the
     /// source's.
     /// </summary>
-    [KvmFact]
+    [Fact]
     public void SourceServesEveryRequestEvenForAPageItBelievesCleanOrAlreadySent()
     {
-        Host.RequireKvm();
 
         // A page the guest never writes (it dirties [1 MiB, 17 MiB) only): clean once the first pass has sent it.
         const ulong CleanAddress = (20 << 20) + 0x3000;
@@ -207,10 +206,9 @@ public class PostcopyRuleTests(ITestOutputHelper output) : IDisposable
     /// counts duplicates, reports no error, and completes once every discarded page is there. The guest (state from a
     /// real paused source) runs on the destination meanwhile and its requests are served.
     /// </summary>
-    [KvmFact]
+    [Fact]
     public void ADuplicateArrivingAfterPlacementIsHarmless()
     {
-        Host.RequireKvm();
         using var run = new FakeSourceRun(SocketPath("duplicate.sock"));
         run.Start([.. FakeSourceRun.GuestPages, FakeSourceRun.P, .. FakeSourceRun.Tail], held: []);
 
@@ -263,10 +261,9 @@ public class PostcopyRuleTests(ITestOutputHelper output) : IDisposable
     /// page placed earlier and a page valid since precopy keep their content though the run carries other bytes for
     /// them; a zero run over pages that are here changes nothing.
     /// </summary>
-    [KvmFact]
+    [Fact]
     public void ARunOfPagesPlacesOnlyThePagesStillMissing()
     {
-        Host.RequireKvm();
         using var run = new FakeSourceRun(SocketPath("runs.sock"));
         run.Start([.. FakeSourceRun.GuestPages, .. FakeSourceRun.Tail], held: [], preDiscard: true);
         ulong[] tail = FakeSourceRun.Tail;
@@ -314,10 +311,9 @@ public class PostcopyRuleTests(ITestOutputHelper output) : IDisposable
     /// would fault into its own userfaultfd and hang the receive thread. A Page record in that window is a protocol
     /// error, said on the return path; no guest runs.
     /// </summary>
-    [KvmFact]
+    [Fact]
     public void APageAfterTheDiscardSyncIsAProtocolError()
     {
-        Host.RequireKvm();
         using TestMachine destination = TestMachine.Create(Memory);
         destination.Machine.Migration.SetCapabilities(new MigrationCapabilities { PostcopyRam = true });
         destination.Machine.SetStoppedState(RunState.InMigrate);
@@ -363,10 +359,9 @@ public class PostcopyRuleTests(ITestOutputHelper output) : IDisposable
     /// answer): the destination sends one request for it, every faulting thread gets the page once it is placed, and
     /// no page is requested twice over the whole run (the guest's own faults included).
     /// </summary>
-    [KvmFact]
+    [Fact]
     public void SeveralFaultsOnOneMissingPageMakeOneRequest()
     {
-        Host.RequireKvm();
         const int Readers = 3;
         using var run = new FakeSourceRun(SocketPath("dedup.sock"));
         run.Start([.. FakeSourceRun.GuestPages, FakeSourceRun.Q, .. FakeSourceRun.Tail], held: [FakeSourceRun.Q]);

@@ -18,13 +18,12 @@ public class PostcopyTests : IDisposable
 
     private string SocketPath(string name) => Path.Combine(dir, name);
 
-    [KvmTheory]
+    [Theory]
     [InlineData(RamBackend.Anonymous)]
     [InlineData(RamBackend.Shared)]
     [InlineData(RamBackend.Hugetlbfs)]
     public void PostcopyMovesDirtyGuestWithoutLosingAByte(RamBackend backend)
     {
-        Host.RequireKvm();
         using TestMachine source = TestMachine.Create(Memory, backend, "dirty-16m");
         using TestMachine destination = TestMachine.Create(Memory, backend);
         source.Machine.Start();
@@ -47,10 +46,9 @@ public class PostcopyTests : IDisposable
         Assert.Null(destination.CheckDirtyConsistency(Dirtied));
     }
 
-    [KvmFact]
+    [Fact]
     public void ThePreemptChannelCarriesTheAnswersWhileThePushCrawls()
     {
-        Host.RequireKvm();
         using TestMachine source = TestMachine.Create(Memory, guest: "dirty-16m");
         using TestMachine destination = TestMachine.Create(Memory);
         source.Machine.Start();
@@ -71,14 +69,13 @@ public class PostcopyTests : IDisposable
     /// postcopy-preempt off on either side: one connection (answers share it with the push), so no ring either.
     /// postcopy-shared-memory off on either side: the push goes through the socket.
     /// </summary>
-    [KvmTheory]
+    [Theory]
     [InlineData("postcopy-preempt", true)]
     [InlineData("postcopy-preempt", false)]
     [InlineData("postcopy-shared-memory", true)]
     [InlineData("postcopy-shared-memory", false)]
     public void WithAnOptionalTransportOffOnEitherSideThePostcopyFallsBack(string capability, bool offOnTheSource)
     {
-        Host.RequireKvm();
         using TestMachine source = TestMachine.Create(Memory, guest: "dirty-16m");
         using TestMachine destination = TestMachine.Create(Memory);
         source.Machine.Start();
@@ -112,10 +109,9 @@ public class PostcopyTests : IDisposable
         Assert.Null(destination.CheckDirtyConsistency(Dirtied));
     }
 
-    [KvmFact]
+    [Fact]
     public void ARingThatCannotCrossAProxyLeavesThePushOnTheSocket()
     {
-        Host.RequireKvm();
 
         // The proxy forwards bytes, not descriptors: the ring offered never reaches the destination.
         using ProxiedMigration run = ProxiedMigration.Start(dir, preempt: true);
@@ -133,10 +129,9 @@ public class PostcopyTests : IDisposable
         Assert.Null(run.Destination.CheckDirtyConsistency(Dirtied));
     }
 
-    [KvmFact]
+    [Fact]
     public void PingPongTenTimesStaysConsistent()
     {
-        Host.RequireKvm();
         TestMachine current = TestMachine.Create(32 << 20, guest: "dirty-16m");
         try
         {
@@ -162,10 +157,9 @@ public class PostcopyTests : IDisposable
         }
     }
 
-    [KvmFact]
+    [Fact]
     public void RemapOnTheDestinationDuringPostcopyDropsThePagesAndFinishes()
     {
-        Host.RequireKvm();
         using TestMachine source = TestMachine.Create(Memory, guest: "dirty-16m");
         using TestMachine destination = TestMachine.Create(Memory);
         source.Machine.Start();
@@ -183,10 +177,9 @@ public class PostcopyTests : IDisposable
         Assert.Null(destination.CheckDirtyConsistency(Dirtied));
     }
 
-    [KvmFact]
+    [Fact]
     public void ShrinkOnTheDestinationDuringPostcopyDropsTheTailAndFinishes()
     {
-        Host.RequireKvm();
         // "spare" shrinks on the destination; "after" comes later in the push, so the destination still needs pages
         // while the source pushes the spare block's now-gone tail.
         (string, ulong, ulong, ulong) spare = ("spare", 0x4000_0000, 64 << 20, 128 << 20);
@@ -228,10 +221,9 @@ public class PostcopyTests : IDisposable
         Assert.Null(destination.CheckDirtyConsistency(Dirtied));
     }
 
-    [KvmFact]
+    [Fact]
     public void PreemptChannelLostAfterSwitchoverPausesBothSidesAndKeepsTheSourceMemory()
     {
-        Host.RequireKvm();
 
         // The preempt channel (the second connection) opens with a 12-byte stream header and a 25-byte hello; it
         // carries nothing else until the first answer, after the switchover. Drop it right there.
@@ -246,10 +238,9 @@ public class PostcopyTests : IDisposable
         run.AssertBothAliveAndTheSourceMemoryKept();
     }
 
-    [KvmFact]
+    [Fact]
     public void PreemptChannelLostDuringPrecopyFailsTheMigrationBeforeTheSwitchover()
     {
-        Host.RequireKvm();
         using ProxiedMigration run = ProxiedMigration.Start(dir, preempt: true);
 
         // The idle channel goes away while precopy runs; then postcopy is asked for.
@@ -267,12 +258,11 @@ public class PostcopyTests : IDisposable
         run.Source.WaitForSerial(s => s.Count(c => c == 'B') > passes, "a pass after the failed migration");
     }
 
-    [KvmTheory]
+    [Theory]
     [InlineData(true)]
     [InlineData(false)]
     public void ConnectionLostAfterSwitchoverPausesBothSidesAndKeepsTheSourceMemory(bool preempt)
     {
-        Host.RequireKvm();
 
         // 32 MiB the guest never touches but the push must move (2 s at 16 MiB/s): postcopy outlasts the drop below,
         // however fast the guest gets its own pages.

@@ -44,10 +44,9 @@ public sealed class RunningSourceFixture : IDisposable
 [Collection(MigrationProcessCollection.Name)]
 public sealed class PrecopyProcessRefusalTests(RunningSourceFixture fixture) : IClassFixture<RunningSourceFixture>
 {
-    [KvmFact]
+    [Fact]
     public void CapabilitiesAndParametersRoundTripLikeQemu()
     {
-        Host.RequireKvm();
         using QmpTestClient client = fixture.Source.Connect();
 
         Assert.False(Capability(client, "postcopy-ram"));
@@ -87,10 +86,9 @@ public sealed class PrecopyProcessRefusalTests(RunningSourceFixture fixture) : I
         Assert.Equal("running", fixture.Source.RunStatus());
     }
 
-    [KvmFact]
+    [Fact]
     public void ConnectionRefusedThroughTheVerbIsStatusOneAndTheSourceRunsOn()
     {
-        Host.RequireKvm();
         string nobody = $"unix:{Path.Combine(fixture.Directory, "nobody.mig")}";
 
         VmmResult verb = PrecopyProcessTests.Verb(fixture.Source, nobody);
@@ -108,10 +106,9 @@ public sealed class PrecopyProcessRefusalTests(RunningSourceFixture fixture) : I
         PrecopyProcessTests.AssertStillRunning(fixture.Source);
     }
 
-    [KvmFact]
+    [Fact]
     public void ADestinationWithAnotherMemorySizeRefusesWithStatusEight()
     {
-        Host.RequireKvm();
         using MigrationVmm destination = MigrationVmm.StartDestination(fixture.Directory, "small", memory: "64M");
 
         VmmResult verb = PrecopyProcessTests.Verb(fixture.Source, destination.IncomingUri);
@@ -135,10 +132,9 @@ public sealed class PrecopyProcessRefusalTests(RunningSourceFixture fixture) : I
     }
 
     /// <summary>A destination waiting for its guest refuses cont and system_reset: the migration starts the guest.</summary>
-    [KvmFact]
+    [Fact]
     public void ADestinationInMigrateRefusesContAndReset()
     {
-        Host.RequireKvm();
         using MigrationVmm destination = MigrationVmm.StartDestination(fixture.Directory, "waiting", memory: "64M");
         using QmpTestClient client = destination.Connect();
         Assert.Contains("still arriving by migration (inmigrate)", client.Error("cont"));
@@ -146,10 +142,9 @@ public sealed class PrecopyProcessRefusalTests(RunningSourceFixture fixture) : I
         Assert.Equal("inmigrate", client.Return("query-status").GetProperty("status").GetString());
     }
 
-    [KvmFact]
+    [Fact]
     public void TheVerbRejectsBadOptionsWithStatusTwoBeforeTouchingTheMonitor()
     {
-        Host.RequireKvm();
         string monitor = fixture.Source.MonitorPath;
         AssertUsage(["migrate", "--monitor", monitor, "--to", "carrier-pigeon:home"], "vmm: error: --to: 'carrier-pigeon:home' is not a migration URI (expected tcp:HOST:PORT or unix:PATH)");
         AssertUsage(["migrate", "--monitor", monitor, "--to", "unix:/tmp/x", "--downtime-limit", "soon"], "vmm: error: --downtime-limit: 'soon' is not a number of milliseconds from 0 to 2000000");

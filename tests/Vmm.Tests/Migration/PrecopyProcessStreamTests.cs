@@ -30,7 +30,7 @@ public sealed class PrecopyProcessStreamTests : IDisposable
 
     private readonly string dir = Directory.CreateTempSubdirectory("vmm-mig-").FullName;
 
-    [KvmTheory]
+    [Theory]
     [InlineData(Corruption.RandomBytes, "not a vmm migration stream (bad magic)")]
     [InlineData(Corruption.OtherVersion, "migration stream version 99 is not supported (this vmm speaks version 1)")]
     [InlineData(Corruption.BadCrc, "corrupt migration stream: CRC-32C mismatch in a Setup record")]

@@ -16,7 +16,7 @@ public sealed partial class PrecopyProcessTests : IDisposable
 
     private readonly string dir = Directory.CreateTempSubdirectory("vmm-mig-").FullName;
 
-    [KvmTheory]
+    [Theory]
     [InlineData("anonymous")]
     [InlineData("shared")]
     [InlineData("hugetlbfs")]
@@ -55,7 +55,7 @@ public sealed partial class PrecopyProcessTests : IDisposable
         Assert.Equal("paused", destination.RunStatus());
     }
 
-    [KvmFact]
+    [Fact]
     public void MigrateCancelAndCtrlCInTheVerbLeaveTheSourceRunning()
     {
         using MigrationVmm source = MigrationVmm.StartSource(dir);
@@ -98,7 +98,7 @@ public sealed partial class PrecopyProcessTests : IDisposable
         }
     }
 
-    [KvmFact]
+    [Fact]
     public void ADestinationKilledMidMigrationFailsItTheSourceRunsOnAndASecondAttemptSucceeds()
     {
         using MigrationVmm source = MigrationVmm.StartSource(dir);

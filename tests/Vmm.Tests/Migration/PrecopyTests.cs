@@ -17,13 +17,12 @@ public class PrecopyTests : IDisposable
 
     private string SocketPath(string name) => Path.Combine(dir, name);
 
-    [KvmTheory]
+    [Theory]
     [InlineData(RamBackend.Anonymous)]
     [InlineData(RamBackend.Shared)]
     [InlineData(RamBackend.Hugetlbfs)]
     public void RunningDirtyGuestMovesWithoutLosingAByte(RamBackend backend)
     {
-        Host.RequireKvm();
         using TestMachine source = TestMachine.Create(Memory, backend, "dirty-16m");
         using TestMachine destination = TestMachine.Create(Memory, backend);
         source.Machine.Start();
@@ -42,10 +41,9 @@ public class PrecopyTests : IDisposable
         Assert.Null(destination.CheckDirtyConsistency(Dirtied));
     }
 
-    [KvmFact]
+    [Fact]
     public void GuestTimeNeverRunsBackwardsAcrossMigration()
     {
-        Host.RequireKvm();
         using TestMachine source = TestMachine.Create(guest: "tsc-counter");
         using TestMachine destination = TestMachine.Create();
         source.Machine.Start();
@@ -60,10 +58,9 @@ public class PrecopyTests : IDisposable
         Assert.DoesNotContain("T", destination.Serial.Text);
     }
 
-    [KvmFact]
+    [Fact]
     public void ConnectionRefusedLeavesTheSourceRunning()
     {
-        Host.RequireKvm();
         using TestMachine source = TestMachine.Create(guest: "dirty-16m");
         source.Machine.Start();
         source.WaitForSerial(s => s.Contains('B'), "a pass");
@@ -76,12 +73,11 @@ public class PrecopyTests : IDisposable
         AssertStillRunning(source);
     }
 
-    [KvmTheory]
+    [Theory]
     [InlineData(ProxyFault.Drop, "truncated migration stream")]
     [InlineData(ProxyFault.FlipBit, "CRC-32C mismatch")]
     public void BrokenStreamFailsBothSidesAndNoGuestRunsOnTheDestination(ProxyFault fault, string destinationError)
     {
-        Host.RequireKvm();
         using TestMachine source = TestMachine.Create(Memory, guest: "dirty-16m");
         using TestMachine destination = TestMachine.Create(Memory);
         source.Machine.Start();
@@ -115,10 +111,9 @@ public class PrecopyTests : IDisposable
         AssertStillRunning(source);
     }
 
-    [KvmFact]
+    [Fact]
     public void CancelledMigrationLeavesTheSourceRunning()
     {
-        Host.RequireKvm();
         using TestMachine source = TestMachine.Create(Memory, guest: "dirty-16m");
         using TestMachine destination = TestMachine.Create(Memory);
         source.Machine.Start();
@@ -139,10 +134,9 @@ public class PrecopyTests : IDisposable
         AssertStillRunning(source);
     }
 
-    [KvmFact]
+    [Fact]
     public void DestinationWithAnotherLayoutRefusesBeforeTouchingMemory()
     {
-        Host.RequireKvm();
         using TestMachine source = TestMachine.Create(Memory, guest: "dirty-16m");
         using TestMachine destination = TestMachine.Create(64 << 20);
         source.Machine.Start();
@@ -161,10 +155,9 @@ public class PrecopyTests : IDisposable
         AssertStillRunning(source);
     }
 
-    [KvmFact]
+    [Fact]
     public void AGuestStoppedByTheUserArrivesStopped()
     {
-        Host.RequireKvm();
         using TestMachine source = TestMachine.Create(guest: "dirty-16m");
         using TestMachine destination = TestMachine.Create();
         source.Machine.Start();
@@ -180,10 +173,9 @@ public class PrecopyTests : IDisposable
         destination.WaitForSerial(s => s.Contains('B'), "a pass after cont on the destination");
     }
 
-    [KvmFact]
+    [Fact]
     public void PrecopyOverTcpLoopbackWorksLikeUnixSockets()
     {
-        Host.RequireKvm();
         using TestMachine source = TestMachine.Create(32 << 20, guest: "dirty-16m");
         using TestMachine destination = TestMachine.Create(32 << 20);
         source.Machine.Start();

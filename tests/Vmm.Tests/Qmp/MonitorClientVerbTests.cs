@@ -9,10 +9,9 @@ public class MonitorClientVerbTests(SpinVmmFixture fixture) : IClassFixture<Spin
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
-    [KvmFact]
+    [Fact]
     public void OneCommandPrintsItsResultAsJsonAndExitsZero()
     {
-        Host.RequireKvm();
         VmmResult result = VmmProcess.Run(["monitor", fixture.Vmm.SocketPath, "query-status"], Timeout);
 
         Assert.Equal(0, result.ExitCode);
@@ -22,10 +21,9 @@ public class MonitorClientVerbTests(SpinVmmFixture fixture) : IClassFixture<Spin
         Assert.Contains("\n  \"status\": \"running\"", result.Stdout); // pretty-printed for people
     }
 
-    [KvmFact]
+    [Fact]
     public void ArgumentsAreAJsonObjectAndTheUnixPrefixIsAccepted()
     {
-        Host.RequireKvm();
         string file = Path.Combine(fixture.Vmm.Directory, "verb.bin");
         byte[] image = File.ReadAllBytes(fixture.Vmm.GuestImage);
 
@@ -36,21 +34,19 @@ public class MonitorClientVerbTests(SpinVmmFixture fixture) : IClassFixture<Spin
         Assert.Equal(image, File.ReadAllBytes(file));
     }
 
-    [KvmFact]
+    [Fact]
     public void HumanMonitorOutputIsPrintedAsPlainText()
     {
-        Host.RequireKvm();
         VmmResult result = VmmProcess.Run(["monitor", fixture.Vmm.SocketPath, "human-monitor-command", "{\"command-line\": \"info status\"}"], Timeout);
         Assert.Equal(0, result.ExitCode);
         Assert.Equal("VM status: running\n", result.Stdout);
     }
 
-    [KvmTheory]
+    [Theory]
     [InlineData("pmemsave", "{\"val\": 0}", "vmm: error: GenericError: Parameter 'size' is missing")]
     [InlineData("frobnicate", null, "vmm: error: CommandNotFound: The command frobnicate has not been found")]
     public void AQmpErrorIsOneLineOnStderrAndExitStatusOne(string command, string? arguments, string expected)
     {
-        Host.RequireKvm();
         VmmResult result = VmmProcess.Run(arguments is null
             ? ["monitor", fixture.Vmm.SocketPath, command]
             : ["monitor", fixture.Vmm.SocketPath, command, arguments], Timeout);
@@ -70,22 +66,20 @@ public class MonitorClientVerbTests(SpinVmmFixture fixture) : IClassFixture<Spin
         Assert.StartsWith($"vmm: error: cannot connect to monitor socket {path}", line);
     }
 
-    [KvmTheory]
+    [Theory]
     [InlineData("{\"val\": ")]
     [InlineData("[1, 2]")]
     public void BadJsonArgumentsAreAUsageErrorWithStatusTwo(string arguments)
     {
-        Host.RequireKvm();
         VmmResult result = VmmProcess.Run(["monitor", fixture.Vmm.SocketPath, "pmemsave", arguments], Timeout);
         Assert.Equal(2, result.ExitCode);
         Assert.Empty(result.StdoutBytes);
         Assert.StartsWith("vmm: error: arguments ", Assert.Single(result.StderrLines));
     }
 
-    [KvmFact]
+    [Fact]
     public void InteractiveModeRunsOneCommandPerLineShowsEventsAndLeavesTheVmRunningAtEndOfInput()
     {
-        Host.RequireKvm();
         VmmResult result = VmmProcess.Run(
             ["monitor", fixture.Vmm.SocketPath], Timeout,
             stdin: "query-status\nstop\nhuman-monitor-command {\"command-line\": \"info status\"}\nnonsense\ncont\nquery-status {}\n");

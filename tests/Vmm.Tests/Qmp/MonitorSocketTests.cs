@@ -8,20 +8,18 @@ public class MonitorSocketTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
-    [KvmFact]
+    [Fact]
     public void TheSocketIsOwnerOnlyAndNoTemporaryDirectoryIsLeftBehind()
     {
-        Host.RequireKvm();
         using MonitoredVmm vmm = MonitoredVmm.Start("spin");
 
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(vmm.SocketPath));
         Assert.Equal(["qmp.sock"], Directory.GetFileSystemEntries(vmm.Directory).Select(Path.GetFileName));
     }
 
-    [KvmFact]
+    [Fact]
     public void ASocketALiveVmmServesIsRefusedBeforeTheGuestStarts()
     {
-        Host.RequireKvm();
         using MonitoredVmm first = MonitoredVmm.Start("spin");
 
         VmmResult second = VmmProcess.Run(["run", Repo.Guest("hello"), "--monitor", $"unix:{first.SocketPath}"], Timeout);
@@ -33,10 +31,9 @@ public class MonitorSocketTests
         Assert.Equal("running", client.Return("query-status").GetProperty("status").GetString());
     }
 
-    [KvmFact]
+    [Fact]
     public void AStaleSocketLeftByAKilledVmmIsReplaced()
     {
-        Host.RequireKvm();
         using MonitoredVmm killed = MonitoredVmm.Start("spin");
         Signal("-KILL", killed.Process.ProcessId);
         killed.Process.WaitForExit(Timeout);
@@ -49,10 +46,9 @@ public class MonitorSocketTests
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(killed.SocketPath));
     }
 
-    [KvmFact]
+    [Fact]
     public void APathThatIsNotASocketIsRefusedAndLeftAlone()
     {
-        Host.RequireKvm();
         string directory = Directory.CreateTempSubdirectory("vmm-qmp-").FullName;
         string path = Path.Combine(directory, "notes.txt");
         try
@@ -70,10 +66,9 @@ public class MonitorSocketTests
         }
     }
 
-    [KvmFact]
+    [Fact]
     public void TheSocketIsRemovedWhenTheGuestPowersOff()
     {
-        Host.RequireKvm();
         string directory = Directory.CreateTempSubdirectory("vmm-qmp-").FullName;
         string path = Path.Combine(directory, "qmp.sock");
         try
@@ -89,10 +84,9 @@ public class MonitorSocketTests
         }
     }
 
-    [KvmFact]
+    [Fact]
     public void TheSocketIsRemovedWhenTheGuestCrashes()
     {
-        Host.RequireKvm();
         string directory = Directory.CreateTempSubdirectory("vmm-qmp-").FullName;
         string path = Path.Combine(directory, "qmp.sock");
         try
@@ -107,10 +101,9 @@ public class MonitorSocketTests
         }
     }
 
-    [KvmFact]
+    [Fact]
     public void TheSocketIsRemovedWhenTheVmmIsInterrupted()
     {
-        Host.RequireKvm();
         using MonitoredVmm vmm = MonitoredVmm.Start("spin");
         vmm.Process.WaitForStdout(s => s.Contains("spin"), Timeout); // the guest runs: the signal handlers are in place
         Signal("-TERM", vmm.Process.ProcessId);

@@ -9,10 +9,9 @@ public class QmpQueryAndMemoryTests(SpinVmmFixture fixture) : IClassFixture<Spin
 {
     private const ulong LoadAddress = 0x7C00;
 
-    [KvmFact]
+    [Fact]
     public void QueryStatusOfARunningGuest()
     {
-        Host.RequireKvm();
         using QmpTestClient client = fixture.Vmm.Connect();
         JsonElement status = client.Return("query-status");
         Assert.True(status.GetProperty("running").GetBoolean());
@@ -20,10 +19,9 @@ public class QmpQueryAndMemoryTests(SpinVmmFixture fixture) : IClassFixture<Spin
         Assert.Equal("running", status.GetProperty("status").GetString());
     }
 
-    [KvmFact]
+    [Fact]
     public void QueryVersionHasQemusShape()
     {
-        Host.RequireKvm();
         using QmpTestClient client = fixture.Vmm.Connect();
         JsonElement version = client.Return("query-version");
         Assert.Equal("vmm", version.GetProperty("package").GetString());
@@ -31,10 +29,9 @@ public class QmpQueryAndMemoryTests(SpinVmmFixture fixture) : IClassFixture<Spin
         Assert.Equal((0, 1, 0), (qemu.GetProperty("major").GetInt32(), qemu.GetProperty("minor").GetInt32(), qemu.GetProperty("micro").GetInt32()));
     }
 
-    [KvmFact]
+    [Fact]
     public void QueryCommandsListsEveryCommand()
     {
-        Host.RequireKvm();
         using QmpTestClient client = fixture.Vmm.Connect();
         string[] names = [.. client.Return("query-commands").EnumerateArray().Select(c => c.GetProperty("name").GetString()!)];
         string[] expected =
@@ -46,10 +43,9 @@ public class QmpQueryAndMemoryTests(SpinVmmFixture fixture) : IClassFixture<Spin
         Assert.Equal(names.Length, names.Distinct().Count());
     }
 
-    [KvmFact]
+    [Fact]
     public void QueryCpusFastDescribesTheVcpuThread()
     {
-        Host.RequireKvm();
         using QmpTestClient client = fixture.Vmm.Connect();
         JsonElement cpu = Assert.Single(client.Return("query-cpus-fast").EnumerateArray());
         Assert.Equal(0, cpu.GetProperty("cpu-index").GetInt32());
@@ -61,10 +57,9 @@ public class QmpQueryAndMemoryTests(SpinVmmFixture fixture) : IClassFixture<Spin
         Assert.True(Directory.Exists($"/proc/{fixture.Vmm.Process.ProcessId}/task/{threadId}"), $"thread {threadId} is not in the VMM");
     }
 
-    [KvmFact]
+    [Fact]
     public void QueryRamBlocksShowsPcRam()
     {
-        Host.RequireKvm();
         using QmpTestClient client = fixture.Vmm.Connect();
         JsonElement block = Assert.Single(client.Return("query-ram-blocks").EnumerateArray(), b => b.GetProperty("name").GetString() == "pc.ram");
         Assert.Equal(0ul, block.GetProperty("base").GetUInt64());
@@ -75,10 +70,9 @@ public class QmpQueryAndMemoryTests(SpinVmmFixture fixture) : IClassFixture<Spin
         Assert.False(block.GetProperty("resizable").GetBoolean());
     }
 
-    [KvmFact]
+    [Fact]
     public void PmemsaveOfTheLoadAreaIsTheGuestImage()
     {
-        Host.RequireKvm();
         using QmpTestClient client = fixture.Vmm.Connect();
         byte[] image = File.ReadAllBytes(fixture.Vmm.GuestImage);
 
@@ -86,10 +80,9 @@ public class QmpQueryAndMemoryTests(SpinVmmFixture fixture) : IClassFixture<Spin
         Assert.Equal(image, dumped);
     }
 
-    [KvmFact]
+    [Fact]
     public void PmemsaveCreatesAnOwnerOnlyFileAndAcceptsSizeZero()
     {
-        Host.RequireKvm();
         using QmpTestClient client = fixture.Vmm.Connect();
         string file = Path.Combine(fixture.Vmm.Directory, "empty.bin");
         client.Return("pmemsave", new { val = 0, size = 0, filename = file });
@@ -97,13 +90,12 @@ public class QmpQueryAndMemoryTests(SpinVmmFixture fixture) : IClassFixture<Spin
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
     }
 
-    [KvmTheory]
+    [Theory]
     [InlineData(16ul << 20, 1ul, "guest physical address 0x1000000 is not RAM")]
     [InlineData((16ul << 20) - 4, 8ul, "guest physical address 0x1000000 is not RAM")]
     [InlineData(0xFFFFFFFFFFFFFFF0ul, 0x20ul, "wraps around")]
     public void PmemsaveOutsideRamIsAnErrorAndWritesNothing(ulong address, ulong size, string expected)
     {
-        Host.RequireKvm();
         using QmpTestClient client = fixture.Vmm.Connect();
         string file = Path.Combine(fixture.Vmm.Directory, $"outside-{Guid.NewGuid():N}.bin");
         string error = client.Error("pmemsave", new { val = address, size, filename = file });
@@ -112,19 +104,17 @@ public class QmpQueryAndMemoryTests(SpinVmmFixture fixture) : IClassFixture<Spin
         Assert.False(File.Exists(file));
     }
 
-    [KvmFact]
+    [Fact]
     public void PmemsaveIntoAMissingDirectoryIsAnError()
     {
-        Host.RequireKvm();
         using QmpTestClient client = fixture.Vmm.Connect();
         string file = Path.Combine(fixture.Vmm.Directory, "no-such-dir", "x.bin");
         Assert.StartsWith($"Could not open '{file}'", client.Error("pmemsave", new { val = 0, size = 16, filename = file }));
     }
 
-    [KvmFact]
+    [Fact]
     public void MemsaveReadsVirtualAddressesOfAnUnpagedGuest()
     {
-        Host.RequireKvm();
         using QmpTestClient client = fixture.Vmm.Connect();
         byte[] image = File.ReadAllBytes(fixture.Vmm.GuestImage);
         string file = Path.Combine(fixture.Vmm.Directory, "memsave.bin");
@@ -140,10 +130,9 @@ public class QmpQueryAndMemoryTests(SpinVmmFixture fixture) : IClassFixture<Spin
         Assert.Contains("is not RAM", client.Error("memsave", new { val = 0x2000000, size = 1, filename = file }));
     }
 
-    [KvmFact]
+    [Fact]
     public void HumanMonitorDumpsMemoryInQemusLayout()
     {
-        Host.RequireKvm();
         using QmpTestClient client = fixture.Vmm.Connect();
         byte[] image = File.ReadAllBytes(fixture.Vmm.GuestImage);
 
@@ -166,10 +155,9 @@ public class QmpQueryAndMemoryTests(SpinVmmFixture fixture) : IClassFixture<Spin
         Assert.Equal($"0000000000007c00: {(short)BitConverter.ToUInt16(image, 0),5}\r\n", Hmp(client, "xp /dh 0x7c00"));
     }
 
-    [KvmFact]
+    [Fact]
     public void HumanMonitorPrintsCharactersAndUnreadableMemory()
     {
-        Host.RequireKvm();
         using QmpTestClient client = fixture.Vmm.Connect();
 
         // The spin guest prints "spin\r\n" from a string inside its image.
@@ -183,10 +171,9 @@ public class QmpQueryAndMemoryTests(SpinVmmFixture fixture) : IClassFixture<Spin
         Assert.Equal("0000000000fffff8: Cannot access memory\r\n", Hmp(client, "xp /6x 0xfffff8"));
     }
 
-    [KvmFact]
+    [Fact]
     public void HumanMonitorInfoCommands()
     {
-        Host.RequireKvm();
         using QmpTestClient client = fixture.Vmm.Connect();
 
         Assert.Equal("VM status: running\r\n", Hmp(client, "info status"));
@@ -205,7 +192,7 @@ public class QmpQueryAndMemoryTests(SpinVmmFixture fixture) : IClassFixture<Spin
         Assert.Contains("info registers", Hmp(client, "help"));
     }
 
-    [KvmTheory]
+    [Theory]
     [InlineData("foo", "unknown command: 'foo'\r\n")]
     [InlineData("info nonsense", "unknown command: 'info nonsense'\r\n")]
     [InlineData("x /4z 0x7c00", "invalid char in format: 'z'\r\n")]
@@ -215,15 +202,13 @@ public class QmpQueryAndMemoryTests(SpinVmmFixture fixture) : IClassFixture<Spin
     [InlineData("", "")]
     public void HumanMonitorProblemsAreTextLikeQemus(string commandLine, string expected)
     {
-        Host.RequireKvm();
         using QmpTestClient client = fixture.Vmm.Connect();
         Assert.Equal(expected, Hmp(client, commandLine));
     }
 
-    [KvmFact]
+    [Fact]
     public void HumanMonitorRejectsAnUnknownCpu()
     {
-        Host.RequireKvm();
         using QmpTestClient client = fixture.Vmm.Connect();
         Assert.Equal("Parameter 'cpu-index' expects a CPU number",
             client.Error("human-monitor-command", new Dictionary<string, object> { ["command-line"] = "info registers", ["cpu-index"] = 1 }));

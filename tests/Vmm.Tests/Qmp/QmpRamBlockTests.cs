@@ -10,10 +10,9 @@ public class QmpRamBlockTests
     private const ulong ExtraBase = 0x4000000;
     private const ulong CounterPage = 0x6000;
 
-    [KvmFact]
+    [Fact]
     public void QueryRamBlocksListsEveryBlockWithItsGeometry()
     {
-        Host.RequireKvm();
         using MonitoredVmm vmm = StartWithExtraBlock();
         using QmpTestClient client = vmm.Connect();
 
@@ -28,10 +27,9 @@ public class QmpRamBlockTests
         Assert.True(extra.GetProperty("resizable").GetBoolean());
     }
 
-    [KvmFact]
+    [Fact]
     public void RamResizeGrowsAndShrinksTheUsedLengthWithinMax()
     {
-        Host.RequireKvm();
         using MonitoredVmm vmm = StartWithExtraBlock();
         using QmpTestClient client = vmm.Connect();
         string file = Path.Combine(vmm.Directory, "extra.bin");
@@ -50,7 +48,7 @@ public class QmpRamBlockTests
         Assert.Equal("running", client.Return("query-status").GetProperty("status").GetString());
     }
 
-    [KvmTheory]
+    [Theory]
     [InlineData("extra", 16ul << 20, "must be a non-zero multiple")]
     [InlineData("extra", 0ul, "must be a non-zero multiple")]
     [InlineData("extra", 4097ul, "must be a non-zero multiple")]
@@ -58,7 +56,6 @@ public class QmpRamBlockTests
     [InlineData("nosuch", 4096ul, "no RAM block named 'nosuch'")]
     public void RamResizeRefusesWhatCannotBe(string name, ulong size, string expected)
     {
-        Host.RequireKvm();
         using MonitoredVmm vmm = StartWithExtraBlock();
         using QmpTestClient client = vmm.Connect();
         string error = client.Error("ram-resize", new { name, size });
@@ -66,10 +63,9 @@ public class QmpRamBlockTests
         Assert.DoesNotContain("(Parameter", error);
     }
 
-    [KvmFact]
+    [Fact]
     public void RamDiscardLeavesTheRangeReadingZeros()
     {
-        Host.RequireKvm();
         using MonitoredVmm vmm = StartWithExtraBlock();
         using QmpTestClient client = vmm.Connect();
         QmpRunControlTests.WaitUntil(() => vmm.ReadCounter(client) > 1000, "the spin guest never started counting");
@@ -86,10 +82,9 @@ public class QmpRamBlockTests
         Assert.Contains("inside its used length", client.Error("ram-discard", new { name = "extra", offset = 4ul << 20, length = 4096 }));
     }
 
-    [KvmFact]
+    [Fact]
     public void RamRemapReplacesTheRangeWithFreshMemory()
     {
-        Host.RequireKvm();
         using MonitoredVmm vmm = StartWithExtraBlock();
         using QmpTestClient client = vmm.Connect();
         QmpRunControlTests.WaitUntil(() => vmm.ReadCounter(client) > 1000, "the spin guest never started counting");

@@ -9,10 +9,9 @@ public class QmpRunControlTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
-    [KvmFact]
+    [Fact]
     public void StopFreezesTheSpinCounterAndContResumesIt()
     {
-        Host.RequireKvm();
         using MonitoredVmm vmm = MonitoredVmm.Start("spin");
         using QmpTestClient client = vmm.Connect();
         WaitUntil(() => vmm.ReadCounter(client) > 1000, "the spin guest never started counting");
@@ -38,10 +37,9 @@ public class QmpRunControlTests
         WaitUntil(() => vmm.ReadCounter(client) > stopped + 1000, "the guest did not resume counting");
     }
 
-    [KvmFact]
+    [Fact]
     public void SystemResetRestartsTheSpinGuestFromItsFirstInstruction()
     {
-        Host.RequireKvm();
         using MonitoredVmm vmm = MonitoredVmm.Start("spin");
         using QmpTestClient client = vmm.Connect();
         WaitUntil(() => vmm.ReadCounter(client) > 100_000, "the spin guest never got far");
@@ -59,10 +57,9 @@ public class QmpRunControlTests
     /// The echo guest sits in `in al, dx` polling COM1, so it is nearly always paused with a port read that KVM
     /// completes on the next KVM_RUN; the reset must not be undone by that completion.
     /// </summary>
-    [KvmFact]
+    [Fact]
     public void SystemResetRestartsAGuestBusyWithPortIo()
     {
-        Host.RequireKvm();
         using MonitoredVmm vmm = MonitoredVmm.Start("echo");
         using QmpTestClient client = vmm.Connect();
         vmm.Process.WaitForStdout(s => s.Contains("echo: ready\r\n"), Timeout);
@@ -82,10 +79,9 @@ public class QmpRunControlTests
         vmm.Process.WaitForStdout(s => s.EndsWith("echo: ready\r\nping", StringComparison.Ordinal), Timeout);
     }
 
-    [KvmFact]
+    [Fact]
     public void QuitAnswersThenSendsShutdownThenEndsTheProcessWithZeroAndRemovesTheSocket()
     {
-        Host.RequireKvm();
         using MonitoredVmm vmm = MonitoredVmm.Start("spin");
         using QmpTestClient client = vmm.Connect();
 
@@ -106,10 +102,9 @@ public class QmpRunControlTests
         Assert.False(File.Exists(vmm.SocketPath), "the socket outlived the VMM");
     }
 
-    [KvmFact]
+    [Fact]
     public void GuestPowerOffSendsShutdownToEveryClientBeforeTheVmmExits()
     {
-        Host.RequireKvm();
         using MonitoredVmm vmm = MonitoredVmm.Start("echo");
         using QmpTestClient first = vmm.Connect();
         using QmpTestClient second = vmm.Connect();
@@ -129,10 +124,9 @@ public class QmpRunControlTests
         Assert.False(File.Exists(vmm.SocketPath), "the socket outlived the VMM");
     }
 
-    [KvmFact]
+    [Fact]
     public void TwoClientsAtOnceEachGetEveryEventOnlyOnceNegotiated()
     {
-        Host.RequireKvm();
         using MonitoredVmm vmm = MonitoredVmm.Start("spin");
         using QmpTestClient controller = vmm.Connect();
         using QmpTestClient watcher = vmm.Connect();

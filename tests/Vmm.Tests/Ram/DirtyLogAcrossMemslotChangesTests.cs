@@ -1,5 +1,5 @@
 using Vmm.Configuration;
-using Vmm.Kvm;
+using Vmm.Accelerator;
 using Vmm.Ram;
 using Vmm.Tests.Infrastructure;
 
@@ -33,15 +33,14 @@ public class DirtyLogAcrossMemslotChangesTests
         RemoveHoleInPcRam,
     }
 
-    [KvmTheory]
+    [Theory]
     [InlineData(RamBackend.Anonymous)]
     [InlineData(RamBackend.Shared)]
     [InlineData(RamBackend.Hugetlbfs)]
     public void NoWrittenPageIsLostWhenSlotsChangeUnderARunningGuest(RamBackend backend)
     {
-        Host.RequireKvm();
         using RamMachine m = RamMachine.Create("ram-top", backend, 16 * MiB, new RamBlockOption("extra", 16 * MiB, 8 * MiB, 16 * MiB, backend));
-        Memslots memslots = m.Machine.Memslots;
+        IGuestMemoryMap memslots = m.Machine.MemoryMap;
         RamBlock pcRam = m.PcRam;
         RamBlock extra = m.Block("extra");
         RamBlock[] blocks = [pcRam, extra];

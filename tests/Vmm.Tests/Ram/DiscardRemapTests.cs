@@ -23,13 +23,12 @@ public class DiscardRemapTests
     private const ulong RangeOffset = 4 * RamCollection.MiB;
     private const ulong RangeLength = 2 * RamCollection.MiB; // one huge page, 512 base pages
 
-    [KvmTheory]
+    [Theory]
     [InlineData(RamBackend.Anonymous)]
     [InlineData(RamBackend.Shared)]
     [InlineData(RamBackend.Hugetlbfs)]
     public void DiscardedRangeReadsZerosForHostAndGuestAndItsMemoryIsReleased(RamBackend backend)
     {
-        Host.RequireKvm();
         using RamMachine m = RamMachine.Create("dirty", backend, Memory);
         RamBlock block = m.PcRam;
         m.Machine.Start();
@@ -70,13 +69,12 @@ public class DiscardRemapTests
         AssertGuestSawZerosInRange(block, before);
     }
 
-    [KvmTheory]
+    [Theory]
     [InlineData(RamBackend.Anonymous)]
     [InlineData(RamBackend.Shared)]
     [InlineData(RamBackend.Hugetlbfs)]
     public unsafe void RemappedRangeIsFreshZerosAndLosesItsUserfaultfdRegistration(RamBackend backend)
     {
-        Host.RequireKvm();
         using RamMachine m = RamMachine.Create("dirty", backend, Memory);
         RamBlock block = m.PcRam;
         m.Machine.Start();

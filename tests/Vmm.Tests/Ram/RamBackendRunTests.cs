@@ -10,13 +10,12 @@ namespace Vmm.Tests.Ram;
 [Collection(RamCollection.Name)]
 public class RamBackendRunTests
 {
-    [KvmTheory]
+    [Theory]
     [InlineData("anonymous")]
     [InlineData("shared")]
     [InlineData("hugetlbfs")]
     public void MemtestPassesOver256MiBOnEveryBackend(string backend)
     {
-        Host.RequireKvm();
 
         // ~85 s of emulated rep stosd/scasd on this nested host; 400 s leaves room for a loaded machine.
         VmmResult result = VmmProcess.Run(["run", Repo.Guest("memtest"), "--memory", "256M", "--ram-backend", backend], TimeSpan.FromSeconds(400));
@@ -28,13 +27,12 @@ public class RamBackendRunTests
         Assert.Equal(string.Empty, result.Stderr);
     }
 
-    [KvmTheory]
+    [Theory]
     [InlineData("anonymous", null)]
     [InlineData("shared", 4)]
     [InlineData("hugetlbfs", 2048)]
     public void DirtyRunsOnEveryBackendAndTheBackendIsTheOneAskedFor(string backend, int? kernelPageKiB)
     {
-        Host.RequireKvm();
         using VmmProcess vmm = VmmProcess.Start("run", Repo.Guest("dirty"), "--memory", "32M", "--ram-backend", backend);
         string output = vmm.WaitForStdout(text => text.Count(c => c == 'B') >= 5, TimeSpan.FromSeconds(60));
 
@@ -54,10 +52,9 @@ public class RamBackendRunTests
         }
     }
 
-    [KvmFact]
+    [Fact]
     public void DirtyRunsWithItsRamInAFileOnAHugetlbfsMount()
     {
-        Host.RequireKvm();
         using HugetlbfsMount mount = HugetlbfsMount.Acquire();
         using (VmmProcess vmm = VmmProcess.Start("run", Repo.Guest("dirty"), "--memory", "32M", "--mem-path", mount.Path))
         {

@@ -1,6 +1,5 @@
 using Serilog;
 using Vmm.Configuration;
-using Vmm.Kvm;
 using Vmm.Loading;
 using Vmm.Machine;
 using Vmm.Ram;
@@ -15,8 +14,6 @@ namespace Vmm.Tests.Ram;
 internal sealed class RamMachine : IDisposable
 {
     public const ulong Page = DirtyBitmap.PageSize;
-
-    private static readonly Lazy<KvmSystem> Kvm = new(() => KvmSystem.Open());
 
     private RamMachine(VirtualMachine machine, CapturingSerialSink serial)
     {
@@ -34,7 +31,7 @@ internal sealed class RamMachine : IDisposable
     {
         var serial = new CapturingSerialSink();
         var machine = VirtualMachine.Create(
-            Kvm.Value,
+            TestAccelerator.Shared,
             new MachineConfig { MemorySize = memory, RamBackend = backend, RamBlocks = extraBlocks },
             serial,
             new LoggerConfiguration().MinimumLevel.Warning().WriteTo.Console(standardErrorFromLevel: Serilog.Events.LogEventLevel.Verbose).CreateLogger(),

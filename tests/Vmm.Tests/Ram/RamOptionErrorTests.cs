@@ -10,7 +10,7 @@ namespace Vmm.Tests.Ram;
 [Collection(RamCollection.Name)]
 public class RamOptionErrorTests
 {
-    [KvmTheory]
+    [Theory]
     [InlineData("name= is required", "--ram-block", "gpa=0x2000000,size=4M")]
     [InlineData("name= is required", "--ram-block", "name=,gpa=0x2000000,size=4M")]
     [InlineData("gpa 0x800000 overlaps pc.ram [0, 0x1000000)", "--ram-block", "name=low,gpa=0x800000,size=4M")]
@@ -28,7 +28,6 @@ public class RamOptionErrorTests
     [InlineData("memory: 15M is not a multiple of the 2 MiB huge page size", "--ram-backend", "hugetlbfs", "--memory", "15M")]
     public void BadRamOptionsAreOneLineAndStatusTwo(string expected, params string[] options)
     {
-        Host.RequireKvm();
         VmmResult result = VmmProcess.Run(["run", Repo.Guest("hello"), .. options], TimeSpan.FromSeconds(60));
 
         AssertOneErrorLine(result, expected);
@@ -36,10 +35,9 @@ public class RamOptionErrorTests
         Assert.Equal(string.Empty, result.Stdout);
     }
 
-    [KvmFact]
+    [Fact]
     public void TooFewHugePagesForPcRamNamesTheNeedAndTheKnob()
     {
-        Host.RequireKvm();
         const ulong pages = 1536; // 3 GiB in 2 MiB pages: more than `make setup` reserves (600)
         Skip.If(HugePages.AvailablePages >= pages, $"{HugePages.AvailablePages} huge pages are free here; this test needs fewer than {pages}");
 
@@ -53,10 +51,9 @@ public class RamOptionErrorTests
         Assert.Equal(string.Empty, result.Stdout);
     }
 
-    [KvmFact]
+    [Fact]
     public void TooFewHugePagesForAnExtraBlockNamesThatBlock()
     {
-        Host.RequireKvm();
 
         // 512 GiB of huge pages: no test host has those free.
         VmmResult result = VmmProcess.Run(
@@ -68,10 +65,9 @@ public class RamOptionErrorTests
         Assert.Equal(string.Empty, result.Stdout);
     }
 
-    [KvmFact]
+    [Fact]
     public void MemPathThatIsNotHugetlbfsIsAHostErrorWithTheMountCommand()
     {
-        Host.RequireKvm();
         string directory = Directory.CreateTempSubdirectory("vmm-not-hugetlbfs-").FullName;
         try
         {
@@ -92,12 +88,11 @@ public class RamOptionErrorTests
     /// --mem-path makes hugetlbfs the default backend, but a block may still name another one: that must either work
     /// (the mem-path only applies to hugetlbfs blocks) or be refused in one line — never an unhandled exception.
     /// </summary>
-    [KvmTheory]
+    [Theory]
     [InlineData("shared")]
     [InlineData("anonymous")]
     public void MemPathWithANonHugetlbfsExtraBlockRunsOrIsRefusedCleanly(string blockBackend)
     {
-        Host.RequireKvm();
         using HugetlbfsMount mount = HugetlbfsMount.Acquire();
         VmmResult result = VmmProcess.Run(
             ["run", Repo.Guest("hello"), "--mem-path", mount.Path, "--ram-block", $"name=x,gpa=0x2000000,size=4M,backend={blockBackend}"],

@@ -18,13 +18,12 @@ public class ResizeGuestTests
     private const string Banner = "ram-top\r\n";
     private const uint BeyondMarker = 0x0BAD_C0DE;
 
-    [KvmTheory]
+    [Theory]
     [InlineData(RamBackend.Anonymous)]
     [InlineData(RamBackend.Shared)]
     [InlineData(RamBackend.Hugetlbfs)]
     public void GuestSeesAResizableBlockGrowAcrossAResetAndShrinkWhileRunning(RamBackend backend)
     {
-        Host.RequireKvm();
 
         // pc.ram [0, 16M) and right after it a resizable block [16M, 16M + 8M), room for 16M.
         using RamMachine m = RamMachine.Create("ram-top", backend, 16 * MiB, new RamBlockOption("extra", 16 * MiB, 8 * MiB, 16 * MiB, backend));
@@ -66,10 +65,9 @@ public class ResizeGuestTests
         Assert.False(m.Machine.Exited.IsCompleted);
     }
 
-    [KvmFact]
+    [Fact]
     public void GuestSeesAnMmioHoleAsTheTopOfRamUntilItIsRemoved()
     {
-        Host.RequireKvm();
         using RamMachine m = RamMachine.Create("ram-top", RamBackend.Anonymous, 16 * MiB, new RamBlockOption("extra", 16 * MiB, 8 * MiB, 16 * MiB, RamBackend.Anonymous));
         m.Machine.Start();
         WaitForTopLines(m, 0, 24, 2);

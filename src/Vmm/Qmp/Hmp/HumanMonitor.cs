@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text;
 using Vmm.Diagnostics;
-using Vmm.Linux.Kvm;
 using Vmm.Machine;
 
 namespace Vmm.Qmp.Hmp;
@@ -84,9 +83,8 @@ public sealed class HumanMonitor(VirtualMachine machine, VcpuRunner cpu)
 
     private string Registers()
     {
-        (KvmRegs regs, KvmSregs sregs) = GuestMemoryView.Registers(machine, cpu);
         var report = new StringBuilder();
-        CrashReporter.AppendRegisters(report, regs, sregs);
+        CrashReporter.AppendRegisters(report, GuestMemoryView.Registers(machine, cpu));
         return string.Concat(report.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Trim() + "\r\n"));
     }
 

@@ -1,6 +1,6 @@
 using Vmm.Linux;
 
-namespace Vmm.Machine;
+namespace Vmm.Kvm;
 
 /// <summary>
 /// How a vCPU thread is forced out of KVM_RUN. The kick signal is SIGUSR2: the .NET runtime reserves SIGRTMIN for

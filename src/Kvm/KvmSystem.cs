@@ -1,5 +1,6 @@
 using Vmm.Linux;
 using Vmm.Linux.Kvm;
+using Vmm.Ram;
 
 namespace Vmm.Kvm;
 
@@ -21,11 +22,13 @@ public sealed class KvmSystem : IDisposable
     ];
 
     private readonly FileDescriptor fd;
+    private readonly Lazy<byte[]> supportedCpuid;
 
     private KvmSystem(FileDescriptor fd, int vcpuMmapSize)
     {
         this.fd = fd;
         VcpuMmapSize = vcpuMmapSize;
+        supportedCpuid = new Lazy<byte[]>(ReadSupportedCpuid);
     }
 
     /// <summary>The size of each vCPU's kvm_run mapping.</summary>
@@ -45,6 +48,10 @@ public sealed class KvmSystem : IDisposable
         catch (LinuxException e) when (e.Errno is Errno.EACCES or Errno.EPERM)
         {
             throw new KvmUnavailableException($"permission denied opening {path}: run as root or add your user to the 'kvm' group");
+        }
+        catch (LinuxException e)
+        {
+            throw new KvmUnavailableException($"{path} cannot be opened: {e.Message}");
         }
 
         int version = Ioctl.Invoke(fd.Value, KvmIoctls.GetApiVersion, 0);
@@ -70,14 +77,24 @@ public sealed class KvmSystem : IDisposable
     /// <summary>KVM_CHECK_EXTENSION: 0 when absent, otherwise a capability-specific positive value.</summary>
     public int CheckExtension(KvmCapability capability) => Math.Max(0, Ioctl.Invoke(fd.Value, KvmIoctls.CheckExtension, (nint)capability));
 
+    /// <summary>A bare VM: no memory, no vCPUs (the exit-cost benchmark's thin loop, probes, scratch vCPUs).</summary>
     public KvmVm CreateVm()
     {
         int vmFd = Ioctl.Checked(fd, KvmIoctls.CreateVm, 0, "KVM_CREATE_VM");
-        return new KvmVm(this, new FileDescriptor(vmFd));
+        return new KvmVm(this, new FileDescriptor(vmFd), null);
     }
 
-    /// <summary>KVM_GET_SUPPORTED_CPUID: the CPUID leaves this host can present to a guest.</summary>
-    public unsafe byte[] GetSupportedCpuid()
+    /// <summary>A VM whose memslots mirror the blocks of <paramref name="ram"/>.</summary>
+    public KvmVm CreateVm(RamBlockRegistry ram)
+    {
+        int vmFd = Ioctl.Checked(fd, KvmIoctls.CreateVm, 0, "KVM_CREATE_VM");
+        return new KvmVm(this, new FileDescriptor(vmFd), ram);
+    }
+
+    /// <summary>KVM_GET_SUPPORTED_CPUID: the CPUID leaves this host can present to a guest (read once).</summary>
+    public byte[] GetSupportedCpuid() => supportedCpuid.Value;
+
+    private unsafe byte[] ReadSupportedCpuid()
     {
         const int MaxEntries = 256;
         int size = sizeof(KvmCpuid2Header) + (MaxEntries * sizeof(KvmCpuidEntry2));

@@ -1,21 +1,23 @@
+using Vmm.Accelerator;
 using Vmm.Ram;
 
 namespace Vmm.Kvm;
 
 /// <summary>
-/// Mirrors RAM blocks into KVM memslots: each block is covered by one slot per contiguous range of its used
-/// length that is not an MMIO hole. Owns dirty logging: KVM logs per slot, this class folds the logs into each
-/// block's <see cref="RamBlock.DirtyBitmap"/>, including the log of a slot about to be deleted, so no dirty bit is lost
-/// when a block's slots change. KVM has no atomic multi-slot update (seeds/004): callers park the vCPUs around
+/// KVM's <see cref="IGuestMemoryMap"/>: mirrors RAM blocks into KVM memslots, each block covered by one slot per
+/// contiguous range of its used length that is not an MMIO hole (<see cref="RamHoles"/>). Owns dirty logging: KVM
+/// logs per slot, this class folds the logs into each block's <see cref="RamBlock.DirtyBitmap"/>, including the log
+/// of a slot about to be deleted, so no dirty bit is lost when a block's slots change. KVM has no atomic multi-slot update (seeds/004): callers park the vCPUs around
 /// <see cref="Refresh"/>, <see cref="AddHole"/> and <see cref="RemoveHole"/> so the guest never sees a half-applied layout.
 /// </summary>
-public sealed class Memslots : IDisposable
+public sealed class Memslots : IGuestMemoryMap, IDisposable
 {
     private const ulong LogPageSize = DirtyBitmap.PageSize;
 
     private readonly KvmVm vm;
     private readonly RamBlockRegistry registry;
     private readonly Dictionary<RamBlock, BlockSlots> blocks = [];
+    private readonly RamHoles holes = new();
     private readonly Stack<uint> freeSlotIds = new();
     private readonly object gate = new();
     private uint nextSlotId;
@@ -67,21 +69,10 @@ public sealed class Memslots : IDisposable
     /// <summary>Takes [offset, offset+length) of a block out of the guest's RAM (it becomes MMIO). vCPUs must be parked.</summary>
     public void AddHole(RamBlock block, ulong offset, ulong length)
     {
-        if (length == 0 || offset % LogPageSize != 0 || length % LogPageSize != 0 || offset + length > block.MaxLength)
-        {
-            throw new ArgumentException($"hole [0x{offset:x}, +0x{length:x}) must be page-aligned and inside block '{block.Name}'");
-        }
-
         lock (gate)
         {
-            BlockSlots slots = blocks[block];
-            if (slots.Holes.Any(h => offset < h.Offset + h.Length && h.Offset < offset + length))
-            {
-                throw new ArgumentException($"hole [0x{offset:x}, +0x{length:x}) overlaps an existing hole in block '{block.Name}'");
-            }
-
-            slots.Holes.Add((offset, length));
-            Rebuild(slots);
+            holes.Add(block, offset, length);
+            Rebuild(blocks[block]);
         }
     }
 
@@ -90,14 +81,14 @@ public sealed class Memslots : IDisposable
     {
         lock (gate)
         {
-            BlockSlots slots = blocks[block];
-            if (slots.Holes.RemoveAll(h => h.Offset == offset) == 0)
-            {
-                throw new ArgumentException($"block '{block.Name}' has no hole at offset 0x{offset:x}");
-            }
-
-            Rebuild(slots);
+            holes.Remove(block, offset);
+            Rebuild(blocks[block]);
         }
+    }
+
+    /// <summary>KVM reads guest memory through the host mapping on every access: nothing is cached to forget.</summary>
+    public void ContentChanged(RamBlock block, ulong offset, ulong length)
+    {
     }
 
     /// <summary>Turns on dirty logging for every slot; block bitmaps start clean.</summary>
@@ -171,6 +162,7 @@ public sealed class Memslots : IDisposable
     {
         lock (gate)
         {
+            holes.Forget(block);
             if (blocks.Remove(block, out BlockSlots? slots))
             {
                 foreach (Slot slot in slots.Slots)
@@ -195,25 +187,9 @@ public sealed class Memslots : IDisposable
         }
 
         slots.Slots.Clear();
-        ulong used = slots.Block.UsedLength;
-        ulong cursor = 0;
-        foreach ((ulong holeOffset, ulong holeLength) in slots.Holes.OrderBy(h => h.Offset))
+        foreach ((ulong offset, ulong length) in holes.MappedRanges(slots.Block))
         {
-            if (holeOffset > cursor)
-            {
-                AddSlot(slots, cursor, Math.Min(holeOffset, used) - cursor);
-            }
-
-            cursor = Math.Max(cursor, holeOffset + holeLength);
-            if (cursor >= used)
-            {
-                break;
-            }
-        }
-
-        if (cursor < used)
-        {
-            AddSlot(slots, cursor, used - cursor);
+            AddSlot(slots, offset, length);
         }
     }
 
@@ -280,7 +256,5 @@ public sealed class Memslots : IDisposable
         public RamBlock Block { get; } = block;
 
         public List<Slot> Slots { get; } = [];
-
-        public List<(ulong Offset, ulong Length)> Holes { get; } = [];
     }
 }

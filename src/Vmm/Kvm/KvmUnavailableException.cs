@@ -1,4 +1,0 @@
-namespace Vmm.Kvm;
-
-/// <summary>The host cannot run guests: no /dev/kvm, no permission, wrong API or a missing capability.</summary>
-public sealed class KvmUnavailableException(string message) : Exception(message);
