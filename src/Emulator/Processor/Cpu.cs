@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Vmm.Accelerator;
 using Vmm.Accelerator.State;
+using Vmm.Emulator.Decoding;
 using Vmm.Emulator.Memory;
 
 namespace Vmm.Emulator.Processor;
@@ -57,6 +58,7 @@ public sealed unsafe partial class Cpu : IDisposable
         SegBase = (uint*)NativeMemory.AllocZeroed(8, sizeof(uint));
         ReadLimit = (long*)NativeMemory.AllocZeroed(8, sizeof(long));
         WriteLimit = (long*)NativeMemory.AllocZeroed(8, sizeof(long));
+        decoder = new BlockDecoder(this);
         for (int i = 0; i < SegmentIndex.Count; i++)
         {
             LoadSegmentCache(i, Segment.RealMode(0, code: i == SegmentIndex.Cs));

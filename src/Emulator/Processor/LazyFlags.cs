@@ -26,7 +26,7 @@ public static class LazyFlags
 
     /// <summary>The kind of operation without its width (the 8-bit member of its triple).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static FlagOp KindOf(FlagOp op) => op - ((int)(op - FlagOp.Mul8) % 3);
+    public static FlagOp KindOf(FlagOp op) => (FlagOp)((int)op - ((int)(op - FlagOp.Mul8) % 3));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint Parity(uint value) => (BitOperations.PopCount(value & 0xFF) & 1) == 0 ? PF : 0;

@@ -1,6 +1,7 @@
 using Serilog;
 using Vmm.Accelerator;
 using Vmm.Configuration;
+using Vmm.Emulator;
 using Vmm.Kvm;
 
 namespace Vmm.Machine;
@@ -25,12 +26,36 @@ public static class AcceleratorSelection
                 return new SelectedAccelerator(KvmAccelerator.Open(), KvmPresent: true);
 
             case AcceleratorChoice.Emulator:
-                throw new AcceleratorUnavailableException("the software CPU is not built yet");
+                return new SelectedAccelerator(new EmulatorAccelerator(), KvmPresent: ProbeKvm() is null);
 
             default:
-                KvmAccelerator kvm = KvmAccelerator.Open();
+                KvmAccelerator kvm;
+                try
+                {
+                    kvm = KvmAccelerator.Open();
+                }
+                catch (KvmUnavailableException e)
+                {
+                    log.Information("accelerator: emulator (software CPU; KVM unavailable: {Reason})", e.Message);
+                    return new SelectedAccelerator(new EmulatorAccelerator(), KvmPresent: false);
+                }
+
                 log.Information("accelerator: kvm ({Path} works)", KvmSystem.DevicePath);
                 return new SelectedAccelerator(kvm, KvmPresent: true);
+        }
+    }
+
+    /// <summary>Null when KVM would work here, else why not.</summary>
+    public static string? ProbeKvm()
+    {
+        try
+        {
+            KvmAccelerator.Open().Dispose();
+            return null;
+        }
+        catch (KvmUnavailableException e)
+        {
+            return e.Message;
         }
     }
 }

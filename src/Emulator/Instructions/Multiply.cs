@@ -1,0 +1,13 @@
+using Iced.Intel;
+using Vmm.Emulator.Decoding;
+using Vmm.Emulator.Processor;
+
+namespace Vmm.Emulator.Instructions;
+
+/// <summary>TODO: not written yet.</summary>
+internal static unsafe class Multiply
+{
+    public static void Register(BinderTable table)
+    {
+    }
+}

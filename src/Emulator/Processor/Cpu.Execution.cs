@@ -1,0 +1,149 @@
+using System.Runtime.CompilerServices;
+using Vmm.Emulator.Decoding;
+
+namespace Vmm.Emulator.Processor;
+
+/// <summary>Why <see cref="Cpu.Run"/> returned.</summary>
+public enum CpuStop
+{
+    /// <summary><see cref="Cpu.Kick"/> was called (or had been, before the run).</summary>
+    Kicked,
+
+    /// <summary>HLT: EIP is past it.</summary>
+    Halted,
+
+    /// <summary>One instruction was executed (single-step).</summary>
+    Stepped,
+
+    /// <summary>Triple fault.</summary>
+    ShutDown,
+
+    /// <summary>Execution reached an address with no RAM (<see cref="Cpu.FailureDetail"/>).</summary>
+    Failed,
+}
+
+/// <summary>
+/// The execution loop: look up the decoded block at CS:EIP (decoding it on a miss), run its instructions through
+/// their function pointers, and between blocks check for a kick. An instruction that branches or must end the block
+/// (I/O, a mode change, a write to code) says so in <see cref="Stop"/>; an exception unwinds to here, where it is
+/// delivered with EIP at the faulting instruction.
+/// </summary>
+public sealed unsafe partial class Cpu
+{
+    private int kickRequested;
+
+    /// <summary>What went wrong when <see cref="Run"/> returned <see cref="CpuStop.Failed"/>.</summary>
+    public string? FailureDetail { get; private set; }
+
+    /// <summary>Instructions decoded since the CPU was created (a measure of how well the block cache does).</summary>
+    public long DecodedInstructions => decoder.Decoded;
+
+    private readonly BlockDecoder decoder;
+
+    /// <summary>Any thread: makes <see cref="Run"/> return <see cref="CpuStop.Kicked"/> at the next block boundary.</summary>
+    public void Kick() => Volatile.Write(ref kickRequested, 1);
+
+    public void AcknowledgeKick() => Volatile.Write(ref kickRequested, 0);
+
+    /// <summary>The effective address of the memory operand (offset in its segment).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public uint Address(ref DecodedInstruction d) =>
+        (Regs[d.Base] + (Regs[d.Index] << d.Scale) + d.Disp) & d.AddressMask;
+
+    /// <summary>Runs until a kick, HLT, a triple fault or (with <paramref name="singleStep"/>) one instruction.</summary>
+    public CpuStop Run(bool singleStep)
+    {
+        if (ShutDown)
+        {
+            return CpuStop.ShutDown;
+        }
+
+        Halted = false;
+        while (true)
+        {
+            if (Volatile.Read(ref kickRequested) != 0)
+            {
+                return CpuStop.Kicked;
+            }
+
+            bool code32 = Segments[SegmentIndex.Cs].DefaultBig;
+            uint csBase = SegBase[SegmentIndex.Cs];
+            uint linear = csBase + Eip;
+            Block? block = memory.Code.Lookup(linear);
+            if (block is null || !block.Valid || block.CsBase != csBase || block.Code32 != code32)
+            {
+                block = decoder.Decode(linear, csBase, Eip, code32);
+                if (block is null)
+                {
+                    FailureDetail = $"instruction fetch from 0x{linear:x8}, which is not RAM";
+                    return CpuStop.Failed;
+                }
+            }
+
+            ExecuteBlock(block, singleStep ? 1 : block.Instructions.Length);
+            if (Halted)
+            {
+                return CpuStop.Halted;
+            }
+
+            if (ShutDown)
+            {
+                return CpuStop.ShutDown;
+            }
+
+            if (singleStep)
+            {
+                return CpuStop.Stepped;
+            }
+        }
+    }
+
+    private void ExecuteBlock(Block block, int count)
+    {
+        DecodedInstruction[] instructions = block.Instructions;
+        byte shadowAtEntry = InterruptShadow;
+        int i = 0;
+        try
+        {
+            for (; i < count; i++)
+            {
+                ref DecodedInstruction d = ref instructions[i];
+                d.Execute(this, ref d);
+                if (Stop != 0)
+                {
+                    if ((Stop & StopJumped) == 0)
+                    {
+                        Eip = d.NextIp;
+                    }
+
+                    Stop = 0;
+                    break;
+                }
+            }
+
+            if (i == count)
+            {
+                Eip = instructions[count - 1].NextIp;
+            }
+        }
+        catch (CpuException exception)
+        {
+            // A fault: EIP points at the instruction, so that the handler may return to retry it.
+            Stop = 0;
+            Eip = instructions[i].Ip;
+            DeliverException(exception);
+            Stop = 0;
+        }
+
+        if (shadowAtEntry != 0 && InterruptShadow == shadowAtEntry)
+        {
+            InterruptShadow = 0;
+        }
+    }
+
+    /// <summary>Drops every cached translation of guest memory (decoded code, mapped pages): the state or the memory was replaced.</summary>
+    public void FlushCaches() => memory.ForgetAll();
+
+    /// <summary>CR0 changed: PE switches how segments are checked.</summary>
+    public void OnModeChanged() => RefreshAllSegmentLimits();
+}
