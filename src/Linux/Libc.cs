@@ -32,6 +32,15 @@ public static partial class Libc
         }
     }
 
+    /// <summary>Copies <paramref name="source"/> to guest memory at <paramref name="destination"/> in libc.</summary>
+    public static unsafe void CopyFrom(ReadOnlySpan<byte> source, nint destination)
+    {
+        fixed (byte* pointer = source)
+        {
+            Copy(destination, (nint)pointer, (ulong)source.Length);
+        }
+    }
+
     /// <summary>Reads one byte at <paramref name="address"/> in libc: makes a page resident (or waits for it) safely.</summary>
     public static unsafe byte Touch(nint address)
     {

@@ -209,6 +209,13 @@ public sealed unsafe class RamBlock : IDisposable
         Libc.CopyTo(HostAddress + (nint)offset, destination);
     }
 
+    /// <summary>Writes <paramref name="source"/> at <paramref name="offset"/> through libc, for the same reason as <see cref="ReadSafely"/>.</summary>
+    public void WriteSafely(ulong offset, ReadOnlySpan<byte> source)
+    {
+        CheckSpan(offset, source.Length);
+        Libc.CopyFrom(source, HostAddress + (nint)offset);
+    }
+
     /// <summary>
     /// Makes the page at <paramref name="offset"/> resident before managed code reads it, by reading one byte through
     /// libc: a missing page under postcopy is then waited for where the runtime can still collect (the software CPU

@@ -24,7 +24,7 @@ public class NasmBootSectorTests
         }
     }
 
-    private static string Assemble(string name)
+    internal static string Assemble(string name)
     {
         string source = Repo.Fixture("nasm", name + ".asm");
         string output = Path.Combine(Path.GetTempPath(), $"vmm-nasm-{name}-{Guid.NewGuid():N}.bin");

@@ -30,6 +30,8 @@ public enum CpuStop
 /// </summary>
 public sealed unsafe partial class Cpu
 {
+    private const uint PagingEnabled = 1u << 31;
+
     private int kickRequested;
 
     /// <summary>What went wrong when <see cref="Run"/> returned <see cref="CpuStop.Failed"/>.</summary>
@@ -89,6 +91,13 @@ public sealed unsafe partial class Cpu
             if (ShutDown)
             {
                 return CpuStop.ShutDown;
+            }
+
+            if ((Cr0 & PagingEnabled) != 0)
+            {
+                // MOV CR0 ends its block, so nothing has run with paging on: stop here, as the vCPU would on entry.
+                FailureDetail = "the guest enabled paging (CR0.PG), which the software CPU does not implement";
+                return CpuStop.Failed;
             }
 
             if (singleStep)

@@ -46,6 +46,7 @@ public sealed unsafe partial class Cpu : IDisposable
     private readonly nint* readPages;
     private readonly nint* writePages;
     private readonly byte* dirtyMap;
+    private bool disposed;
 
     public Cpu(GuestPhysicalMemory memory, IVcpuIo io)
     {
@@ -180,6 +181,13 @@ public sealed unsafe partial class Cpu : IDisposable
 
     public void Dispose()
     {
+        // The machine disposes its vCPUs and the VM disposes them again: free once.
+        if (disposed)
+        {
+            return;
+        }
+
+        disposed = true;
         NativeMemory.Free(Regs);
         NativeMemory.Free(SegBase);
         NativeMemory.Free(ReadLimit);

@@ -4,8 +4,8 @@ namespace Vmm.Machine;
 
 /// <summary>
 /// Guest-physical reads and writes through the RAM block registry, for the loader, diagnostics and the monitor.
-/// Addresses outside every block are simply not there: reads stop short and report how much they got. Reads copy
-/// through libc (<see cref="RamBlock.ReadSafely"/>), so a monitor dump on a postcopy destination waits for missing
+/// Addresses outside every block are simply not there: reads stop short and report how much they got. Reads and
+/// writes copy through libc (<see cref="RamBlock.ReadSafely"/>), so a monitor dump on a postcopy destination waits for missing
 /// pages without stalling the garbage collector.
 /// </summary>
 public sealed class GuestMemory(RamBlockRegistry registry)
@@ -45,7 +45,7 @@ public sealed class GuestMemory(RamBlockRegistry registry)
                 ?? throw new ArgumentOutOfRangeException(nameof(guestAddress), $"guest address 0x{address:x} is not backed by RAM");
             ulong offset = address - block.GuestBase;
             int chunk = (int)Math.Min((ulong)(source.Length - done), block.UsedLength - offset);
-            source.Slice(done, chunk).CopyTo(block.GetSpan(offset, chunk));
+            block.WriteSafely(offset, source.Slice(done, chunk));
             done += chunk;
         }
     }

@@ -12,9 +12,9 @@ public enum AddressingMode
     /// <summary>[bp+di+disp16], SS = data segment (BP-based addresses default to SS).</summary>
     BpDiDisp16,
 
-    /// <summary>[ebx] with a 32-bit address (0x67 prefix), DS = 0: needs unreal mode.</summary>
+    /// <summary>[ebx] with a 32-bit address (0x67 prefix), DS = data segment, EBX = the offset (upper half 0).</summary>
     Ebx32,
 
-    /// <summary>[ebx+esi*4+disp32], DS = 0, the parts adding up (mod 2^32) to the data area.</summary>
+    /// <summary>[ebx+esi*4+disp32], DS = data segment, the parts large but adding up (mod 2^32) to a small offset.</summary>
     EbxEsiScaled32,
 }

@@ -50,6 +50,65 @@ public sealed class CaseFactory(int seed)
     /// <summary>A random value of <paramref name="width"/> bits.</summary>
     public uint NextValue(int width) => NextUInt() & OperandWidth.Mask(width);
 
+    /// <summary>A builder for one case, starting from <see cref="NextState"/>.</summary>
+    public CaseBuilder Begin() => new(this);
+
+    /// <summary>
+    /// Operand values for <paramref name="width"/> bits: every edge value, then <paramref name="randomCount"/> random
+    /// ones (half of them with few bits set or clear, which random words rarely have).
+    /// </summary>
+    public IEnumerable<uint> Values(int width, int randomCount)
+    {
+        foreach (var edge in EdgeValues.For(width))
+        {
+            yield return edge;
+        }
+
+        for (var i = 0; i < randomCount; i++)
+        {
+            yield return Interesting(width);
+        }
+    }
+
+    /// <summary>
+    /// Operand pairs for <paramref name="width"/> bits: every pair of edge values, then <paramref name="randomCount"/>
+    /// pairs of random values, then as many pairs of one edge and one random value.
+    /// </summary>
+    public IEnumerable<(uint A, uint B)> Pairs(int width, int randomCount)
+    {
+        var edges = EdgeValues.For(width);
+        foreach (var a in edges)
+        {
+            foreach (var b in edges)
+            {
+                yield return (a, b);
+            }
+        }
+
+        for (var i = 0; i < randomCount; i++)
+        {
+            yield return (Interesting(width), Interesting(width));
+        }
+
+        for (var i = 0; i < randomCount; i++)
+        {
+            yield return NextBool() ? (Pick(edges), Interesting(width)) : (Interesting(width), Pick(edges));
+        }
+    }
+
+    /// <summary>A random value, or one time in four a sparse one (one or two bits set, or clear).</summary>
+    public uint Interesting(int width)
+    {
+        var mask = OperandWidth.Mask(width);
+        var value = Next(4) switch
+        {
+            0 => (1u << Next(width)) | (1u << Next(width)),
+            1 => ~((1u << Next(width)) | (1u << Next(width))),
+            _ => NextUInt(),
+        };
+        return value & mask;
+    }
+
     public static TestCase Case(string form, CaseState state, params Instruction[] instructions) =>
         new(form, Code16.Encode(instructions), StubKind.Plain, state);
 
@@ -88,17 +147,15 @@ public sealed class CaseFactory(int seed)
                 return new MemoryOperand(Register.BP, Register.DI, 1, disp, 2);
             }
             case AddressingMode.Ebx32:
-                // Flat: DS = 0 and a 32-bit address above 64 KiB, reachable only in unreal mode.
-                state.Ds = 0;
-                state[Gpr.Ebx] = MemoryMap.DataLinear + (uint)offset;
+                state[Gpr.Ebx] = (uint)offset;
                 return new MemoryOperand(Register.EBX);
             case AddressingMode.EbxEsiScaled32:
             {
-                state.Ds = 0;
+                // Large parts whose 32-bit sum wraps to the offset: the effective address must be computed mod 2^32.
                 var disp = (int)(NextUInt() & 0x0FFF_FFFF) - 0x0800_0000;
                 var esi = NextUInt() & 0x00FF_FFFF;
                 state[Gpr.Esi] = esi;
-                state[Gpr.Ebx] = (uint)(MemoryMap.DataLinear + offset - disp - esi * 4);
+                state[Gpr.Ebx] = (uint)(offset - disp - esi * 4);
                 return new MemoryOperand(Register.EBX, Register.ESI, 4, disp, 4);
             }
             default:

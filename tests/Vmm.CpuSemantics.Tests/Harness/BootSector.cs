@@ -1,4 +1,3 @@
-using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
 
 namespace Vmm.CpuSemantics.Tests.Harness;
@@ -24,10 +23,9 @@ public static class BootSector
         var (code, _) = ImageAssembler.Build(MemoryMap.LoadAddress, image =>
         {
             var a = image.Asm;
+            // SeaBIOS and vmm both enter at 0000:7C00, so the code needs no far jump to normalise CS (one instruction
+            // fewer that a young CPU must get right before any case runs).
             a.cli();
-            // Normalise CS:IP to 0000:7Cxx whatever the loader used (07C0:0000 is also common).
-            a.AddInstruction(Instruction.CreateBranch(Code.Jmp_ptr1616, 0, image.Addr("boot.main")));
-            image.Bind("boot.main");
             a.xor(ax, ax);
             a.mov(ds, ax);
             a.mov(es, ax);

@@ -30,7 +30,11 @@ public static class MemoryMap
     /// <summary>The result slot the harness fills after each case and sends on COM1 (see <see cref="ResultLayout"/>).</summary>
     public const ushort ResultSlot = 0x0F00;
 
-    /// <summary>The compared data area: linear 0x90000, reached as 9000:0000 with 16-bit addresses or 0:00090000 with 32-bit ones (unreal mode).</summary>
+    /// <summary>
+    /// The compared data area: linear 0x90000 = 9000:0000, free memory under SeaBIOS (below its EBDA) and under vmm.
+    /// Cases reach it with small offsets only, 16-bit or 32-bit addressing alike: real-mode segment limits (which
+    /// QEMU's TCG does not check) are never put to the test.
+    /// </summary>
     public const uint DataLinear = 0x0009_0000;
 
     /// <summary>The real-mode segment whose base is <see cref="DataLinear"/>.</summary>

@@ -19,6 +19,15 @@ public static class MismatchReport
         text.AppendLine("Mismatches by form: " + string.Join(", ", mismatches
             .GroupBy(m => m.Case.Form)
             .Select(g => $"{g.Key} ×{g.Count()}")));
+        text.AppendLine("Differing fields: " + string.Join(", ", mismatches
+            .SelectMany(m => m.Fields)
+            .GroupBy(f => f)
+            .Select(g => $"{g.Key} ×{g.Count()}")));
+        var undefinedOnly = mismatches.Count(OnlyUndefinedFlags);
+        if (undefinedOnly > 0)
+        {
+            text.AppendLine($"{undefinedOnly} of them differ only in flags the SDM leaves undefined there (QEMU's value is still the rule for vmm's CPU).");
+        }
         foreach (var mismatch in mismatches.Take(ShownLimit))
         {
             text.AppendLine();
@@ -27,6 +36,11 @@ public static class MismatchReport
 
         return text.ToString();
     }
+
+    /// <summary>Whether a mismatch is in EFLAGS alone, and only in flags undefined for the case's code.</summary>
+    public static bool OnlyUndefinedFlags(CaseMismatch mismatch) =>
+        mismatch.Fields.Count == 1 && mismatch.Fields[0] == "EFLAGS"
+        && ((mismatch.Qemu.Eflags ^ mismatch.Vmm.Eflags) & CaseComparison.ComparedFlags & ~mismatch.Case.UndefinedFlags) == 0;
 
     public static void AppendCase(StringBuilder text, CaseMismatch mismatch)
     {
@@ -45,7 +59,7 @@ public static class MismatchReport
         }
 
         text.AppendLine($"   {"EFLAGS",-10} {initial.Eflags:X8}   {qemu.Eflags:X8}   {vmm.Eflags:X8}{Marker(differing.Contains("EFLAGS"))}"
-            + (differing.Contains("EFLAGS") ? $" differ: {EFlags.Names(qemu.Eflags ^ vmm.Eflags)}" : ""));
+            + (differing.Contains("EFLAGS") ? $" differ: {FlagDifference(mismatch)}" : ""));
         text.AppendLine($"   {"  set",-10} [{EFlags.Describe(initial.Eflags)}]  QEMU [{EFlags.Describe(qemu.Eflags)}]  vmm [{EFlags.Describe(vmm.Eflags)}]");
         text.AppendLine($"   {"exception",-10} {"-",-10} {ExceptionNames.Describe(qemu.Exception),-10} {ExceptionNames.Describe(vmm.Exception),-10}{Marker(differing.Contains("exception"))}");
         if (mismatch.Case.Kind == StubKind.Branch)
@@ -54,6 +68,16 @@ public static class MismatchReport
         }
 
         AppendData(text, initial, qemu.Data, vmm.Data);
+    }
+
+    /// <summary>The compared flags that differ, and whether the SDM leaves them all undefined for this code.</summary>
+    private static string FlagDifference(CaseMismatch mismatch)
+    {
+        var differing = (mismatch.Qemu.Eflags ^ mismatch.Vmm.Eflags) & CaseComparison.ComparedFlags;
+        var text = EFlags.Names(differing);
+        return (differing & ~mismatch.Case.UndefinedFlags) == 0
+            ? text + " (undefined in the SDM for this code: QEMU's value is the rule; hardware may differ)"
+            : text;
     }
 
     private static string Marker(bool differs) => differs ? "   <-- differs" : "";

@@ -15,7 +15,8 @@ namespace Vmm.CpuSemantics.Tests.Harness;
 /// before it moves FS to the next record. Streaming each result as soon as it exists means a run that hangs or
 /// crashes still says how far it got. IVT vectors 0-31 go to handlers that record the vector in the result slot and
 /// continue at the same point as a stub, so a faulting case (#DE, #UD, …) is a result like any other. The harness
-/// enters unreal mode first (DS/ES limits of 4 GiB) so that cases may use 32-bit addresses.
+/// stays in plain real mode and uses only common instructions (no far jumps, no protected-mode switch), so that a CPU
+/// still missing something fails in the case that needs it rather than in the harness.
 /// </remarks>
 public static class TestImageBuilder
 {
@@ -154,7 +155,6 @@ public static class TestImageBuilder
         a.mov(esp, (uint)MemoryMap.HarnessStackTop);
         a.cld();
         a.lidt(__[image.Addr("idtr")]);
-        EmitEnterUnreal(image);
         for (var vector = 0; vector < HandledVectors; vector++)
         {
             a.mov(__word_ptr[vector * 4], image.Addr($"exception.{vector}"));
@@ -287,44 +287,12 @@ public static class TestImageBuilder
         a.db(ResultLayout.TrailerMagic.ToArray());
         image.Bind("remaining");
         a.dd(0);
-        // GDT for unreal mode: null descriptor, then selector 0x08 = flat 4 GiB read/write data (FF FF 00 00 00 92 CF 00).
-        image.Bind("gdt");
-        a.dd(0, 0, 0x0000_FFFF, 0x00CF_9200);
-        image.Bind("gdtr");
-        a.dw(2 * 8 - 1);
-        a.dd(image.Addr("gdt"));
         // The real-mode IVT: base 0, 256 vectors (the BIOS may have left something else in IDTR).
         image.Bind("idtr");
         a.dw(0x3FF);
         a.dd(0);
         image.Bind("harness.end");
         a.db(0);
-    }
-
-    /// <summary>
-    /// Gives DS, ES, FS and GS a 4 GiB limit in real mode: PE on, load the flat descriptor, PE off, reload with 0.
-    /// A real-mode segment load changes only selector and base, so the limit stays. CS is never reloaded while PE
-    /// is set, so the CPU keeps running this 16-bit code.
-    /// </summary>
-    private static void EmitEnterUnreal(ImageAssembler image)
-    {
-        var a = image.Asm;
-        a.lgdt(__[image.Addr("gdtr")]);
-        a.mov(eax, cr0);
-        a.or(al, 1);
-        a.mov(cr0, eax);
-        a.mov(bx, 0x08);
-        a.mov(ds, bx);
-        a.mov(es, bx);
-        a.mov(fs, bx);
-        a.mov(gs, bx);
-        a.and(al, 0xFE);
-        a.mov(cr0, eax);
-        a.xor(bx, bx);
-        a.mov(ds, bx);
-        a.mov(es, bx);
-        a.mov(fs, bx);
-        a.mov(gs, bx);
     }
 
     /// <summary>

@@ -1,20 +1,17 @@
 namespace Vmm.CpuSemantics.Tests.Running;
 
-/// <summary>Which vmm accelerator a run asks for (passed to vmm as VMM_ACCEL).</summary>
+/// <summary>Which vmm accelerator the tests run: the VMM_ACCEL of the test process, passed on to vmm.</summary>
 public static class Accelerator
 {
-    /// <summary>The software x86 CPU: what these tests are the witness for.</summary>
+    /// <summary>vmm's own variable: the test process's value is what vmm gets.</summary>
+    public const string Variable = "VMM_ACCEL";
+
+    /// <summary>The software x86 CPU: what these tests are the witness for, hence the default.</summary>
     public const string Emulator = "emulator";
 
     public const string Kvm = "kvm";
 
-    /// <summary>
-    /// Set this (e.g. CPU_SEMANTICS_ACCEL=kvm) to run every test against another accelerator. Deliberately not a
-    /// VMM_ name: vmm reads every VMM_* variable as configuration.
-    /// </summary>
-    public const string OverrideVariable = "CPU_SEMANTICS_ACCEL";
-
-    /// <summary>What the tests run with: <see cref="Emulator"/> unless <see cref="OverrideVariable"/> says otherwise.</summary>
+    /// <summary>What the tests run with: <see cref="Emulator"/> unless VMM_ACCEL says otherwise (e.g. VMM_ACCEL=kvm).</summary>
     public static string ForTests =>
-        Environment.GetEnvironmentVariable(OverrideVariable) is { Length: > 0 } chosen ? chosen : Emulator;
+        Environment.GetEnvironmentVariable(Variable) is { Length: > 0 } chosen ? chosen : Emulator;
 }

@@ -3,10 +3,23 @@ using System.Text;
 
 namespace Vmm.CpuSemantics.Tests.Running;
 
-/// <summary>Runs a program to completion with a timeout, collecting stderr; kills its whole tree if it overruns.</summary>
+/// <summary>
+/// Runs a program to completion, collecting stderr. It is killed (with its whole tree) when it overruns its time, or
+/// earlier when it stops making progress: a guest that crashed into a loop would otherwise hold a test for the whole
+/// timeout, and the harness streams a result per case, so silence means stuck.
+/// </summary>
 public static class ChildProcess
 {
-    public static (int? ExitCode, string Stderr, TimeSpan Elapsed) Run(ProcessStartInfo info, TimeSpan timeout)
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>How <see cref="Run"/> ended.</summary>
+    /// <param name="ExitCode">The exit status, or null when the program was killed.</param>
+    /// <param name="KilledBecause">Why it was killed (null when it exited by itself).</param>
+    public sealed record Outcome(int? ExitCode, string? KilledBecause, string Stderr, TimeSpan Elapsed);
+
+    /// <param name="progress">A measure that grows while the program does useful work (bytes of serial output).</param>
+    /// <param name="stallTimeout">How long <paramref name="progress"/> may stay still before the program counts as stuck.</param>
+    public static Outcome Run(ProcessStartInfo info, TimeSpan timeout, Func<long> progress, TimeSpan stallTimeout)
     {
         info.RedirectStandardInput = true;
         info.RedirectStandardOutput = true;
@@ -31,29 +44,62 @@ public static class ChildProcess
         process.StandardInput.Close();
         process.BeginErrorReadLine();
         process.BeginOutputReadLine();
-        int? exitCode = null;
-        if (process.WaitForExit(timeout))
+
+        string? killedBecause = null;
+        var lastProgress = progress();
+        var lastChange = clock.Elapsed;
+        while (!process.WaitForExit(PollInterval))
         {
-            // The parameterless wait also drains the redirected streams.
-            process.WaitForExit();
-            exitCode = process.ExitCode;
-        }
-        else
-        {
-            try
+            var now = progress();
+            if (now != lastProgress)
             {
-                process.Kill(entireProcessTree: true);
-                process.WaitForExit(10_000);
+                lastProgress = now;
+                lastChange = clock.Elapsed;
             }
-            catch (InvalidOperationException)
+
+            if (clock.Elapsed > timeout)
             {
-                // It ended just now.
+                killedBecause = $"killed after the timeout of {timeout.TotalSeconds:F0} s";
+            }
+            else if (clock.Elapsed - lastChange > stallTimeout)
+            {
+                killedBecause = $"killed after {stallTimeout.TotalSeconds:F0} s without serial output (stuck)";
+            }
+
+            if (killedBecause is not null)
+            {
+                try
+                {
+                    process.Kill(entireProcessTree: true);
+                }
+                catch (InvalidOperationException)
+                {
+                    // It ended just now.
+                }
+
+                break;
             }
         }
 
+        // The parameterless wait also drains the redirected streams.
+        process.WaitForExit();
+        int? exitCode = killedBecause is null ? process.ExitCode : null;
         lock (stderr)
         {
-            return (exitCode, stderr.ToString(), clock.Elapsed);
+            return new Outcome(exitCode, killedBecause, stderr.ToString(), clock.Elapsed);
+        }
+    }
+
+    /// <summary>The size of <paramref name="path"/>, 0 while it does not exist: the progress of a serial log.</summary>
+    public static long FileLength(string path)
+    {
+        try
+        {
+            return new FileInfo(path).Length;
+        }
+        catch (IOException)
+        {
+            return 0;
         }
     }
 

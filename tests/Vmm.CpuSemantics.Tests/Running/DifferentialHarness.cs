@@ -29,6 +29,15 @@ public static class DifferentialHarness
     /// </summary>
     public static DifferentialVerdict Compare(IReadOnlyList<TestCase> cases, string accelerator, Func<TestCase, TestCase>? alterForVmm = null)
     {
+        // The witness and vmm's build first, each with its own message; then whether vmm can run the harness at all.
+        QemuRunner.Locate();
+        _ = RepositoryPaths.VmmDll;
+        if (HarnessProbe.ProblemWith(accelerator) is { } broken)
+        {
+            var none = cases.Select(_ => (CaseOutcome?)null).ToList();
+            return new DifferentialVerdict(cases, none, none, [], [broken], broken);
+        }
+
         var batches = CaseBatches.Split(cases);
         var qemuOutcomes = new List<CaseOutcome?>();
         var vmmOutcomes = new List<CaseOutcome?>();
@@ -84,6 +93,21 @@ public static class DifferentialHarness
             {
                 Directory.Delete(run.Directory, recursive: true);
             }
+
+            // No result header at all: the harness itself does not run there, and the next images would only repeat
+            // that (each after the stall timeout).
+            if (run.VmmDump.Outcomes.Count == 0 && !run.VmmDump.Complete && b + 1 < batches.Count)
+            {
+                problems.Add($"The other {batches.Count - b - 1} image(s) were not run: {vmmMachine} did not get through the first case of {imageName}.");
+                break;
+            }
+        }
+
+        // Cases of images that were not run have no result on either side.
+        while (qemuOutcomes.Count < cases.Count)
+        {
+            qemuOutcomes.Add(null);
+            vmmOutcomes.Add(null);
         }
 
         var report = new StringBuilder();

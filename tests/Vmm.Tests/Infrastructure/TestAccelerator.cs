@@ -17,15 +17,11 @@ public static class TestAccelerator
     public static AcceleratorChoice Choice =>
         RunSettings.TryParseAccelerator(Environment.GetEnvironmentVariable("VMM_ACCEL") ?? "auto", out AcceleratorChoice choice) ? choice : AcceleratorChoice.Auto;
 
+    /// <summary>The choice as `--accel` and VMM_ACCEL spell it.</summary>
+    public static string ChoiceName => Choice.ToString().ToLowerInvariant();
+
     /// <summary>One accelerator for the whole test process (KVM is opened once).</summary>
     public static IAccelerator Shared => Selected.Value.Accelerator;
 
     public static AcceleratorKind Kind => Shared.Kind;
-
-    /// <summary>For the tests of KVM's own mechanics: skipped, with the reason printed, where this pass does not run on KVM.</summary>
-    public static void RequireKvm(string what) =>
-        Skip.IfNot(Kind == AcceleratorKind.Kvm, $"{what} is KVM's own mechanics; this test pass runs on the software CPU ({ReasonForEmulator()})");
-
-    private static string ReasonForEmulator() =>
-        Choice == AcceleratorChoice.Emulator ? "VMM_ACCEL=emulator" : "/dev/kvm does not work on this host";
 }

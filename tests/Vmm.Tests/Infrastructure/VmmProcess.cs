@@ -71,6 +71,9 @@ public sealed class VmmProcess : IDisposable
             info.Environment.Remove(key);
         }
 
+        // The one VMM_ variable kept: the accelerator of this test pass (an explicit --accel still wins).
+        info.Environment["VMM_ACCEL"] = TestAccelerator.ChoiceName;
+
         if (environment is not null)
         {
             foreach ((string key, string value) in environment)

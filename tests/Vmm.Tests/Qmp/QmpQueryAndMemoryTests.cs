@@ -37,10 +37,24 @@ public class QmpQueryAndMemoryTests(SpinVmmFixture fixture) : IClassFixture<Spin
         string[] expected =
         [
             "qmp_capabilities", "query-status", "stop", "cont", "quit", "system_reset", "query-version", "query-commands",
-            "query-cpus-fast", "pmemsave", "memsave", "human-monitor-command", "query-ram-blocks", "ram-resize", "ram-discard", "ram-remap",
+            "query-cpus-fast", "query-kvm", "pmemsave", "memsave", "human-monitor-command", "query-ram-blocks", "ram-resize", "ram-discard", "ram-remap",
         ];
         Assert.Empty(expected.Except(names));
         Assert.Equal(names.Length, names.Distinct().Count());
+    }
+
+    [Fact]
+    public void QueryKvmSaysWhichAcceleratorRunsTheGuest()
+    {
+        using QmpTestClient client = fixture.Vmm.Connect();
+        JsonElement kvm = client.Return("query-kvm");
+        bool onKvm = TestAccelerator.Kind == Accelerator.AcceleratorKind.Kvm;
+        bool kvmWorks = Machine.AcceleratorSelection.ProbeKvm() is null;
+        Assert.Equal(onKvm, kvm.GetProperty("enabled").GetBoolean());
+        Assert.Equal(kvmWorks, kvm.GetProperty("present").GetBoolean());
+
+        string expected = onKvm ? "enabled" : kvmWorks ? "disabled" : "not compiled";
+        Assert.Equal($"kvm support: {expected}\r\n", Hmp(client, "info kvm"));
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json.Nodes;
 using Vmm.Diagnostics;
 using Vmm.Machine;
 
@@ -7,7 +8,7 @@ namespace Vmm.Qmp.Hmp;
 
 /// <summary>
 /// The small readable subset of QEMU's human monitor that human-monitor-command runs: info status, info registers,
-/// info cpus, x and xp, help. Like QEMU, it never fails: problems are part of the text it returns, and every line
+/// info cpus, info kvm, x and xp, help. Like QEMU, it never fails: problems are part of the text it returns, and every line
 /// ends in CR LF.
 /// </summary>
 public sealed class HumanMonitor(VirtualMachine machine, VcpuRunner cpu)
@@ -17,6 +18,7 @@ public sealed class HumanMonitor(VirtualMachine machine, VcpuRunner cpu)
         ("info status", "show the current VM status (running|paused)"),
         ("info registers", "show the cpu registers"),
         ("info cpus", "show infos for each CPU"),
+        ("info kvm", "show KVM information"),
         ("x /fmt addr", "virtual memory dump starting at 'addr'"),
         ("xp /fmt addr", "physical memory dump starting at 'addr'"),
         ("help", "show the help"),
@@ -62,6 +64,7 @@ public sealed class HumanMonitor(VirtualMachine machine, VcpuRunner cpu)
         "status" => Status(),
         "registers" => Registers(),
         "cpus" => Cpus(),
+        "kvm" => Kvm(),
         "" => string.Concat(CommandHelp.Where(c => c.Name.StartsWith("info ", StringComparison.Ordinal)).Select(c => $"{c.Name} -- {c.Help}\r\n")),
         _ => Unknown($"info {what}"),
     };
@@ -86,6 +89,14 @@ public sealed class HumanMonitor(VirtualMachine machine, VcpuRunner cpu)
         var report = new StringBuilder();
         CrashReporter.AppendRegisters(report, GuestMemoryView.Registers(machine, cpu));
         return string.Concat(report.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Trim() + "\r\n"));
+    }
+
+    /// <summary>QEMU's words: "enabled" (running on KVM), "disabled" (KVM works here but is not used), else "not compiled".</summary>
+    private string Kvm()
+    {
+        JsonObject info = Commands.IntrospectionCommands.Kvm(machine);
+        string support = info["present"]!.GetValue<bool>() ? info["enabled"]!.GetValue<bool>() ? "enabled" : "disabled" : "not compiled";
+        return $"kvm support: {support}\r\n";
     }
 
     private string Cpus() => string.Concat(machine.Vcpus.Select((v, i) => $"{(v == cpu ? '*' : ' ')} CPU #{i}: thread_id={v.ThreadId}\r\n"));
