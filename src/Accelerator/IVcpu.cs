@@ -22,7 +22,7 @@ public interface IVcpu : IDisposable
 
     /// <summary>
     /// Any thread: makes a <see cref="Run"/> in progress return <see cref="VcpuExitKind.Interrupted"/> promptly, or
-    /// the next one return at once. Stays in force until <see cref="AcknowledgeKick"/>.
+    /// the next one return at once. The run it ends consumes it (or <see cref="AcknowledgeKick"/> does).
     /// </summary>
     void Kick();
 

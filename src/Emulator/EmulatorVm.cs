@@ -1,5 +1,6 @@
 using Vmm.Accelerator;
 using Vmm.Emulator.Memory;
+using Vmm.Emulator.Processor;
 using Vmm.Ram;
 
 namespace Vmm.Emulator;
@@ -28,13 +29,19 @@ public sealed class EmulatorVm : IAcceleratorVm
         return vcpu;
     }
 
-    /// <summary>State transfer is managed code only: a scratch CPU's save and load compiles it.</summary>
+    /// <summary>
+    /// Saves and loads a scratch CPU's state, then runs a short loop of common instructions on it: on a migration
+    /// destination the interpreter (decoder, execution loop, the usual handlers) is then compiled before the
+    /// switchover, not in the first milliseconds after it, when the guest should already be running.
+    /// </summary>
     public void RehearseStateTransfer()
     {
         using var scratchRam = new RamBlockRegistry();
+        scratchRam.Add(RamBlock.CreateAnonymous("rehearsal", 0, WarmUpCode.RamSize));
         using var scratchMemory = new GuestPhysicalMemory(scratchRam);
         using var scratch = new EmulatorVcpu(0, scratchMemory, NoIo.Instance);
         scratch.SetState(scratch.GetState());
+        WarmUpCode.Run(scratchRam.Blocks[0], scratch);
     }
 
     public void Dispose()

@@ -42,7 +42,7 @@ public sealed unsafe partial class Cpu
 
     private readonly BlockDecoder decoder;
 
-    /// <summary>Any thread: makes <see cref="Run"/> return <see cref="CpuStop.Kicked"/> at the next block boundary.</summary>
+    /// <summary>Any thread: makes <see cref="Run"/> return <see cref="CpuStop.Kicked"/> at the next block boundary (or at once).</summary>
     public void Kick() => Volatile.Write(ref kickRequested, 1);
 
     public void AcknowledgeKick() => Volatile.Write(ref kickRequested, 0);
@@ -63,7 +63,9 @@ public sealed unsafe partial class Cpu
         Halted = false;
         while (true)
         {
-            if (Volatile.Read(ref kickRequested) != 0)
+            // A kick is consumed by the run it ends, as KVM's immediate_exit is: whoever kicked has already said
+            // what it wants (the runner checks its control requests before the next run).
+            if (Volatile.Read(ref kickRequested) != 0 && Interlocked.Exchange(ref kickRequested, 0) != 0)
             {
                 return CpuStop.Kicked;
             }

@@ -335,8 +335,13 @@ public sealed class VirtualMachine : IDisposable
     {
         RamBlock block = FindBlock(name);
         CheckRange(block, offset, length);
-        block.Discard(offset, length);
-        vm.Memory.ContentChanged(block, offset, length);
+        WithVcpusPaused(() =>
+        {
+            // Parked: the software CPU's page tables and decoded code are its vCPU thread's alone.
+            block.Discard(offset, length);
+            vm.Memory.ContentChanged(block, offset, length);
+            return true;
+        });
 
         // The host changed guest memory behind the dirty log: a migration in flight must send these pages again.
         block.DirtyBitmap.SetRange(offset / DirtyBitmap.PageSize, length / DirtyBitmap.PageSize);

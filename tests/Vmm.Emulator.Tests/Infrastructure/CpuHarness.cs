@@ -33,6 +33,8 @@ public sealed unsafe class CpuHarness : IDisposable, IVcpuIo
 
     public RamBlock Ram { get; }
 
+    public RamBlockRegistry Registry => registry;
+
     public EmulatorMemoryMap Map { get; }
 
     public Cpu Cpu { get; }

@@ -1,0 +1,85 @@
+using Vmm.Emulator.Processor;
+using Vmm.Emulator.Tests.Infrastructure;
+
+namespace Vmm.Emulator.Tests;
+
+/// <summary>The software CPU's view of guest RAM: the dirty log, and code the VMM changes behind it.</summary>
+public sealed class MemoryTests
+{
+    [Fact]
+    public void AStoreStraddlingTwoPagesDirtiesBoth()
+    {
+        using var h = new CpuHarness();
+        h.Map.StartDirtyLogging();
+        h.Execute("""
+            mov dword [0x2FFE], 0xAABBCCDD   ; bytes 0x2FFE-0x3001: pages 2 and 3
+            hlt
+            """);
+        h.Map.SyncDirtyLog();
+
+        Assert.Equal(0xAABBCCDDu, h.Read32(0x2FFE));
+        Assert.True(h.Ram.DirtyBitmap.IsSet(2), "first page of the straddling store not dirty");
+        Assert.True(h.Ram.DirtyBitmap.IsSet(3), "second page of the straddling store not dirty");
+        Assert.False(h.Ram.DirtyBitmap.IsSet(4));
+    }
+
+    [Fact]
+    public void PushesAndStringStoresAreLoggedAndASecondSyncFindsNothingNew()
+    {
+        using var h = new CpuHarness();
+        h.Map.StartDirtyLogging();
+        h.Execute("""
+            push ax                     ; the stack page below 0x7C00: page 7
+            mov ax, 0x1000
+            mov es, ax
+            xor di, di
+            mov cx, 0x1000
+            rep stosb                   ; 0x10000-0x10FFF: page 16
+            hlt
+            """);
+        h.Map.SyncDirtyLog();
+        Assert.True(h.Ram.DirtyBitmap.IsSet(7));
+        Assert.True(h.Ram.DirtyBitmap.IsSet(0x10));
+        Assert.False(h.Ram.DirtyBitmap.IsSet(0x11));
+
+        h.Ram.DirtyBitmap.ClearAll();
+        h.Map.SyncDirtyLog();
+        Assert.False(h.Ram.DirtyBitmap.IsSet(0x10), "a page was reported twice");
+    }
+
+    [Fact]
+    public void CodeTheVmmRewritesBehindTheCpuIsDecodedAgain()
+    {
+        using var h = new CpuHarness().Execute("mov ax, 1\nhlt");
+        Assert.Equal(1u, h.Reg(RegisterIndex.Eax) & 0xFFFF);
+
+        // The host writes new code where the old ran (as a load or a migration would) and says so.
+        byte[] code = Nasm.Assemble("bits 16\nmov ax, 2\nhlt");
+        code.CopyTo(h.Memory[(int)CpuHarness.LoadAddress..]);
+        h.Map.ContentChanged(h.Ram, CpuHarness.LoadAddress, (ulong)code.Length);
+        h.Cpu.Eip = CpuHarness.LoadAddress;
+        Assert.Equal(CpuStop.Halted, h.Run());
+        Assert.Equal(2u, h.Reg(RegisterIndex.Eax) & 0xFFFF);
+    }
+
+    [Fact]
+    public void TheMigrationRehearsalRunsItsWarmUpCodeToTheEnd()
+    {
+        using var ram = new Ram.RamBlockRegistry();
+        using var vm = new EmulatorVm(ram);
+        vm.RehearseStateTransfer(); // throws if the warm-up code did not halt
+    }
+
+    [Fact]
+    public void ARemappedPageIsReadAndWrittenAfreshAfterwards()
+    {
+        using var h = new CpuHarness().Execute("inc dword [0x6000]\nhlt");
+        Assert.Equal(1u, h.Read32(0x6000));
+
+        h.Registry.Remap(h.Ram, 0x6000, 0x1000);
+        Assert.Equal(0u, h.Read32(0x6000));
+        h.Cpu.Eip = CpuHarness.LoadAddress;
+        Assert.Equal(CpuStop.Halted, h.Run());
+        Assert.Equal(1u, h.Read32(0x6000));
+    }
+}
