@@ -48,9 +48,10 @@ public sealed class PostcopyProcessTests : IDisposable
             Assert.True(sent.GetProperty("ram").GetProperty("postcopy-requests").GetUInt64() > 0, $"no page was requested: {sent}");
         }
 
-        // With the preempt channel (the default) every answer went on it; with --no-preempt none did.
+        // With the preempt channel (the default) every answer (if any was asked for) went on it; with --no-preempt none did.
         ulong preemptPages = sent.GetProperty("ram").GetProperty("postcopy-preempt-pages").GetUInt64();
-        Assert.True(preempt ? preemptPages > 0 : preemptPages == 0, $"postcopy-preempt-pages {preemptPages} with preempt {preempt}: {sent}");
+        ulong requests = sent.GetProperty("ram").GetProperty("postcopy-requests").GetUInt64();
+        Assert.True(preempt ? preemptPages > 0 || requests == 0 : preemptPages == 0, $"postcopy-preempt-pages {preemptPages} with preempt {preempt}: {sent}");
 
         // Two processes on one host over a Unix socket: with the preempt channel the push went through the shared
         // ring, whose memfd crossed from one process to the other; without the channel there is no ring.
@@ -63,10 +64,20 @@ public sealed class PostcopyProcessTests : IDisposable
         JsonElement received = destinationClient.Return("query-migrate");
         Assert.Equal("completed", received.GetProperty("status").GetString());
         Assert.Equal(sharedPages, received.GetProperty("ram").GetProperty("postcopy-shared-memory-pages").GetUInt64());
-        Assert.True(received.GetProperty("postcopy-fault-latency").GetProperty("faults").GetUInt64() > 0 || TestAccelerator.Kind != Accelerator.AcceleratorKind.Kvm, $"{received}");
-        Assert.True(received.TryGetProperty("postcopy-blocktime", out _));
+
+        // Without a single fault (possible on the software CPU, above) there is no latency to report.
+        bool faulted = received.TryGetProperty("postcopy-fault-latency", out JsonElement latency);
+        if (TestAccelerator.Kind == Accelerator.AcceleratorKind.Kvm)
+        {
+            Assert.True(faulted && latency.GetProperty("faults").GetUInt64() > 0, $"{received}");
+        }
+
         int expectedMinorBlocks = minorFaults && backend != "anonymous" ? 1 : 0;
-        Assert.Equal(expectedMinorBlocks, received.GetProperty("postcopy-fault-latency").GetProperty("minor-blocks").GetInt32());
+        if (faulted)
+        {
+            Assert.True(received.TryGetProperty("postcopy-blocktime", out _), $"{received}");
+            Assert.Equal(expectedMinorBlocks, latency.GetProperty("minor-blocks").GetInt32());
+        }
 
         destination.WaitForMorePasses(3);
         Assert.Null(destination.StopAndCheckDirtyConsistency());
