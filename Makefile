@@ -52,11 +52,12 @@ shim: build
 # Pass 1 runs everything on the accelerator `auto` picks (KVM where /dev/kvm works, else the software CPU). Where KVM
 # works, pass 2 runs the guest tests again on the software CPU, so both accelerators are tested on a KVM host. Skipped
 # tests are listed with their reasons (the console logger at normal verbosity prints them; passes are filtered out).
+# -m:1 runs the test projects one after another: the QEMU witness and the migration timings must not share 2 cores.
 TEST_LOGGER := --logger "console;verbosity=normal"
 SHOW_SKIPS := grep --line-buffered -vE '^\s+Passed |^\s*$$'
 test: setup
 	@set -o pipefail; echo "== test pass 1: VMM_ACCEL=auto ($$( (exec 3<>/dev/kvm) 2>/dev/null && echo kvm || echo 'software CPU: /dev/kvm does not work here'))"; \
-	VMM_ACCEL=auto $(DOTNET) test Vmm.sln -c $(CONFIGURATION) --no-build -nologo $(TEST_LOGGER) | $(SHOW_SKIPS); status=$$?; \
+	VMM_ACCEL=auto $(DOTNET) test Vmm.sln -c $(CONFIGURATION) --no-build -nologo -m:1 $(TEST_LOGGER) | $(SHOW_SKIPS); status=$$?; \
 	if (exec 3<>/dev/kvm) 2>/dev/null; then \
 	  echo "== test pass 2: VMM_ACCEL=emulator (the guest tests again, on the software CPU)"; \
 	  VMM_ACCEL=emulator $(DOTNET) test tests/Vmm.Tests/Vmm.Tests.csproj -c $(CONFIGURATION) --no-build -nologo $(TEST_LOGGER) | $(SHOW_SKIPS) || status=1; \
