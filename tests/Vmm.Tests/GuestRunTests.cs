@@ -2,7 +2,7 @@ using Vmm.Tests.Infrastructure;
 
 namespace Vmm.Tests;
 
-/// <summary>Each guest in guests/ booted through the real `dotnet vmm run` on real KVM.</summary>
+/// <summary>Each guest in guests/ booted through the real `dotnet vmm run`, on the accelerator of the test pass.</summary>
 public class GuestRunTests
 {
     [Fact]

@@ -9,7 +9,7 @@ using Vmm.Tests.Infrastructure;
 namespace Vmm.Tests.Migration;
 
 /// <summary>
-/// Free-page hints end to end, in one process on real KVM: the free-page-hint guest reports a 32 MiB region as free
+/// Free-page hints end to end, in one process on the accelerator of the test pass: the free-page-hint guest reports a 32 MiB region as free
 /// while precopy runs, the source puts those pages off, and they still arrive — through the discard set, page
 /// requests and the push in postcopy, through one more live pass in precopy. Were a hinted page dropped, the
 /// destination would hold zeros there: the guest's own check (it prints "X" and exits with status 39) and the byte

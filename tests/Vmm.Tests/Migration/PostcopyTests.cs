@@ -8,7 +8,7 @@ using Vmm.Tests.Infrastructure;
 
 namespace Vmm.Tests.Migration;
 
-/// <summary>Postcopy between two machines in this process over a real Unix socket, on real KVM and userfaultfd.</summary>
+/// <summary>Postcopy between two machines in this process over a real Unix socket, on the accelerator of the test pass and userfaultfd.</summary>
 public class PostcopyTests : IDisposable
 {
     private const ulong Memory = 128 << 20;

@@ -7,7 +7,7 @@ using Vmm.Tests.Infrastructure;
 
 namespace Vmm.Tests.Migration;
 
-/// <summary>Precopy between two machines in this process, over a real Unix socket, on real KVM.</summary>
+/// <summary>Precopy between two machines in this process, over a real Unix socket, on the accelerator of the test pass.</summary>
 public class PrecopyTests : IDisposable
 {
     private const ulong Memory = 128 << 20;
