@@ -34,11 +34,6 @@ public sealed class EmulatorVcpu : IVcpu
 
     public VcpuExit Run()
     {
-        if ((cpu.Cr0 & VcpuRegisters.Cr0PagingEnabled) != 0)
-        {
-            return new VcpuExit(VcpuExitKind.Failed, Detail: "the guest enabled paging (CR0.PG), which the software CPU does not implement");
-        }
-
         return cpu.Run(SingleStep) switch
         {
             CpuStop.Kicked => VcpuExit.Interrupted,

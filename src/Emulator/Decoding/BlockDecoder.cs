@@ -26,8 +26,6 @@ internal sealed class BlockDecoder
         decoder32 = Decoder.Create(32, reader);
     }
 
-    public long Decoded { get; private set; }
-
     /// <summary>Decodes the block at <paramref name="linear"/> (CS base + <paramref name="eip"/>), or null when that is not RAM.</summary>
     public Block? Decode(uint linear, uint csBase, uint eip, bool code32)
     {
@@ -61,7 +59,6 @@ internal sealed class BlockDecoder
             DecodedInstruction d = InstructionBinder.Bind(in instruction, reader.Bytes, code32);
             d.NextIp &= ipMask;
             scratch.Add(d);
-            Decoded++;
             end = at + (uint)instruction.Length;
             ip = (ip + (uint)instruction.Length) & ipMask;
             if (EndsBlock(in instruction))

@@ -37,9 +37,6 @@ public sealed unsafe partial class Cpu
     /// <summary>What went wrong when <see cref="Run"/> returned <see cref="CpuStop.Failed"/>.</summary>
     public string? FailureDetail { get; private set; }
 
-    /// <summary>Instructions decoded since the CPU was created (a measure of how well the block cache does).</summary>
-    public long DecodedInstructions => decoder.Decoded;
-
     private readonly BlockDecoder decoder;
 
     /// <summary>Any thread: makes <see cref="Run"/> return <see cref="CpuStop.Kicked"/> at the next block boundary (or at once).</summary>
@@ -70,6 +67,14 @@ public sealed unsafe partial class Cpu
                 return CpuStop.Kicked;
             }
 
+            // Paging is outside this CPU's scope. A MOV to CR0 ends its block and a state load happens between runs,
+            // so checking here, before each block, means nothing ever runs with paging on.
+            if ((Cr0 & PagingEnabled) != 0)
+            {
+                FailureDetail = "the guest enabled paging (CR0.PG), which the software CPU does not implement";
+                return CpuStop.Failed;
+            }
+
             bool code32 = Segments[SegmentIndex.Cs].DefaultBig;
             uint csBase = SegBase[SegmentIndex.Cs];
             uint linear = csBase + Eip;
@@ -93,13 +98,6 @@ public sealed unsafe partial class Cpu
             if (ShutDown)
             {
                 return CpuStop.ShutDown;
-            }
-
-            if ((Cr0 & PagingEnabled) != 0)
-            {
-                // MOV CR0 ends its block, so nothing has run with paging on: stop here, as the vCPU would on entry.
-                FailureDetail = "the guest enabled paging (CR0.PG), which the software CPU does not implement";
-                return CpuStop.Failed;
             }
 
             if (singleStep)
