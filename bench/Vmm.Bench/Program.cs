@@ -4,6 +4,7 @@ using Vmm.Bench;
 var benchmarks = new Dictionary<string, Action>(StringComparer.OrdinalIgnoreCase)
 {
     ["exit-cost"] = ExitCostBenchmark.Run,
+    ["cpu"] = CpuBenchmark.Run,
 
     // Each benchmark lives in its own file; add yours here with one line.
     ["precopy"] = PrecopyBenchmark.Run,

@@ -17,6 +17,7 @@ public static class GuestCatalog
         new Spin(),
         new TscCounter(),
         new RamTop(),
+        new Alu(),
     ];
 
     public static IGuest? Find(string name) =>

@@ -48,6 +48,34 @@ public sealed class MemoryTests
     }
 
     [Fact]
+    public void TheHarvestReportsExactlyTheStoredPagesEightAtATime()
+    {
+        // Every third page from 64 KiB to 960 KiB: words of the byte map with some bytes set and some
+        // not, in every position, harvested eight pages per exchange.
+        using var h = new CpuHarness();
+        h.Map.StartDirtyLogging();
+        h.Execute("""
+            mov ax, 0x1000
+            next:
+            mov es, ax
+            mov byte [es:0], 1
+            add ax, 0x300               ; three pages on
+            cmp ax, 0xF000
+            jb next
+            hlt
+            """);
+        h.Map.SyncDirtyLog();
+        for (ulong page = 16; page < 512; page++)
+        {
+            Assert.True((page < 0xF0 && (page - 16) % 3 == 0) == h.Ram.DirtyBitmap.IsSet(page), $"page {page}");
+        }
+
+        h.Ram.DirtyBitmap.ClearAll();
+        h.Map.SyncDirtyLog();
+        Assert.Equal(0ul, h.Ram.DirtyBitmap.CountSet());
+    }
+
+    [Fact]
     public void CodeTheVmmRewritesBehindTheCpuIsDecodedAgain()
     {
         using var h = new CpuHarness().Execute("mov ax, 1\nhlt");

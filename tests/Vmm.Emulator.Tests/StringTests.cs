@@ -400,6 +400,95 @@ public sealed class StringTests
         Assert.Equal(0x11u, h.Reg(RegisterIndex.Ebx));
     }
 
+    // The bulk path (a page of elements at once) must leave exactly what the element-by-element loop would.
+
+    [Fact]
+    public void RepStosdFromAnOddAddressAcrossAPageBoundary()
+    {
+        using var h = new CpuHarness().Execute("""
+                mov di, 0x1FFA              ; the second dword straddles pages 1 and 2
+                mov eax, 0x11223344
+                mov cx, 4
+                rep stosd
+                hlt
+            """);
+        for (uint a = 0x1FFA; a < 0x200A; a += 4)
+        {
+            Assert.Equal(0x11223344u, h.Read32(a));
+        }
+
+        Assert.Equal(0u, h.Read16(0x200A));
+        Assert.Equal(0x200Au, h.Reg(RegisterIndex.Edi) & 0xFFFF);
+        Assert.Equal(0u, h.Reg(RegisterIndex.Ecx) & 0xFFFF);
+    }
+
+    [Fact]
+    public void RepStoswWrapsDiWithinTheSegment()
+    {
+        using var h = new CpuHarness().Execute("""
+                mov ax, 0x2000
+                mov es, ax
+                mov di, 0xFFFC
+                mov ax, 0xBEEF
+                mov cx, 4
+                rep stosw                   ; 0x2FFFC, 0x2FFFE, then DI wraps: 0x20000, 0x20002
+                hlt
+            """);
+        Assert.Equal(0xBEEFu, h.Read16(0x2FFFC));
+        Assert.Equal(0xBEEFu, h.Read16(0x2FFFE));
+        Assert.Equal(0xBEEFu, h.Read16(0x20000));
+        Assert.Equal(0xBEEFu, h.Read16(0x20002));
+        Assert.Equal(0u, h.Read16(0x30000));
+        Assert.Equal(4u, h.Reg(RegisterIndex.Edi));
+    }
+
+    [Fact]
+    public void RepeScasdStopsOnTheFirstDifferencePagesAway()
+    {
+        using var h = new CpuHarness().Execute("""
+                mov ax, 0x1000
+                mov es, ax
+                xor di, di
+                mov eax, 0xA5A5A5A5
+                mov cx, 2048                ; two pages of dwords
+                rep stosd
+                mov dword [es:1500*4], 0    ; element 1500, on the second page
+                xor di, di
+                mov cx, 2048
+                repe scasd
+                pushf
+                pop si
+                hlt
+            """);
+        Assert.Equal(2048u - 1501, h.Reg(RegisterIndex.Ecx) & 0xFFFF);
+        Assert.Equal(1501u * 4, h.Reg(RegisterIndex.Edi) & 0xFFFF);
+        Assert.Equal(0u, h.Reg(RegisterIndex.Esi) & LazyFlags.ZF);
+        Assert.Equal(0u, h.Reg(RegisterIndex.Esi) & LazyFlags.CF);   // the flags of 0xA5A5A5A5 - 0: no borrow
+        Assert.NotEqual(0u, h.Reg(RegisterIndex.Esi) & LazyFlags.SF); // and a negative result
+    }
+
+    [Fact]
+    public void A32RepStosdFaultsOnTheFirstElementPastTheRealModeLimit()
+    {
+        // Elements at 0xFFF0..0xFFFC fit the 64 KiB limit; the one at 0x10000 raises #GP, through vector 13 here.
+        using var h = new CpuHarness().Execute("""
+                mov word [13*4], gp
+                mov word [13*4+2], 0
+                mov edi, 0xFFF0
+                mov eax, 0x55667788
+                mov ecx, 8
+                a32 rep stosd
+                mov bx, 1                   ; not reached
+                hlt
+            gp: hlt
+            """);
+        Assert.Equal(4u, h.Reg(RegisterIndex.Ecx));
+        Assert.Equal(0x10000u, h.Reg(RegisterIndex.Edi));
+        Assert.Equal(0x55667788u, h.Read32(0xFFFC));
+        Assert.Equal(0u, h.Read32(0x10000));
+        Assert.Equal(0u, h.Reg(RegisterIndex.Ebx) & 0xFFFF);
+    }
+
     /// <summary>A recognizable pattern (never zero) at <paramref name="address"/>.</summary>
     private static void Fill(CpuHarness h, int address, int length)
     {

@@ -15,6 +15,12 @@ namespace Vmm.Emulator.Instructions;
 /// how far it got, and the execution loop's exception path leaves EIP on the instruction to resume it. A long loop
 /// gives the execution loop a chance to see a kick: after <see cref="KickInterval"/> elements it stops with EIP on
 /// the instruction, which runs again from the next block lookup.
+/// <para>
+/// REP STOS and REPE/REPNE SCAS going forward also have a bulk path (memtest's fill and verify, a boot sector's
+/// clearing of memory): the elements up to the end of the page become one span fill or one vectorised search when the
+/// page is plain RAM and the segment limit covers them all. Anything else — a page of code, MMIO, the limit, the
+/// 16-bit address wrap — leaves the elements to the one-at-a-time loop, which faults on exactly the right one.
+/// </para>
 /// </remarks>
 internal static unsafe class Strings
 {
@@ -111,6 +117,20 @@ internal static unsafe class Strings
         static abstract bool Element<TW, TA>(Cpu cpu, int seg, int step)
             where TW : IWidth
             where TA : IAddressSize;
+
+        /// <summary>
+        /// Forward, at most <paramref name="count"/> elements as one host operation, up to the end of a page; returns
+        /// how many were done (registers and flags as after that many elements), 0 when the bulk path does not apply.
+        /// <paramref name="ended"/>: a comparison ended the loop.
+        /// </summary>
+        static virtual uint Bulk<TW, TA, TCondition>(Cpu cpu, int seg, uint count, out bool ended)
+            where TW : IWidth
+            where TA : IAddressSize
+            where TCondition : IRepCondition
+        {
+            ended = false;
+            return 0;
+        }
     }
 
     /// <summary>What ends a REP loop early, given whether the element just compared equal (ZF).</summary>
@@ -132,6 +152,19 @@ internal static unsafe class Strings
     private readonly struct WhileNotEqual : IRepCondition
     {
         public static bool Continues(bool equal) => !equal;
+    }
+
+    /// <summary>
+    /// How many of <paramref name="count"/> elements at ES:(E)DI a forward bulk operation may take: up to the end of
+    /// the page, without the 16-bit offset wrapping, at most <see cref="KickInterval"/>. 0 when not even one fits.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint BulkElements<TW, TA>(Cpu cpu, uint offset, uint count)
+        where TW : IWidth
+        where TA : IAddressSize
+    {
+        uint n = Math.Min(Math.Min(count, KickInterval), cpu.BytesToPageEnd(SegmentIndex.Es, offset) / (uint)TW.Size);
+        return (ulong)offset + ((ulong)n * (uint)TW.Size) - 1 > TA.Mask ? 0 : n;
     }
 
     private static class Single<TOp, TW, TA>
@@ -173,6 +206,34 @@ internal static unsafe class Strings
 
             int seg = d.Segment;
             int step = cpu.Step(TW.Size);
+            if (step > 0)
+            {
+                uint bulk = 0;
+                while (true)
+                {
+                    uint n = TOp.Bulk<TW, TA, TCondition>(cpu, seg, count, out bool ended);
+                    if (n == 0)
+                    {
+                        break;
+                    }
+
+                    count = (count - n) & TA.Mask;
+                    TA.Set(cpu, RegisterIndex.Ecx, count);
+                    if (count == 0 || ended)
+                    {
+                        return;
+                    }
+
+                    bulk += n;
+                    if (bulk >= KickInterval)
+                    {
+                        cpu.Eip = d.Ip;
+                        cpu.Stop |= Cpu.StopJumped;
+                        return;
+                    }
+                }
+            }
+
             for (int done = 1; ; done++)
             {
                 bool equal = TOp.Element<TW, TA>(cpu, seg, step);
@@ -256,6 +317,46 @@ internal static unsafe class Strings
             Advance<TA>(cpu, RegisterIndex.Edi, step);
             return accumulator == destination;
         }
+
+        /// <summary>REPE: the first element that differs; REPNE: the first that is equal. Flags as its comparison left them.</summary>
+        public static uint Bulk<TW, TA, TCondition>(Cpu cpu, int seg, uint count, out bool ended)
+            where TW : IWidth
+            where TA : IAddressSize
+            where TCondition : IRepCondition
+        {
+            ended = false;
+            uint offset = TA.Get(cpu, RegisterIndex.Edi);
+            uint n = BulkElements<TW, TA>(cpu, offset, count);
+            byte* host = n == 0 ? null : cpu.HostRange(SegmentIndex.Es, offset, n * (uint)TW.Size, write: false);
+            if (host == null)
+            {
+                return 0;
+            }
+
+            uint accumulator = TW.GetReg(cpu, RegisterIndex.Eax);
+            bool stopOnEqual = !TCondition.Continues(true);
+            int found = TW.Size switch
+            {
+                1 => Search(new ReadOnlySpan<byte>(host, (int)n), (byte)accumulator, stopOnEqual),
+                2 => Search(new ReadOnlySpan<ushort>(host, (int)n), (ushort)accumulator, stopOnEqual),
+                _ => Search(new ReadOnlySpan<uint>(host, (int)n), accumulator, stopOnEqual),
+            };
+            uint done = found < 0 ? n : (uint)found + 1;
+            ended = found >= 0;
+            uint last = TW.Size switch
+            {
+                1 => host[done - 1],
+                2 => ((ushort*)host)[done - 1],
+                _ => ((uint*)host)[done - 1],
+            };
+            Arithmetic.Sub.Apply<TW>(cpu, accumulator, last);
+            TA.Set(cpu, RegisterIndex.Edi, offset + (done * (uint)TW.Size));
+            return done;
+        }
+
+        private static int Search<T>(ReadOnlySpan<T> elements, T accumulator, bool stopOnEqual)
+            where T : unmanaged, IEquatable<T> =>
+            stopOnEqual ? elements.IndexOf(accumulator) : elements.IndexOfAnyExcept(accumulator);
     }
 
     private readonly struct Lods : IStringOp
@@ -289,6 +390,39 @@ internal static unsafe class Strings
             TW.Write(cpu, SegmentIndex.Es, TA.Get(cpu, RegisterIndex.Edi), TW.GetReg(cpu, RegisterIndex.Eax));
             Advance<TA>(cpu, RegisterIndex.Edi, step);
             return false;
+        }
+
+        public static uint Bulk<TW, TA, TCondition>(Cpu cpu, int seg, uint count, out bool ended)
+            where TW : IWidth
+            where TA : IAddressSize
+            where TCondition : IRepCondition
+        {
+            ended = false;
+            uint offset = TA.Get(cpu, RegisterIndex.Edi);
+            uint n = BulkElements<TW, TA>(cpu, offset, count);
+            byte* host = n == 0 ? null : cpu.HostRange(SegmentIndex.Es, offset, n * (uint)TW.Size, write: true);
+            if (host == null)
+            {
+                return 0;
+            }
+
+            uint value = TW.GetReg(cpu, RegisterIndex.Eax);
+            switch (TW.Size)
+            {
+                case 1:
+                    new Span<byte>(host, (int)n).Fill((byte)value);
+                    break;
+                case 2:
+                    new Span<ushort>(host, (int)n).Fill((ushort)value);
+                    break;
+                default:
+                    new Span<uint>(host, (int)n).Fill(value);
+                    break;
+            }
+
+            cpu.MarkDirty(SegmentIndex.Es, offset);
+            TA.Set(cpu, RegisterIndex.Edi, offset + (n * (uint)TW.Size));
+            return n;
         }
     }
 

@@ -106,20 +106,61 @@ public sealed unsafe class EmulatorMemoryMap : IGuestMemoryMap, IDisposable
         byte* map = Physical.DirtyMap;
         ulong first = block.GuestBase >> GuestPhysicalMemory.PageShift;
         ulong count = block.UsedLength / DirtyBitmap.PageSize;
-        for (ulong page = 0; page < count; page++)
+        ulong page = 0;
+
+        // Byte by byte up to an 8-byte boundary of the map: an atomic exchange across a cache line is a split lock.
+        for (; page < count && ((first + page) & 7) != 0; page++)
         {
-            // Most pages are clean: test eight bytes at a time before touching any.
-            if ((page & 7) == 0 && page + 8 <= count && *(ulong*)(map + first + page) == 0)
+            HarvestPage(map, first, page, into);
+        }
+
+        // Then eight pages per exchange. A guest that dirties everything (the migration workload) would otherwise cost
+        // one atomic operation per page: about 1 ms for 512 MiB, inside the postcopy switchover.
+        Span<ulong> bits = stackalloc ulong[1];
+        for (; page + 64 <= count; page += 64)
+        {
+            ulong* words = (ulong*)(map + first + page);
+            ulong mask = 0;
+            for (int i = 0; i < 8; i++)
             {
-                page += 7;
-                continue;
+                if (words[i] != 0)
+                {
+                    mask |= (ulong)NonZeroBytes(Interlocked.Exchange(ref words[i], 0)) << (8 * i);
+                }
             }
 
-            if (map[first + page] != 0 && Interlocked.Exchange(ref map[first + page], 0) != 0)
+            if (mask != 0 && into is not null)
             {
-                into?.Set(page);
+                bits[0] = mask;
+                into.MergeWords(page, bits, 64);
             }
         }
+
+        for (; page < count; page++)
+        {
+            HarvestPage(map, first, page, into);
+        }
+    }
+
+    private static void HarvestPage(byte* map, ulong first, ulong page, DirtyBitmap? into)
+    {
+        if (map[first + page] != 0 && Interlocked.Exchange(ref map[first + page], 0) != 0)
+        {
+            into?.Set(page);
+        }
+    }
+
+    /// <summary>Bit i set where byte i of <paramref name="word"/> is not zero.</summary>
+    private static byte NonZeroBytes(ulong word)
+    {
+        // Fold each byte onto its lowest bit, so that a byte is 1 if it was not zero (the CPU writes 1, but any value counts).
+        ulong folded = word | (word >> 4);
+        folded |= folded >> 2;
+        folded |= folded >> 1;
+        folded &= 0x0101_0101_0101_0101;
+
+        // Bytes are now 0 or 1: the multiply gathers byte i's bit into bit 56 + i.
+        return (byte)((folded * 0x0102_0408_1020_4080) >> 56);
     }
 
     private void OnBlockRemoved(RamBlock block)

@@ -114,6 +114,35 @@ public sealed unsafe partial class Cpu
     }
 
     /// <summary>
+    /// For the bulk string instructions: the host address of [offset, offset + bytes) of a segment when all of it is
+    /// within the limit and in one page the fast path may access (RAM in the map; for a write, not a page holding
+    /// code), else null, and the caller goes element by element. A writer calls <see cref="MarkDirty(int, uint)"/>
+    /// after its stores.
+    /// </summary>
+    public byte* HostRange(int seg, uint offset, uint bytes, bool write)
+    {
+        if (bytes == 0 || (long)offset + bytes - 1 > (write ? WriteLimit[seg] : ReadLimit[seg]))
+        {
+            return null;
+        }
+
+        uint linear = SegBase[seg] + offset;
+        if ((linear & PageMask) + bytes > PageMask + 1)
+        {
+            return null;
+        }
+
+        nint host = (write ? writePages : readPages)[linear >> PageShift];
+        return host == 0 ? null : (byte*)(host + (nint)(linear & PageMask));
+    }
+
+    /// <summary>Bytes from seg:offset to the end of its page.</summary>
+    public uint BytesToPageEnd(int seg, uint offset) => PageMask + 1 - ((SegBase[seg] + offset) & PageMask);
+
+    /// <summary>Marks the page of seg:offset dirty, after a store through <see cref="HostRange"/>.</summary>
+    public void MarkDirty(int seg, uint offset) => MarkDirty(SegBase[seg] + offset);
+
+    /// <summary>
     /// The page's dirty byte, after the data: a harvester that clears the byte and then reads the page sees the new
     /// data, or finds the byte set again at its next pass (stores are not reordered with stores on x86; the volatile
     /// write keeps the JIT from doing it).
