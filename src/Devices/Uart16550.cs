@@ -152,6 +152,32 @@ public sealed class Uart16550 : IPortDevice, IStatefulDevice
         }
     }
 
+    /// <summary>Takes the next received byte, as a read of RBR would (the BIOS's int 16h reads COM1 this way).</summary>
+    public bool TryTakeInput(out byte value)
+    {
+        lock (_lock)
+        {
+            if (_inputCount == 0)
+            {
+                value = 0;
+                return false;
+            }
+
+            value = DequeueLocked();
+            return true;
+        }
+    }
+
+    /// <summary>The next received byte without taking it.</summary>
+    public bool TryPeekInput(out byte value)
+    {
+        lock (_lock)
+        {
+            value = _inputCount > 0 ? _input[_inputHead] : (byte)0;
+            return _inputCount > 0;
+        }
+    }
+
     public void Read(ushort offset, Span<byte> data)
     {
         lock (_lock)

@@ -22,7 +22,10 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
 
     public VirtualMachine Machine => machine;
 
-    private IEnumerable<IStatefulDevice> Devices => [machine.Serial, machine.DebugExit, machine.FreePageHints];
+    private IEnumerable<IStatefulDevice> Devices =>
+        machine.Bios is { } bios
+            ? [machine.Serial, machine.DebugExit, machine.FreePageHints, machine.Pic, machine.Pit, bios]
+            : [machine.Serial, machine.DebugExit, machine.FreePageHints, machine.Pic, machine.Pit];
 
     public IReadOnlyList<ulong> FirstTouchAddresses(IReadOnlyList<StateSection> saved)
     {
