@@ -126,3 +126,23 @@ public sealed class DualPicTests
         Assert.Throws<InvalidDataException>(() => copy.RestoreState(1, pic.SaveState()[..5]));
     }
 }
+
+/// <summary>A pair nobody programmed.</summary>
+public sealed class UninitializedPicTests
+{
+    [Fact]
+    public void PresentsNothingUntilInitialized()
+    {
+        var pic = new DualPic();
+        pic.PulseIrq(4);
+
+        Assert.False(pic.OutputAsserted);
+        pic.MasterPorts.Write(0, [0x11]);
+        pic.MasterPorts.Write(1, [0x20]);
+        pic.MasterPorts.Write(1, [0x04]);
+        pic.MasterPorts.Write(1, [0x01]);
+        pic.PulseIrq(4);
+        Assert.True(pic.OutputAsserted);
+        Assert.Equal(0x24, pic.Acknowledge());
+    }
+}

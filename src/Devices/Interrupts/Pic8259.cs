@@ -23,6 +23,13 @@ public sealed class Pic8259
     public bool SingleMode;
     public bool SpecialFullyNested;
 
+    /// <summary>
+    /// Whether an initialization sequence has completed since power-on. Before that the chip's vector base is
+    /// undefined, so it presents nothing to the CPU: a bare-machine guest that never programs the PIC never sees an
+    /// interrupt, whatever its devices do.
+    /// </summary>
+    public bool Initialized;
+
     /// <summary>An input line changes level: a rising edge latches the request in IRR.</summary>
     public void SetLevel(int irq, bool high)
     {
@@ -62,6 +69,11 @@ public sealed class Pic8259
     /// <summary>The IRQ this chip would present to the CPU now (requested, unmasked, above any in service), or -1.</summary>
     public int PendingIrq()
     {
+        if (!Initialized)
+        {
+            return -1;
+        }
+
         int priority = HighestPriority((byte)(Irr & ~Imr));
         if (priority < 0)
         {
@@ -110,7 +122,7 @@ public sealed class Pic8259
     public void Reset()
     {
         Irr = Isr = Imr = LastLevels = VectorBase = PriorityAdd = InitState = 0;
-        ReadIsr = Poll = SpecialMask = AutoEoi = RotateOnAutoEoi = Init4 = SingleMode = SpecialFullyNested = false;
+        ReadIsr = Poll = SpecialMask = AutoEoi = RotateOnAutoEoi = Init4 = SingleMode = SpecialFullyNested = Initialized = false;
     }
 
     /// <summary>A write to the command port (offset 0) or data port (offset 1).</summary>
@@ -122,8 +134,10 @@ public sealed class Pic8259
             {
                 // ICW1: start of initialization. The mask and every request are cleared; ICW2 (and 3, 4) follow.
                 byte keepLevels = LastLevels;
+                bool wasInitialized = Initialized;
                 Reset();
                 LastLevels = keepLevels;
+                Initialized = wasInitialized;
                 InitState = 1;
                 Init4 = (value & 0x01) != 0;
                 SingleMode = (value & 0x02) != 0;
@@ -161,6 +175,7 @@ public sealed class Pic8259
                 break;
             case 1:
                 VectorBase = (byte)(value & 0xF8);
+                Initialized = true;
                 InitState = SingleMode ? (Init4 ? (byte)3 : (byte)0) : (byte)2;
                 break;
             case 2:
@@ -240,6 +255,7 @@ public sealed class Pic8259
         }
 
         w.WriteByte(flags);
+        w.WriteBoolean(Initialized);
     }
 
     public void Load(ref DeviceStateReader r)
@@ -260,5 +276,6 @@ public sealed class Pic8259
         Init4 = (flags & 32) != 0;
         SingleMode = (flags & 64) != 0;
         SpecialFullyNested = (flags & 128) != 0;
+        Initialized = r.ReadBoolean();
     }
 }

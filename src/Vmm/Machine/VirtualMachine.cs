@@ -20,6 +20,9 @@ public sealed class VirtualMachine : IDisposable
 {
     public const string MainRamBlockName = "pc.ram";
 
+    /// <summary>COM1's interrupt line on the PIC, as on every PC.</summary>
+    public const int Com1Irq = 4;
+
     private readonly IAcceleratorVm vm;
     private readonly List<VcpuRunner> vcpus = [];
     private readonly TaskCompletionSource<MachineExit> exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -76,6 +79,7 @@ public sealed class VirtualMachine : IDisposable
         Ports.Register(DualPic.SlaveBase, 2, Pic.SlavePorts, "pic (slave)");
         Ports.Register(Pit8254.BasePort, Pit8254.PortCount, Pit, "pit");
         Ports.Register(SystemControlPort.Port, 1, new SystemControlPort(Pit), "system control port B");
+        Serial.InterruptLine = level => Pic.SetIrq(Com1Irq, level);
         pitTimer = new PitTimer(Pit);
         if (config.Bios)
         {
