@@ -19,6 +19,15 @@ public class BiosBootSectorTests
     }
 
     [Fact]
+    public void VideoCursorScrollAndModeCallsAnswerLikeABios()
+    {
+        VmmResult result = RunFixture("bios-video", []);
+
+        Assert.Equal("video ok\r\n", result.Stdout);
+        Assert.Equal(0, result.ExitCode);
+    }
+
+    [Fact]
     public void TwoStageLoaderReadsItsSectorsThroughInt13hAndAReadPastTheEndFails()
     {
         string image = NasmBootSectorTests.Assemble("bios-loader");

@@ -105,7 +105,11 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
     /// </summary>
     private void RehearseDeviceStateTransfer()
     {
-        IStatefulDevice[] scratch = [new Uart16550(new Serial.NullSerialSink()), new DebugExit(_ => { }), new FreePageHintDevice((_, _) => true)];
+        IStatefulDevice[] scratch =
+        [
+            new Uart16550(new Serial.NullSerialSink()), new DebugExit(_ => { }), new FreePageHintDevice((_, _) => true),
+            new Devices.Interrupts.DualPic(), new Devices.Interrupts.Pit8254(PitTimer.NowNs, _ => { }),
+        ];
         foreach (IStatefulDevice device in Devices)
         {
             IStatefulDevice? twin = scratch.FirstOrDefault(s => s.SectionName == device.SectionName);

@@ -61,11 +61,17 @@ public sealed class PitTimer : IDisposable
                 }
 
                 long waitNs = due - NowNs();
-                if (waitNs > 0)
+                if (waitNs >= 1_000_000)
                 {
-                    Monitor.Wait(gate, TimeSpan.FromTicks(Math.Max(1, waitNs / 100)));
+                    // Rounded up: a tick up to 1 ms late costs nothing, a spin for the last fraction would.
+                    Monitor.Wait(gate, TimeSpan.FromMilliseconds((waitNs + 999_999) / 1_000_000));
+                    continue;
                 }
             }
+
+            // Under a millisecond (a guest programmed the PIT above 1 kHz): Monitor.Wait cannot sleep that briefly, so
+            // poll, giving the CPU away between looks — the vCPU may need it.
+            Thread.Yield();
         }
     }
 
