@@ -299,7 +299,11 @@ public sealed unsafe class KvmVcpu : IVcpu
         }
 
         SetVcpuEvents(KvmStateConversion.FromEvents(state.Events));
-        SetMpState(new KvmMpState { MpState = (uint)state.MpState });
+        // Without an in-kernel irqchip KVM accepts only RUNNABLE (api.rst, KVM_SET_MP_STATE): a vCPU halted with
+        // interrupts on (the software CPU reports it so) sleeps in the VMM's runner instead, and on KVM it resumes
+        // past its HLT, as after a KVM_EXIT_HLT here.
+        MpState mpState = state.MpState == MpState.Halted ? MpState.Runnable : state.MpState;
+        SetMpState(new KvmMpState { MpState = (uint)mpState });
     }
 
     public KvmRegs GetRegs()

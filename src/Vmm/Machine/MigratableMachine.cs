@@ -159,6 +159,7 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
             if (machine.Vcpus.FirstOrDefault(v => VcpuStateSection.SectionName(v.Vcpu.Id) == section.Name) is { } vcpu)
             {
                 vcpu.Vcpu.SetState(VcpuStateSection.Decode(section));
+                vcpu.ForgetHalt();
             }
             else
             {

@@ -57,6 +57,18 @@ public sealed class VcpuRunner : IDisposable
     }
 
     /// <summary>
+    /// The vCPU's state was replaced while it was parked (a reset, an incoming migration): whatever HLT it was
+    /// sleeping in is gone, so it runs again instead of waiting for an interrupt.
+    /// </summary>
+    public void ForgetHalt()
+    {
+        lock (gate)
+        {
+            halted = false;
+        }
+    }
+
+    /// <summary>
     /// Any thread, when the interrupt line has just been raised: wakes the vCPU if it sleeps in HLT, and kicks it out
     /// of guest code so that it takes the interrupt (KVM injects only between runs).
     /// </summary>

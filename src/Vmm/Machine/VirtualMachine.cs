@@ -183,6 +183,7 @@ public sealed class VirtualMachine : IDisposable
         }
 
         vcpus[0].Vcpu.SetState(entry);
+        vcpus[0].ForgetHalt();
         log.Debug("loaded {Bytes} bytes from {Path} at {Address:x}", image.Bytes.Length, image.Path, image.LoadAddress);
     }
 

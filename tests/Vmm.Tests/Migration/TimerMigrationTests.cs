@@ -18,12 +18,23 @@ public sealed class TimerMigrationTests : IDisposable
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public void TheTickCountNeitherJumpsNorStalls(bool postcopy)
+    public void TheTickCountNeitherJumpsNorStalls(bool postcopy) => MigrateTimerGuest(postcopy, from: null, to: null);
+
+    [SkippableTheory]
+    [InlineData("kvm", "emulator", false)]
+    [InlineData("emulator", "kvm", true)]
+    public void TheTimerKeepsTickingBetweenKvmAndTheSoftwareCpu(string from, string to, bool postcopy)
+    {
+        Skip.IfNot(Machine.AcceleratorSelection.ProbeKvm() is null, "migrating between KVM and the software CPU needs a host where /dev/kvm works");
+        MigrateTimerGuest(postcopy, from, to);
+    }
+
+    private void MigrateTimerGuest(bool postcopy, string? from, string? to)
     {
         string image = EndlessTimerImage();
         string[] bios = ["--bios", "vmm"];
-        using MigrationVmm source = MigrationVmm.StartSourceImage(dir, image, bios, memory: "16M");
-        using MigrationVmm destination = MigrationVmm.StartDestination(dir, memory: "16M", extra: bios);
+        using MigrationVmm source = MigrationVmm.StartSourceImage(dir, image, bios, memory: "16M", accel: from);
+        using MigrationVmm destination = MigrationVmm.StartDestination(dir, memory: "16M", accel: to, extra: bios);
         source.Process.WaitForStdout(s => s.Contains("ticks ok"), MigrationVmm.StartTimeout);
         (uint guestBefore, uint biosBefore) = Counts(source);
         Assert.True(guestBefore >= 10, $"the guest counted {guestBefore} ticks before the migration");
