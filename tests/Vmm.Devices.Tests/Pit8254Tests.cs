@@ -61,6 +61,16 @@ public sealed class Pit8254Tests
     }
 
     [Fact]
+    public void Mode3CountsDownByTwoTwicePerPeriod()
+    {
+        Program(0, 3, 1000);
+        now += 100 * Tick + 10;
+        Assert.InRange(Latched(0), 795, 805);
+        now += 500 * Tick;
+        Assert.InRange(Latched(0), 795, 805);
+    }
+
+    [Fact]
     public void Mode0FiresOnceAtTerminalCount()
     {
         Program(0, 0, 10);

@@ -37,6 +37,13 @@ public sealed class PitChannel
         }
 
         long ticks = Ticks(nowNs);
+        if (Mode is 3 or 7)
+        {
+            // Square wave: the counter steps by two and runs down twice per period (once per output half), which
+            // delay loops that read channel 0 see; QEMU's formula.
+            return (ushort)(Reload - ((2 * ticks) % Reload));
+        }
+
         if (Periodic)
         {
             long phase = ticks % Reload;

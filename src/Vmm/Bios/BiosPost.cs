@@ -45,7 +45,7 @@ public static class BiosPost
         memory.WriteByte(BiosDataArea.VideoRowsMinusOne, BiosLayout.Rows - 1);
         memory.WriteByte(BiosDataArea.CharacterHeight, 16);
         memory.WriteByte(BiosDataArea.HardDiskCount, 1);
-        memory.WriteDword(BiosDataArea.Ticks, SystemServices.TicksSinceMidnight(DateTime.Now));
+        memory.WriteDword(BiosDataArea.Ticks, ClockService.TicksSinceMidnight(DateTime.Now));
         memory.Write(BiosLayout.EbdaBase, new byte[0x400]);
         memory.WriteByte(BiosLayout.EbdaBase, 1); // EBDA size in KiB
 

@@ -19,6 +19,7 @@ public sealed class BiosServices : IPortDevice, IStatefulDevice
     private readonly VideoService video;
     private readonly KeyboardService keyboard;
     private readonly SystemServices system;
+    private readonly ClockService clock;
     private readonly Action<string> log;
     private DiskService disk;
     private BootDisk bootDisk;
@@ -32,6 +33,7 @@ public sealed class BiosServices : IPortDevice, IStatefulDevice
         video = new VideoService(memory, serial);
         keyboard = new KeyboardService(uart);
         system = new SystemServices(memory, ram);
+        clock = new ClockService(memory);
         bootDisk = new BootDisk([], writeThroughPath: null);
         disk = new DiskService(memory, bootDisk);
     }
@@ -105,7 +107,7 @@ public sealed class BiosServices : IPortDevice, IStatefulDevice
                 Reboot(f);
                 return true;
             case 0x1A:
-                system.Clock(f);
+                clock.Handle(f);
                 return true;
             default:
                 f.Carry = true;

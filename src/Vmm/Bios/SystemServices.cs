@@ -4,8 +4,7 @@ namespace Vmm.Bios;
 
 /// <summary>
 /// The small services: int 11h (equipment word), int 12h (base memory), int 15h (E820 memory map from the RAM blocks,
-/// AH=88h and E801h sizes, A20, AH=86h wait), int 1Ah (the tick count the IRQ 0 handler keeps, the host's clock as the
-/// RTC). Unknown functions return CF set with AH = 86h, as real BIOSes do.
+/// AH=88h and E801h sizes, A20, AH=86h wait). Unknown int 15h functions return CF set with AH = 86h, as real BIOSes do.
 /// </summary>
 public sealed class SystemServices(BiosMemory memory, RamBlockRegistry ram)
 {
@@ -132,48 +131,4 @@ public sealed class SystemServices(BiosMemory memory, RamBlockRegistry ram)
 
         return total / 1024;
     }
-
-    public void Clock(BiosFrame f)
-    {
-        DateTime now = DateTime.Now;
-        switch (f.AH)
-        {
-            case 0x00:
-                uint ticks = memory.ReadDword(BiosDataArea.Ticks);
-                f.CX = (ushort)(ticks >> 16);
-                f.DX = (ushort)ticks;
-                f.AL = memory.ReadByte(BiosDataArea.MidnightFlag);
-                memory.WriteByte(BiosDataArea.MidnightFlag, 0);
-                break;
-            case 0x01:
-                memory.WriteDword(BiosDataArea.Ticks, ((uint)f.CX << 16) | f.DX);
-                memory.WriteByte(BiosDataArea.MidnightFlag, 0);
-                break;
-            case 0x02:
-                f.CH = Bcd(now.Hour);
-                f.CL = Bcd(now.Minute);
-                f.DH = Bcd(now.Second);
-                f.DL = 0;
-                f.Carry = false;
-                break;
-            case 0x04:
-                f.CH = Bcd(now.Year / 100);
-                f.CL = Bcd(now.Year % 100);
-                f.DH = Bcd(now.Month);
-                f.DL = Bcd(now.Day);
-                f.Carry = false;
-                break;
-            case 0x03 or 0x05:
-                f.Carry = false; // setting the RTC is accepted and ignored: the host owns the clock
-                break;
-            default:
-                f.Carry = true;
-                break;
-        }
-    }
-
-    /// <summary>Ticks since midnight for <paramref name="now"/>, as POST sets the count from the RTC.</summary>
-    public static uint TicksSinceMidnight(DateTime now) => (uint)(now.TimeOfDay.TotalSeconds * 1193182.0 / 65536.0);
-
-    private static byte Bcd(int value) => (byte)(((value / 10) << 4) | (value % 10));
 }
