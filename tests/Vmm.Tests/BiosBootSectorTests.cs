@@ -28,6 +28,15 @@ public class BiosBootSectorTests
     }
 
     [Fact]
+    public void Int19hRebootsIntoTheBootSectorAgain()
+    {
+        VmmResult result = RunFixture("bios-reboot", ["--memory", "32M"]);
+
+        Assert.Equal("boot 1\r\nboot 2\r\nboot 3\r\ndone\r\n", result.Stdout);
+        Assert.Equal(0, result.ExitCode);
+    }
+
+    [Fact]
     public void TwoStageLoaderReadsItsSectorsThroughInt13hAndAReadPastTheEndFails()
     {
         string image = NasmBootSectorTests.Assemble("bios-loader");
