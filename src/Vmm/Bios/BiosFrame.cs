@@ -17,9 +17,6 @@ public sealed class BiosFrame
     public uint Edi, Esi, Ebp, Ebx, Edx, Ecx, Eax;
     public ushort Es, Ds, Ip, Cs, Flags;
 
-    /// <summary>Linear address of the frame in guest memory.</summary>
-    public ulong Address { get; init; }
-
     public byte AL { get => (byte)Eax; set => Eax = (Eax & 0xFFFFFF00) | value; }
     public byte AH { get => (byte)(Eax >> 8); set => Eax = (Eax & 0xFFFF00FF) | ((uint)value << 8); }
     public ushort AX { get => (ushort)Eax; set => Eax = (Eax & 0xFFFF0000) | value; }
@@ -62,9 +59,8 @@ public sealed class BiosFrame
         Carry = false;
     }
 
-    public static BiosFrame Parse(ulong address, ReadOnlySpan<byte> b) => new()
+    public static BiosFrame Parse(ReadOnlySpan<byte> b) => new()
     {
-        Address = address,
         Edi = BinaryPrimitives.ReadUInt32LittleEndian(b),
         Esi = BinaryPrimitives.ReadUInt32LittleEndian(b[4..]),
         Ebp = BinaryPrimitives.ReadUInt32LittleEndian(b[8..]),

@@ -15,7 +15,6 @@ public sealed class BiosServices : IPortDevice, IStatefulDevice
     public const int StateVersion = 1;
 
     private readonly BiosMemory memory;
-    private readonly ISerialSink serial;
     private readonly VideoService video;
     private readonly KeyboardService keyboard;
     private readonly SystemServices system;
@@ -28,7 +27,6 @@ public sealed class BiosServices : IPortDevice, IStatefulDevice
     public BiosServices(BiosMemory memory, Uart16550 uart, ISerialSink serial, RamBlockRegistry ram, Action<string> log)
     {
         this.memory = memory;
-        this.serial = serial;
         this.log = log;
         video = new VideoService(memory, serial);
         keyboard = new KeyboardService(uart);
@@ -41,8 +39,6 @@ public sealed class BiosServices : IPortDevice, IStatefulDevice
     public string SectionName => "bios";
 
     public int SectionVersion => StateVersion;
-
-    public SystemServices System => system;
 
     /// <summary>Disk 0x80 (the guest image).</summary>
     public BootDisk Disk
@@ -72,7 +68,7 @@ public sealed class BiosServices : IPortDevice, IStatefulDevice
         ulong address = BiosMemory.Linear((ushort)(stack >> 16), (ushort)stack);
         Span<byte> raw = stackalloc byte[BiosFrame.Size];
         memory.Read(address, raw);
-        BiosFrame frame = BiosFrame.Parse(address, raw);
+        BiosFrame frame = BiosFrame.Parse(raw);
         waitRequested = !Dispatch(offset, frame);
         frame.WriteTo(raw);
         memory.Write(address, raw);

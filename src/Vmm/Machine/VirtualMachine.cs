@@ -12,8 +12,8 @@ using Vmm.Ram;
 namespace Vmm.Machine;
 
 /// <summary>
-/// A whole guest: RAM blocks and the accelerator's map of them, the device buses, COM1, isa-debug-exit and the
-/// free-page-hint device, and the vCPUs (on KVM or on the software CPU: <see cref="IAccelerator"/>).
+/// A whole guest: RAM blocks and the accelerator's map of them, the device buses, COM1, isa-debug-exit, the
+/// free-page-hint device, the PICs and the PIT (and with --bios vmm the BIOS), and the vCPUs (on KVM or on the software CPU: <see cref="IAccelerator"/>).
 /// Any thread may pause, resume or end it; <see cref="Exited"/> completes with the first reason it stopped.
 /// </summary>
 public sealed class VirtualMachine : IDisposable
@@ -166,7 +166,8 @@ public sealed class VirtualMachine : IDisposable
     /// <summary>
     /// Copies the image into RAM and puts vCPU 0 at its entry in real mode (<see cref="EntryState"/>): CS:IP =
     /// 0000:addr (or addr&gt;&gt;4:addr&amp;0xf above 64 KiB), DL = 0x80 (boot drive), SP = 0x7C00, all other segments
-    /// 0, interrupts off, and every other register as after a CPU reset.
+    /// 0, interrupts off, and every other register as after a CPU reset. With the BIOS, POST runs first (ROM, vector
+    /// table, data area, PIC and PIT) and the entry has interrupts on; the image is also disk 0x80.
     /// </summary>
     public void Load(GuestImage image)
     {
@@ -329,7 +330,8 @@ public sealed class VirtualMachine : IDisposable
     }
 
     /// <summary>
-    /// QMP system_reset: reloads the image, puts vCPU 0 back at its entry state and resets COM1; RAM above the image
+    /// QMP system_reset: resets COM1, the PICs and the PIT, reloads the image (running the BIOS's POST again with
+    /// --bios vmm) and puts vCPU 0 back at its entry state; RAM above the image
     /// keeps its contents, as on a real warm reset. The run state is unchanged.
     /// </summary>
     public void Reset()
