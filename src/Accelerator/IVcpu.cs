@@ -36,6 +36,12 @@ public interface IVcpu : IDisposable
     /// </summary>
     VcpuExit? CompletePendingExit();
 
+    /// <summary>
+    /// Wires the external interrupt line (before the first <see cref="Run"/>). Without it the vCPU never sees an
+    /// external interrupt. Whoever raises the line must <see cref="Kick"/> a running vCPU so it looks.
+    /// </summary>
+    void ConnectInterrupts(IInterruptSource source);
+
     /// <summary>Stop after every instruction with <see cref="VcpuExitKind.Debug"/> (--trace). Set before running.</summary>
     bool SingleStep { get; set; }
 

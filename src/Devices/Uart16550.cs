@@ -124,6 +124,36 @@ public sealed class Uart16550 : IPortDevice, IStatefulDevice
 
     public int SectionVersion => StateVersion;
 
+    /// <summary>
+    /// The UART's INTR pin as a PC wires it (IRQ 4 for COM1): high while IIR reports an interrupt and MCR.OUT2 is set
+    /// (the board gates the pin with OUT2, which is why every PC driver sets it). Called with each change, outside
+    /// the UART's lock, on the thread that caused it (a vCPU or the stdin reader).
+    /// </summary>
+    public Action<bool>? InterruptLine { get; set; }
+
+    private bool _irqLevel;
+
+    /// <summary>Recomputes the INTR pin; returns the new level when it changed.</summary>
+    private bool? UpdateInterruptLocked()
+    {
+        bool level = (_mcr & McrOut2) != 0 && (InterruptIdentificationLocked() & IirNoInterruptPending) == 0;
+        if (level == _irqLevel)
+        {
+            return null;
+        }
+
+        _irqLevel = level;
+        return level;
+    }
+
+    private void SignalInterrupt(bool? change)
+    {
+        if (change is { } level)
+        {
+            InterruptLine?.Invoke(level);
+        }
+    }
+
     /// <summary>Bytes received but not yet read by the guest.</summary>
     public int PendingInput
     {
@@ -146,21 +176,60 @@ public sealed class Uart16550 : IPortDevice, IStatefulDevice
     /// </remarks>
     public void EnqueueInput(ReadOnlySpan<byte> bytes)
     {
+        bool? change;
         lock (_lock)
         {
             EnqueueLocked(bytes);
+            change = UpdateInterruptLocked();
+        }
+
+        SignalInterrupt(change);
+    }
+
+    /// <summary>Takes the next received byte, as a read of RBR would (the BIOS's int 16h reads COM1 this way).</summary>
+    public bool TryTakeInput(out byte value)
+    {
+        bool? change;
+        lock (_lock)
+        {
+            if (_inputCount == 0)
+            {
+                value = 0;
+                return false;
+            }
+
+            value = DequeueLocked();
+            change = UpdateInterruptLocked();
+        }
+
+        SignalInterrupt(change);
+        return true;
+    }
+
+    /// <summary>The next received byte without taking it.</summary>
+    public bool TryPeekInput(out byte value)
+    {
+        lock (_lock)
+        {
+            value = _inputCount > 0 ? _input[_inputHead] : (byte)0;
+            return _inputCount > 0;
         }
     }
 
     public void Read(ushort offset, Span<byte> data)
     {
+        bool? change;
         lock (_lock)
         {
             for (int i = 0; i < data.Length; i++)
             {
                 data[i] = ReadRegisterLocked(offset + i);
             }
+
+            change = UpdateInterruptLocked();
         }
+
+        SignalInterrupt(change);
     }
 
     public void Write(ushort offset, ReadOnlySpan<byte> data)
@@ -168,10 +237,14 @@ public sealed class Uart16550 : IPortDevice, IStatefulDevice
         for (int i = 0; i < data.Length; i++)
         {
             bool transmit;
+            bool? change;
             lock (_lock)
             {
                 transmit = WriteRegisterLocked(offset + i, data[i]);
+                change = UpdateInterruptLocked();
             }
+
+            SignalInterrupt(change);
 
             if (transmit)
             {
@@ -244,6 +317,9 @@ public sealed class Uart16550 : IPortDevice, IStatefulDevice
             _inputHead = 0;
             _inputCount = 0;
             EnqueueLocked(pending);
+
+            // The PIC's own section carries the line's level as it saw it: recompute ours without signalling.
+            UpdateInterruptLocked();
         }
     }
 

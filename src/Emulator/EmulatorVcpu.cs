@@ -44,6 +44,8 @@ public sealed class EmulatorVcpu : IVcpu
         };
     }
 
+    public void ConnectInterrupts(IInterruptSource source) => cpu.Interrupts = source;
+
     public void Kick() => cpu.Kick();
 
     public void AcknowledgeKick() => cpu.AcknowledgeKick();

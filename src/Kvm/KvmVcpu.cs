@@ -36,6 +36,7 @@ public sealed unsafe class KvmVcpu : IVcpu
     private readonly IVcpuIo io;
     private int threadId;
     private bool singleStep;
+    private IInterruptSource? interrupts;
 
     internal KvmVcpu(int id, FileDescriptor fd, int mmapSize, IVcpuIo io)
     {
@@ -74,8 +75,11 @@ public sealed unsafe class KvmVcpu : IVcpu
         }
     }
 
+    public void ConnectInterrupts(IInterruptSource source) => interrupts = source;
+
     VcpuExit IVcpu.Run()
     {
+        OfferInterrupt();
         int errno = RunOnce();
         if (errno == 0)
         {
@@ -90,6 +94,32 @@ public sealed unsafe class KvmVcpu : IVcpu
         }
 
         return RunFailed(errno);
+    }
+
+    /// <summary>
+    /// The userspace-irqchip protocol (api.rst, KVM_INTERRUPT): with an interrupt waiting, inject it if the last exit
+    /// said the guest can take one now, else ask KVM to exit as soon as it can (KVM_EXIT_IRQ_WINDOW_OPEN).
+    /// </summary>
+    private void OfferInterrupt()
+    {
+        KvmRun* run = Run;
+        if (interrupts is not { InterruptPending: true } line)
+        {
+            run->RequestInterruptWindow = 0;
+            return;
+        }
+
+        if (run->ReadyForInterruptInjection != 0 && run->IfFlag != 0)
+        {
+            uint vector = line.AcknowledgeInterrupt();
+            if (Ioctl.Invoke(fd.Value, KvmIoctls.Interrupt, (nint)(&vector)) == 0)
+            {
+                run->RequestInterruptWindow = 0;
+                return;
+            }
+        }
+
+        run->RequestInterruptWindow = 1;
     }
 
     public void Kick()
@@ -168,6 +198,7 @@ public sealed unsafe class KvmVcpu : IVcpu
                 return VcpuExit.Debug;
 
             case KvmExitReason.Intr:
+            case KvmExitReason.IrqWindowOpen:
                 return VcpuExit.Interrupted;
 
             case KvmExitReason.Shutdown:
@@ -268,7 +299,11 @@ public sealed unsafe class KvmVcpu : IVcpu
         }
 
         SetVcpuEvents(KvmStateConversion.FromEvents(state.Events));
-        SetMpState(new KvmMpState { MpState = (uint)state.MpState });
+        // Without an in-kernel irqchip KVM accepts only RUNNABLE (api.rst, KVM_SET_MP_STATE): a vCPU halted with
+        // interrupts on (the software CPU reports it so) sleeps in the VMM's runner instead, and on KVM it resumes
+        // past its HLT, as after a KVM_EXIT_HLT here.
+        MpState mpState = state.MpState == MpState.Halted ? MpState.Runnable : state.MpState;
+        SetMpState(new KvmMpState { MpState = (uint)mpState });
     }
 
     public KvmRegs GetRegs()

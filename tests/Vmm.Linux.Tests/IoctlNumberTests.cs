@@ -34,6 +34,7 @@ public class IoctlNumberTests
         { "KVM_GET_MP_STATE", KvmIoctls.GetMpState },
         { "KVM_SET_MP_STATE", KvmIoctls.SetMpState },
         { "KVM_SET_GUEST_DEBUG", KvmIoctls.SetGuestDebug },
+        { "KVM_INTERRUPT", KvmIoctls.Interrupt },
         { "KVM_GET_VCPU_EVENTS", KvmIoctls.GetVcpuEvents },
         { "KVM_SET_VCPU_EVENTS", KvmIoctls.SetVcpuEvents },
         { "KVM_GET_XCRS", KvmIoctls.GetXcrs },

@@ -44,4 +44,25 @@ public sealed class ResetStateTests
             File.Delete(binary);
         }
     }
+
+    [Fact]
+    public void AResetWakesAGuestSleepingInHltWithInterruptsOn()
+    {
+        // uart-irq sleeps in sti; hlt waiting for COM1's interrupt; after the reset it must boot again at once.
+        string binary = NasmBootSectorTests.Assemble("uart-irq");
+        try
+        {
+            using TestMachine test = TestMachine.Create();
+            test.Machine.Load(GuestImage.Load(binary, GuestImage.DefaultLoadAddress, 16 << 20));
+            test.Machine.Start();
+            test.WaitForSerial(s => s.Contains("irq echo"), "the guest asleep in HLT");
+
+            test.Machine.Reset();
+            test.WaitForSerial(s => s.Split("irq echo").Length == 3, "the guest after the reset");
+        }
+        finally
+        {
+            File.Delete(binary);
+        }
+    }
 }

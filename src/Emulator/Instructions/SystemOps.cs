@@ -112,6 +112,9 @@ internal static unsafe class SystemOps
     {
         RequireCpl0(cpu);
         cpu.Halted = true;
+
+        // A STI right before HLT covered the HLT itself: the interrupt that wakes the CPU is taken after it.
+        cpu.InterruptShadow = 0;
         cpu.Stop |= Cpu.StopAfter;
     }
 

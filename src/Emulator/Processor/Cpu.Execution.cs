@@ -39,6 +39,9 @@ public sealed unsafe partial class Cpu
 
     private readonly BlockDecoder decoder;
 
+    /// <summary>The external interrupt line (the PIC), or null: then no external interrupt ever arrives.</summary>
+    public Accelerator.IInterruptSource? Interrupts { get; set; }
+
     /// <summary>Any thread: makes <see cref="Run"/> return <see cref="CpuStop.Kicked"/> at the next block boundary (or at once).</summary>
     public void Kick() => Volatile.Write(ref kickRequested, 1);
 
@@ -73,6 +76,19 @@ public sealed unsafe partial class Cpu
             {
                 FailureDetail = "the guest enabled paging (CR0.PG), which the software CPU does not implement";
                 return CpuStop.Failed;
+            }
+
+            // External interrupts are taken at block boundaries, which are instruction boundaries: with IF set and no
+            // STI / MOV SS shadow pending. A block is at most 64 instructions, so the latency stays tiny; the shadow
+            // is held until the end of the block after the one that set it, which is later than the hardware but
+            // never earlier.
+            if (Interrupts is { InterruptPending: true } line && (FlagsRest & IF) != 0 && InterruptShadow == 0)
+            {
+                TakeExternalInterrupt(line.AcknowledgeInterrupt());
+                if (ShutDown)
+                {
+                    return CpuStop.ShutDown;
+                }
             }
 
             bool code32 = Segments[SegmentIndex.Cs].DefaultBig;
@@ -148,6 +164,23 @@ public sealed unsafe partial class Cpu
         {
             InterruptShadow = 0;
         }
+    }
+
+    /// <summary>Enters the handler of an external interrupt, returning to the current CS:EIP.</summary>
+    private void TakeExternalInterrupt(byte vector)
+    {
+        try
+        {
+            DeliverInterrupt(vector, null, software: false, returnEip: Eip);
+        }
+        catch (CpuException fault)
+        {
+            DeliverException(fault);
+        }
+
+        // Loading CS marks "the instruction jumped"; no instruction ran here, so nothing must carry that into the
+        // first instruction of the handler (which would then not advance EIP and run twice).
+        Stop = 0;
     }
 
     /// <summary>Drops every cached translation of guest memory (decoded code, mapped pages): the state or the memory was replaced.</summary>

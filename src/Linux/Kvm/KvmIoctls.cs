@@ -29,6 +29,8 @@ public static unsafe class KvmIoctls
     public static readonly uint SetSregs = Ioctl.Iow(KvmIo, 0x84, (uint)sizeof(KvmSregs));
     public static readonly uint GetMsrs = Ioctl.Iowr(KvmIo, 0x88, (uint)sizeof(KvmMsrsHeader));
     public static readonly uint SetMsrs = Ioctl.Iow(KvmIo, 0x89, (uint)sizeof(KvmMsrsHeader));
+    /// <summary>KVM_INTERRUPT (struct kvm_interrupt: one __u32 vector): queue an external interrupt (userspace irqchip).</summary>
+    public static readonly uint Interrupt = Ioctl.Iow(KvmIo, 0x86, sizeof(uint));
     public static readonly uint SetSignalMask = Ioctl.Iow(KvmIo, 0x8B, (uint)sizeof(KvmSignalMaskHeader));
     public static readonly uint GetFpu = Ioctl.Ior(KvmIo, 0x8C, (uint)sizeof(KvmFpu));
     public static readonly uint SetFpu = Ioctl.Iow(KvmIo, 0x8D, (uint)sizeof(KvmFpu));

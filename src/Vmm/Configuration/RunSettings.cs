@@ -34,6 +34,11 @@ public sealed record RunSettings
     /// <summary>The QMP monitor's Unix socket path, or null for no monitor.</summary>
     public string? MonitorPath { get; init; }
 
+    /// <summary>--bios vmm: the built-in BIOS runs before the boot sector.</summary>
+    public bool Bios { get; init; }
+
+    public bool DiskWritable { get; init; }
+
     public MachineConfig ToMachineConfig() => new()
     {
         MemorySize = MemorySize,
@@ -41,6 +46,8 @@ public sealed record RunSettings
         MemPath = MemPath,
         RamBlocks = RamBlocks,
         Trace = Trace,
+        Bios = Bios,
+        DiskWritable = DiskWritable,
     };
 
     public static RunSettings From(VmmOptions options)
@@ -142,6 +149,19 @@ public sealed record RunSettings
             }
         }
 
+        bool bios = false;
+        switch (options.Bios?.Trim().ToLowerInvariant())
+        {
+            case "none":
+                break;
+            case "vmm":
+                bios = true;
+                break;
+            default:
+                problems.Add($"bios: '{options.Bios}' is not one of none, vmm");
+                break;
+        }
+
         if (problems.Count > 0)
         {
             throw new OptionsException(problems);
@@ -160,6 +180,8 @@ public sealed record RunSettings
             MemPath = memPath,
             RamBlocks = blocks,
             MonitorPath = monitor,
+            Bios = bios,
+            DiskWritable = options.DiskWritable,
         };
     }
 

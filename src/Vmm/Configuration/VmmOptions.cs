@@ -30,6 +30,12 @@ public sealed class VmmOptions
     /// <summary>Extra RAM blocks, each "name=NAME,gpa=ADDR,size=SIZE[,max=SIZE][,backend=B]".</summary>
     public List<string> RamBlocks { get; set; } = [];
 
+    /// <summary>Firmware: "none" (the bare machine) or "vmm" (the built-in BIOS).</summary>
+    public string Bios { get; set; } = "none";
+
+    /// <summary>With the BIOS: int 13h writes reach the image file instead of a private copy.</summary>
+    public bool DiskWritable { get; set; }
+
     /// <summary>QMP monitor socket, "unix:PATH".</summary>
     public string? Monitor { get; set; }
 }

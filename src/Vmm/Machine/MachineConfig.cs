@@ -15,6 +15,12 @@ public sealed record MachineConfig
 
     public bool Trace { get; init; }
 
+    /// <summary>The built-in BIOS (--bios vmm): ROM, vector table, data area and services before the boot sector.</summary>
+    public bool Bios { get; init; }
+
+    /// <summary>int 13h writes go through to the image file.</summary>
+    public bool DiskWritable { get; init; }
+
     /// <summary>Whether KVM works on this host, whichever accelerator runs the guest (QMP query-kvm's "present").</summary>
     public bool KvmPresent { get; init; }
 }

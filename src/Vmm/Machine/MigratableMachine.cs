@@ -22,7 +22,10 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
 
     public VirtualMachine Machine => machine;
 
-    private IEnumerable<IStatefulDevice> Devices => [machine.Serial, machine.DebugExit, machine.FreePageHints];
+    private IEnumerable<IStatefulDevice> Devices =>
+        machine.Bios is { } bios
+            ? [machine.Serial, machine.DebugExit, machine.FreePageHints, machine.Pic, machine.Pit, bios]
+            : [machine.Serial, machine.DebugExit, machine.FreePageHints, machine.Pic, machine.Pit];
 
     public IReadOnlyList<ulong> FirstTouchAddresses(IReadOnlyList<StateSection> saved)
     {
@@ -102,7 +105,11 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
     /// </summary>
     private void RehearseDeviceStateTransfer()
     {
-        IStatefulDevice[] scratch = [new Uart16550(new Serial.NullSerialSink()), new DebugExit(_ => { }), new FreePageHintDevice((_, _) => true)];
+        IStatefulDevice[] scratch =
+        [
+            new Uart16550(new Serial.NullSerialSink()), new DebugExit(_ => { }), new FreePageHintDevice((_, _) => true),
+            new Devices.Interrupts.DualPic(), new Devices.Interrupts.Pit8254(PitTimer.NowNs, _ => { }),
+        ];
         foreach (IStatefulDevice device in Devices)
         {
             IStatefulDevice? twin = scratch.FirstOrDefault(s => s.SectionName == device.SectionName);
@@ -152,6 +159,7 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
             if (machine.Vcpus.FirstOrDefault(v => VcpuStateSection.SectionName(v.Vcpu.Id) == section.Name) is { } vcpu)
             {
                 vcpu.Vcpu.SetState(VcpuStateSection.Decode(section));
+                vcpu.ForgetHalt();
             }
             else
             {

@@ -31,6 +31,10 @@ public sealed class VcpuRunner : IDisposable
     private int threadId;
     private long runningSince;
 
+    // HLT with IF=1: the vCPU sleeps on `gate` until the interrupt line rises or a control request comes.
+    private bool halted;
+    private IInterruptSource? interrupts;
+
     /// <summary>How long a caller spins for the vCPU thread before it sleeps (see <see cref="Pause"/>).</summary>
     private static readonly TimeSpan SpinWindow = TimeSpan.FromMilliseconds(0.5);
 
@@ -44,6 +48,39 @@ public sealed class VcpuRunner : IDisposable
     }
 
     public IVcpu Vcpu => vcpu;
+
+    /// <summary>Wires the interrupt controller's output to this vCPU (before <see cref="Start"/>).</summary>
+    public void ConnectInterrupts(IInterruptSource source)
+    {
+        interrupts = source;
+        vcpu.ConnectInterrupts(source);
+    }
+
+    /// <summary>
+    /// The vCPU's state was replaced while it was parked (a reset, an incoming migration): whatever HLT it was
+    /// sleeping in is gone, so it runs again instead of waiting for an interrupt.
+    /// </summary>
+    public void ForgetHalt()
+    {
+        lock (gate)
+        {
+            halted = false;
+        }
+    }
+
+    /// <summary>
+    /// Any thread, when the interrupt line has just been raised: wakes the vCPU if it sleeps in HLT, and kicks it out
+    /// of guest code so that it takes the interrupt (KVM injects only between runs).
+    /// </summary>
+    public void InterruptRaised()
+    {
+        lock (gate)
+        {
+            Monitor.PulseAll(gate);
+        }
+
+        vcpu.Kick();
+    }
 
     /// <summary>The vCPU thread's kernel thread id (0 before it starts), as QMP query-cpus-fast reports it.</summary>
     public int ThreadId => Volatile.Read(ref threadId);
@@ -141,6 +178,7 @@ public sealed class VcpuRunner : IDisposable
 
             pauseRequested = true;
             controlPending = true;
+            Monitor.PulseAll(gate);
         }
 
         Kick();
@@ -293,6 +331,11 @@ public sealed class VcpuRunner : IDisposable
                 return;
             }
 
+            if (halted && !WaitForInterrupt())
+            {
+                continue;
+            }
+
             VcpuExit exit = vcpu.Run();
             ExitCount++;
             if (!HandleExit(exit))
@@ -300,6 +343,30 @@ public sealed class VcpuRunner : IDisposable
                 return;
             }
         }
+    }
+
+    /// <summary>
+    /// Sleeps while the vCPU is halted with interrupts enabled, until the interrupt line rises (true: run and take
+    /// it) or a control request arrives (false: handle it first; the vCPU stays halted). No polling: the PIC's
+    /// output and every control request pulse the lock.
+    /// </summary>
+    private bool WaitForInterrupt()
+    {
+        lock (gate)
+        {
+            while (!controlPending && interrupts?.InterruptPending != true)
+            {
+                Monitor.Wait(gate);
+            }
+
+            if (controlPending)
+            {
+                return false;
+            }
+        }
+
+        halted = false;
+        return true;
     }
 
     /// <summary>Handles pause and stop requests. Returns false when the loop must end.</summary>
@@ -352,9 +419,8 @@ public sealed class VcpuRunner : IDisposable
                     return false;
                 }
 
-                // No interrupt controller yet: nothing will ever wake a halted vCPU, so treat HLT with IF=1 as a
-                // short idle and let the guest continue (it usually loops back to HLT).
-                Thread.Sleep(1);
+                // The guest waits for an interrupt: sleep until the PIC raises its output (RunLoop).
+                halted = true;
                 return true;
 
             case VcpuExitKind.Debug:

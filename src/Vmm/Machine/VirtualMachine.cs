@@ -1,7 +1,9 @@
 using Serilog;
 using Vmm.Accelerator;
 using Vmm.Accelerator.State;
+using Vmm.Bios;
 using Vmm.Devices;
+using Vmm.Devices.Interrupts;
 using Vmm.Diagnostics;
 using Vmm.Loading;
 using Vmm.Migration;
@@ -10,13 +12,16 @@ using Vmm.Ram;
 namespace Vmm.Machine;
 
 /// <summary>
-/// A whole guest: RAM blocks and the accelerator's map of them, the device buses, COM1, isa-debug-exit and the
-/// free-page-hint device, and the vCPUs (on KVM or on the software CPU: <see cref="IAccelerator"/>).
+/// A whole guest: RAM blocks and the accelerator's map of them, the device buses, COM1, isa-debug-exit, the
+/// free-page-hint device, the PICs and the PIT (and with --bios vmm the BIOS), and the vCPUs (on KVM or on the software CPU: <see cref="IAccelerator"/>).
 /// Any thread may pause, resume or end it; <see cref="Exited"/> completes with the first reason it stopped.
 /// </summary>
 public sealed class VirtualMachine : IDisposable
 {
     public const string MainRamBlockName = "pc.ram";
+
+    /// <summary>COM1's interrupt line on the PIC, as on every PC.</summary>
+    public const int Com1Irq = 4;
 
     private readonly IAcceleratorVm vm;
     private readonly List<VcpuRunner> vcpus = [];
@@ -26,6 +31,7 @@ public sealed class VirtualMachine : IDisposable
     private RunState runState = RunState.Prelaunch;
     private int exitRequested;
     private GuestImage? image;
+    private readonly PitTimer pitTimer;
 
     private VirtualMachine(IAccelerator accelerator, MachineConfig config, ISerialSink serialSink, ILogger log, TextWriter diagnostics)
     {
@@ -66,6 +72,23 @@ public sealed class VirtualMachine : IDisposable
         FreePageHints = new FreePageHintDevice(IsInsideOneRamBlock, message => hintLog.Debug("free-page-hint: {Message}", message));
         Ports.Register(FreePageHintDevice.DefaultPort, FreePageHintDevice.PortCount, FreePageHints, "free-page-hint");
 
+        // The PC's interrupt hardware is always there, BIOS or not; it does nothing until a guest programs it.
+        Pic = new DualPic();
+        Pit = new Pit8254(PitTimer.NowNs, Pic.PulseIrq);
+        Ports.Register(DualPic.MasterBase, 2, Pic.MasterPorts, "pic (master)");
+        Ports.Register(DualPic.SlaveBase, 2, Pic.SlavePorts, "pic (slave)");
+        Ports.Register(Pit8254.BasePort, Pit8254.PortCount, Pit, "pit");
+        Ports.Register(SystemControlPort.Port, 1, new SystemControlPort(Pit), "system control port B");
+        Serial.InterruptLine = level => Pic.SetIrq(Com1Irq, level);
+        pitTimer = new PitTimer(Pit);
+        if (config.Bios)
+        {
+            var biosLog = log.ForContext("SourceContext", "bios");
+            BiosMemory = new BiosMemory(Memory, vm.Memory);
+            Bios = new BiosServices(BiosMemory, Serial, serialSink, Ram, message => biosLog.Information("bios: {Message}", message));
+            Ports.Register(BiosLayout.ServicePortBase, BiosLayout.ServicePortCount, Bios, "bios services");
+        }
+
         var disassembler = new Disassembler(Memory);
         var crashReporter = new CrashReporter(disassembler);
         IVcpu vcpu = vm.CreateVcpu(0, new MachineIo(Ports, Mmio));
@@ -76,6 +99,8 @@ public sealed class VirtualMachine : IDisposable
             runner.Tracer = new InstructionTracer(disassembler, diagnostics);
         }
 
+        runner.ConnectInterrupts(new PicInterruptSource(Pic));
+        Pic.OutputRaised += runner.InterruptRaised;
         vcpus.Add(runner);
         Migration = new MigrationController(new MigratableMachine(this), log);
     }
@@ -102,6 +127,17 @@ public sealed class VirtualMachine : IDisposable
 
     /// <summary>Ports 0x5A0–0x5A7: the guest reports free RAM when an outgoing migration asks (MigratableMachine).</summary>
     public FreePageHintDevice FreePageHints { get; }
+
+    /// <summary>The 8259A pair (ports 0x20–0x21, 0xA0–0xA1): the vCPU's interrupt line on either accelerator.</summary>
+    public DualPic Pic { get; }
+
+    /// <summary>The 8254 (ports 0x40–0x43, 0x61); channel 0 drives IRQ 0.</summary>
+    public Pit8254 Pit { get; }
+
+    /// <summary>The built-in BIOS's services (ports 0xB00–0xBFF), or null with --bios none.</summary>
+    public BiosServices? Bios { get; }
+
+    private BiosMemory? BiosMemory { get; }
 
     public IReadOnlyList<VcpuRunner> Vcpus => vcpus;
 
@@ -130,13 +166,25 @@ public sealed class VirtualMachine : IDisposable
     /// <summary>
     /// Copies the image into RAM and puts vCPU 0 at its entry in real mode (<see cref="EntryState"/>): CS:IP =
     /// 0000:addr (or addr&gt;&gt;4:addr&amp;0xf above 64 KiB), DL = 0x80 (boot drive), SP = 0x7C00, all other segments
-    /// 0, interrupts off, and every other register as after a CPU reset.
+    /// 0, interrupts off, and every other register as after a CPU reset. With the BIOS, POST runs first (ROM, vector
+    /// table, data area, PIC and PIT) and the entry has interrupts on; the image is also disk 0x80.
     /// </summary>
     public void Load(GuestImage image)
     {
         this.image = image;
         Memory.Write(image.LoadAddress, image.Bytes);
-        vcpus[0].Vcpu.SetState(EntryState.For(image.LoadAddress));
+        VcpuState entry = EntryState.For(image.LoadAddress);
+        if (Bios is not null && BiosMemory is not null)
+        {
+            Bios.Disk = new BootDisk(image.Bytes, Config.DiskWritable ? image.Path : null);
+            BiosPost.Run(BiosMemory, Pic, Pit);
+
+            // A BIOS hands over with interrupts on: the timer ticks from the first instruction of the boot sector.
+            entry = entry with { Registers = entry.Registers with { General = entry.Registers.General with { Rflags = entry.Registers.General.Rflags | GeneralRegisters.InterruptFlag } } };
+        }
+
+        vcpus[0].Vcpu.SetState(entry);
+        vcpus[0].ForgetHalt();
         log.Debug("loaded {Bytes} bytes from {Path} at {Address:x}", image.Bytes.Length, image.Path, image.LoadAddress);
     }
 
@@ -282,7 +330,8 @@ public sealed class VirtualMachine : IDisposable
     }
 
     /// <summary>
-    /// QMP system_reset: reloads the image, puts vCPU 0 back at its entry state and resets COM1; RAM above the image
+    /// QMP system_reset: resets COM1, the PICs and the PIT, reloads the image (running the BIOS's POST again with
+    /// --bios vmm) and puts vCPU 0 back at its entry state; RAM above the image
     /// keeps its contents, as on a real warm reset. The run state is unchanged.
     /// </summary>
     public void Reset()
@@ -290,11 +339,13 @@ public sealed class VirtualMachine : IDisposable
         GuestImage loaded = image ?? throw new InvalidOperationException("no image loaded");
         WithVcpusPaused(() =>
         {
-            Load(loaded);
-
             // COM1 back to its power-on registers: the state of a freshly built UART.
             var powerOn = new Uart16550(DiscardingSink.Instance);
             Serial.RestoreState(powerOn.SectionVersion, powerOn.SaveState());
+            Pic.Reset();
+            var pitPowerOn = new Pit8254(PitTimer.NowNs, _ => { });
+            Pit.RestoreState(pitPowerOn.SectionVersion, pitPowerOn.SaveState());
+            Load(loaded);
             return true;
         });
         Event?.Invoke(new MachineEvent(MachineEventKind.Reset, "host-qmp-system-reset"));
@@ -447,6 +498,7 @@ public sealed class VirtualMachine : IDisposable
     {
         RequestExit(MachineExit.Quit("machine disposed"));
         Migration.Shutdown();
+        pitTimer.Dispose();
         foreach (VcpuRunner vcpu in vcpus)
         {
             vcpu.Dispose();

@@ -36,18 +36,21 @@ public sealed partial class MigrationVmm : IDisposable
     public string IncomingPath => IncomingUri["unix:".Length..];
 
     /// <summary>A source: `run GUEST --memory M --ram-backend B --monitor unix:…`, ready when the monitor answers "running".</summary>
-    public static MigrationVmm StartSource(string directory, string name = "src", string guest = "dirty-16m", string memory = "128M", string backend = "anonymous", string? accel = null)
+    public static MigrationVmm StartSource(string directory, string name = "src", string guest = "dirty-16m", string memory = "128M", string backend = "anonymous", string? accel = null) =>
+        StartSourceImage(directory, Repo.Guest(guest), [], name, memory, backend, accel);
+
+    /// <summary>A source booting <paramref name="image"/> (any path) with <paramref name="extra"/> options (e.g. --bios vmm).</summary>
+    public static MigrationVmm StartSourceImage(string directory, string image, string[] extra, string name = "src", string memory = "128M", string backend = "anonymous", string? accel = null)
     {
-        string image = Repo.Guest(guest);
         var vmm = new MigrationVmm(directory, name);
-        return vmm.Launch(["run", image, "--memory", memory, "--ram-backend", backend, "--monitor", $"unix:{vmm.MonitorPath}", .. AccelOption(accel)], "running");
+        return vmm.Launch(["run", image, "--memory", memory, "--ram-backend", backend, "--monitor", $"unix:{vmm.MonitorPath}", .. AccelOption(accel), .. extra], "running");
     }
 
     /// <summary>A destination: `run --incoming unix:… --memory M --ram-backend B --monitor unix:…`, ready when its monitor says "inmigrate".</summary>
-    public static MigrationVmm StartDestination(string directory, string name = "dst", string memory = "128M", string backend = "anonymous", string? accel = null)
+    public static MigrationVmm StartDestination(string directory, string name = "dst", string memory = "128M", string backend = "anonymous", string? accel = null, string[]? extra = null)
     {
         var vmm = new MigrationVmm(directory, name);
-        return vmm.Launch(["run", "--incoming", vmm.IncomingUri, "--memory", memory, "--ram-backend", backend, "--monitor", $"unix:{vmm.MonitorPath}", .. AccelOption(accel)], "inmigrate");
+        return vmm.Launch(["run", "--incoming", vmm.IncomingUri, "--memory", memory, "--ram-backend", backend, "--monitor", $"unix:{vmm.MonitorPath}", .. AccelOption(accel), .. extra ?? []], "inmigrate");
     }
 
     /// <summary>`--accel A` for a process that must run on a given accelerator whatever the test pass runs on.</summary>

@@ -19,6 +19,7 @@ public sealed class HumanMonitor(VirtualMachine machine, VcpuRunner cpu)
         ("info registers", "show the cpu registers"),
         ("info cpus", "show infos for each CPU"),
         ("info kvm", "show KVM information"),
+        ("info screen", "show the 80x25 VGA text screen (0xB8000)"),
         ("x /fmt addr", "virtual memory dump starting at 'addr'"),
         ("xp /fmt addr", "physical memory dump starting at 'addr'"),
         ("help", "show the help"),
@@ -65,6 +66,7 @@ public sealed class HumanMonitor(VirtualMachine machine, VcpuRunner cpu)
         "registers" => Registers(),
         "cpus" => Cpus(),
         "kvm" => Kvm(),
+        "screen" => Bios.TextScreen.Render(machine.Memory),
         "" => string.Concat(CommandHelp.Where(c => c.Name.StartsWith("info ", StringComparison.Ordinal)).Select(c => $"{c.Name} -- {c.Help}\r\n")),
         _ => Unknown($"info {what}"),
     };
