@@ -22,6 +22,7 @@ public sealed class MigrationConnection : IDisposable
     private MigrationConnection(Socket socket)
     {
         this.socket = socket;
+        MigrationTimeouts.EnableKeepAlive(socket);
         network = new NetworkStream(socket, ownsSocket: false);
         output = new BufferedStream(network, 1 << 20);
         Writer = new RecordWriter(output);
@@ -67,6 +68,18 @@ public sealed class MigrationConnection : IDisposable
 
     public static MigrationConnection Accept(Socket listener) => new(listener.Accept());
 
+    /// <summary>Wraps a socket this side accepted itself (after checking it is worth a migration connection).</summary>
+    public static MigrationConnection Adopt(Socket socket) => new(socket);
+
+    /// <summary>
+    /// Bounds every blocking read and write (SO_RCVTIMEO, SO_SNDTIMEO): a peer that goes quiet or stops reading
+    /// becomes an error, not a thread blocked forever. Zero means no bound.
+    /// </summary>
+    public void SetTimeouts(TimeSpan read, TimeSpan write)
+    {
+        socket.ReceiveTimeout = (int)Math.Min(int.MaxValue, read.TotalMilliseconds);
+        socket.SendTimeout = (int)Math.Min(int.MaxValue, write.TotalMilliseconds);
+    }
     /// <summary>
     /// Sends <paramref name="data"/> with <paramref name="descriptor"/> attached (SCM_RIGHTS; Unix sockets only),
     /// straight to the socket: call it before anything else is written, or after a flush.

@@ -25,6 +25,9 @@ public sealed class MigrationSource
     /// <summary>No page request has come for a block since the push last looked.</summary>
     private const ulong NoRequest = ulong.MaxValue;
 
+    /// <summary>Page requests that may wait for the switchover (made before the guest runs on the destination).</summary>
+    private const int MaxEarlyRequests = 4096;
+
     private readonly IMigratableMachine machine;
     private readonly MigrationUri uri;
     private readonly MigrationParameters parameters;
@@ -130,6 +133,10 @@ public sealed class MigrationSource
         {
             StatusChanged?.Invoke(MigrationStatus.Setup);
             connection = MigrationConnection.Connect(uri, TimeSpan.FromSeconds(10));
+
+            // Writes are bounded (a destination that stops reading fails the migration); the return path is quiet
+            // for long stretches by design, so its reads are not (TCP keepalive finds a vanished host).
+            connection.SetTimeouts(TimeSpan.Zero, parameters.WriteTimeout);
             ThrowIfCancelled();
             StreamHeader.Write(connection.OutputStream);
             RamLayout layout = RamLayout.Of(machine.Ram);
@@ -144,7 +151,7 @@ public sealed class MigrationSource
                     typeof(PageRecord), typeof(SharedPageRing)),
                 message => log.Debug("{Message}", message));
 
-            using var returnPath = new ReturnPath(connection.Reader);
+            using var returnPath = new ReturnPath(connection.Reader, connection.Abort);
             returnPath.Expect(RecordType.SetupAccepted, TimeSpan.FromSeconds(30), () => cancelRequested);
             if (capabilities.PostcopyRam)
             {
@@ -171,7 +178,7 @@ public sealed class MigrationSource
 
                 if (capabilities.PostcopyPreempt && returnPath.PreemptToken is { } token)
                 {
-                    preempt = PreemptChannel.Open(uri, token, ring);
+                    preempt = PreemptChannel.Open(uri, token, ring, parameters.WriteTimeout);
                 }
             }
 
@@ -437,6 +444,13 @@ public sealed class MigrationSource
             {
                 if (!serving)
                 {
+                    // Only a touch of registered memory on the destination makes these (a monitor read): a handful.
+                    // More is a destination misbehaving; the reader thread fails the migration, guest still here.
+                    if (early.Count >= MaxEarlyRequests)
+                    {
+                        throw new MigrationStreamException($"protocol error: the destination sent more than {MaxEarlyRequests} page requests before the switchover");
+                    }
+
                     early.Add(request);
                     return;
                 }
@@ -649,7 +663,10 @@ public sealed class MigrationSource
         RamBlock block = blocks[request.Block];
         ulong pageSize = block.PageSize;
         ulong start = request.Offset / pageSize * pageSize;
-        ulong end = Math.Min(request.Offset + Math.Max(request.Length, 1), block.UsedLength);
+
+        // A fault needs one host page: a longer request is clamped to the host page it starts in (never a whole
+        // block for 31 bytes of request), and an offset near 2^64 cannot wrap.
+        ulong end = start >= block.UsedLength ? start : Math.Min(start + pageSize, block.UsedLength);
         (object gate, RecordWriter writer, ZeroPageDetector zeros) = preempt is { } channel
             ? (channel.Gate, channel.Writer, channel.ZeroPages)
             : (writerGate, connection!.Writer, zeroPages);
