@@ -163,6 +163,11 @@ public sealed class IncomingMigration(
         {
             Receive(listener, connection, returnPath);
         }
+        catch (Exception e) when (phase.GuestRunsHere() && postcopy!.IsComplete)
+        {
+            // Every page is here and Complete went out: the migration is over, whatever the source does next.
+            log.Warning("incoming migration: after completion: {Message}", Describe(e));
+        }
         catch (Exception e) when (phase.GuestRunsHere())
         {
             // After the switchover the guest is ours: keep it, keep the process, report the pause. A protocol error
