@@ -28,6 +28,9 @@ public sealed class MigrationSource
     /// <summary>Page requests that may wait for the switchover (made before the guest runs on the destination).</summary>
     private const int MaxEarlyRequests = 4096;
 
+    /// <summary>The return path's reader, once there is one: why it closed may explain a failed write.</summary>
+    private ReturnPath? returnPathReader;
+
     private readonly IMigratableMachine machine;
     private readonly MigrationUri uri;
     private readonly MigrationParameters parameters;
@@ -151,7 +154,7 @@ public sealed class MigrationSource
                     typeof(PageRecord), typeof(SharedPageRing)),
                 message => log.Debug("{Message}", message));
 
-            using var returnPath = new ReturnPath(connection.Reader, connection.Abort);
+            using var returnPath = returnPathReader = new ReturnPath(connection.Reader, connection.Abort);
             returnPath.Expect(RecordType.SetupAccepted, TimeSpan.FromSeconds(30), () => cancelRequested);
             if (capabilities.PostcopyRam)
             {
@@ -979,6 +982,11 @@ public sealed class MigrationSource
     private string Describe(Exception e) => e switch
     {
         MigrationFailedException or MigrationStreamException => e.Message,
+
+        // The return-path reader aborted the connection because the destination broke the protocol: that is the cause.
+        IOException when returnPathReader?.ClosedReason is { } reason && reason.StartsWith("protocol error", StringComparison.Ordinal) => reason,
+        IOException { InnerException: System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.TimedOut or System.Net.Sockets.SocketError.WouldBlock } } =>
+            $"the destination stopped reading: a write to {uri.Text} blocked for more than {parameters.WriteTimeout.TotalSeconds:0.#} s",
         IOException io => $"the migration connection to {uri.Text} broke: {io.InnerException?.Message ?? io.Message}",
         _ => $"{e.GetType().Name}: {e.Message}",
     };
