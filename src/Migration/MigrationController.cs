@@ -103,7 +103,7 @@ public sealed class MigrationController(IMigratableMachine machine, ILogger log)
     /// </summary>
     public void RunIncoming(Socket listener, MigrationTimeouts? timeouts = null)
     {
-        var receiver = new IncomingMigration(machine, log, () => Capabilities.PostcopyRam, () => Capabilities.PostcopyMinorFaults, () => Capabilities.PostcopyPreempt, () => Capabilities.PostcopySharedMemory, timeouts);
+        var receiver = new IncomingMigration(machine, log, () => Capabilities.PostcopyRam, () => Capabilities.PostcopyMinorFaults, () => Capabilities.PostcopyPreempt, () => Capabilities.PostcopySharedMemory, timeouts, () => Parameters.Tls);
         receiver.StatusChanged += status => StatusChanged?.Invoke(status);
         lock (gate)
         {

@@ -17,6 +17,12 @@ public sealed record MigrationParameters
     /// the switchover the guest runs here again. Not a QMP parameter; tests shorten it.
     /// </summary>
     public TimeSpan WriteTimeout { get; init; } = MigrationTimeouts.Default.Write;
+
+    /// <summary>
+    /// tls-creds, tls-hostname, tls-authz: TLS on the migration connection (both ends must have it); null: plain. The
+    /// source uses it when `migrate` starts, the destination when its source connects.
+    /// </summary>
+    public MigrationTls? Tls { get; init; }
 }
 
 /// <summary>migrate-set-capabilities: which optional behaviours a migration uses.</summary>

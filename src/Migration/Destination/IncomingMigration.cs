@@ -25,7 +25,8 @@ public sealed class IncomingMigration(
     Func<bool> minorFaultsAllowed,
     Func<bool> preemptAllowed,
     Func<bool> sharedMemoryAllowed,
-    MigrationTimeouts? timeouts = null)
+    MigrationTimeouts? timeouts = null,
+    Func<MigrationTls?>? tlsSettings = null)
 {
     private readonly MigrationTimeouts timeouts = timeouts ?? MigrationTimeouts.Default;
 
@@ -285,7 +286,21 @@ public sealed class IncomingMigration(
                 continue;
             }
 
-            MigrationConnection connection = MigrationConnection.Adopt(socket);
+            MigrationConnection connection;
+            try
+            {
+                // With TLS, a peer whose certificate does not verify is refused before any record is read, and the
+                // wait goes on (it was not this migration's source).
+                connection = MigrationConnection.Adopt(socket, tlsSettings?.Invoke());
+            }
+            catch (Exception e) when (!interrupted)
+            {
+                // Whatever went wrong in the handshake, it was this connection's fault, not the migration's.
+                log.Warning("incoming migration: refused a connection: {Message}; still waiting for the source", e.Message);
+                socket.Dispose();
+                continue;
+            }
+
             connection.SetTimeouts(timeouts.Header, timeouts.Write);
             current = connection;
             if (interrupted)
@@ -448,7 +463,7 @@ public sealed class IncomingMigration(
                     break;
 
                 case RecordType.End:
-                    record.Reader().End();
+                    StreamSeal.Check(record, connection.Reader);
                     machine.LoadState(sections);
                     returnPath.Send(RecordType.Complete);
                     machine.StartIncomingGuest();
@@ -487,7 +502,8 @@ public sealed class IncomingMigration(
                     // Threads start now rather than in the downtime: starting one takes milliseconds here.
                     returnPath.StartSender();
                     // A shared ring needs the preempt channel (its memfd comes with it) and one host (a Unix socket).
-                    bool preemptChannel = (flags & PostcopyAdviseFlags.Preempt) != 0 && preemptAllowed();
+                    // Not under TLS: the receive thread peeks at the channel's socket for whole records, which TLS hides.
+                    bool preemptChannel = (flags & PostcopyAdviseFlags.Preempt) != 0 && preemptAllowed() && !connection.Encrypted;
                     bool sharedRing = preemptChannel && (flags & PostcopyAdviseFlags.SharedMemory) != 0 && sharedMemoryAllowed()
                         && listener.AddressFamily == AddressFamily.Unix;
                     byte[]? token = preemptChannel ? StartPreemptChannel(listener, connection, postcopy, sharedRing) : null;
@@ -524,7 +540,7 @@ public sealed class IncomingMigration(
                     break;
 
                 case RecordType.PostcopyRun:
-                    record.Reader().End();
+                    StreamSeal.Check(record, connection.Reader);
                     PostcopyDestination running = RequirePostcopy(record.Type);
                     machine.LoadState(sections);
                     long loaded = Stopwatch.GetTimestamp();

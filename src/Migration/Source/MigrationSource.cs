@@ -135,7 +135,7 @@ public sealed class MigrationSource
         try
         {
             StatusChanged?.Invoke(MigrationStatus.Setup);
-            connection = MigrationConnection.Connect(uri, TimeSpan.FromSeconds(10));
+            connection = MigrationConnection.Connect(uri, TimeSpan.FromSeconds(10), parameters.Tls);
 
             // Writes are bounded (a destination that stops reading fails the migration); the return path is quiet
             // for long stretches by design, so its reads are not (TCP keepalive finds a vanished host).
@@ -272,7 +272,7 @@ public sealed class MigrationSource
                 section.Write(connection.Writer);
             }
 
-            connection.Writer.Write(RecordType.End, []);
+            StreamSeal.Write(connection.Writer, RecordType.End);
             connection.Writer.Flush();
 
             // Once End is out the destination may already run the guest: from here a failure must not resume it here.
@@ -509,7 +509,7 @@ public sealed class MigrationSource
 
             // From the Run record on the guest belongs to the destination.
             switchedOver = true;
-            writer.Write(RecordType.PostcopyRun, []);
+            StreamSeal.Write(writer, RecordType.PostcopyRun);
             writer.Flush();
             long runSent = Stopwatch.GetTimestamp();
             log.Debug(
@@ -985,7 +985,9 @@ public sealed class MigrationSource
 
         // The return-path reader aborted the connection because the destination broke the protocol: that is the cause.
         IOException when returnPathReader?.ClosedReason is { } reason && reason.StartsWith("protocol error", StringComparison.Ordinal) => reason,
-        IOException { InnerException: System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.TimedOut or System.Net.Sockets.SocketError.WouldBlock } } =>
+        // SO_SNDTIMEO expired with the peer still there (a peer that is gone reads as closed: that is a broken connection).
+        IOException { InnerException: System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.TimedOut or System.Net.Sockets.SocketError.WouldBlock } }
+            when connection is { PeerClosed: false } =>
             $"the destination stopped reading: a write to {uri.Text} blocked for more than {parameters.WriteTimeout.TotalSeconds:0.#} s",
         IOException io => $"the migration connection to {uri.Text} broke: {io.InnerException?.Message ?? io.Message}",
         _ => $"{e.GetType().Name}: {e.Message}",

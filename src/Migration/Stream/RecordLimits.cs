@@ -35,13 +35,14 @@ public static class RecordLimits
         RecordType.PostcopyAdvise => 4,
         RecordType.PostcopyDiscard => 2 + 4 + (Postcopy.DiscardRecord.MaxRangesPerRecord * 16),
         RecordType.PostcopyPreemptChannel => 16,
+        RecordType.End or RecordType.PostcopyRun => StreamSeal.Size,
         RecordType.Error => 2 + (MaxErrorChars * 4),
         RecordType.PageRequest => 2 + 8 + 8,
         RecordType.PostcopyAdviseAccepted => 4 + 16,
         RecordType.PostcopyRunning => 16 + 8,
         RecordType.PostcopyDiscarded => 4,
 
-        // End, PostcopyListen, PostcopyRun, PostcopyPushDone, PostcopyDiscardSync, SetupAccepted, Complete.
+        // PostcopyListen, PostcopyPushDone, PostcopyDiscardSync, SetupAccepted, Complete.
         _ => 0,
     };
 }

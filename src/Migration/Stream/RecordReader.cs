@@ -15,8 +15,21 @@ public sealed class RecordReader(System.IO.Stream stream, int maxPayload = Recor
     public const int MaxPayload = (2 << 20) + 4096;
 
     private readonly byte[] buffer = new byte[maxPayload];
+    private uint digestState = uint.MaxValue;
 
     public long BytesRead { get; private set; }
+
+    /// <summary>Records read so far (<see cref="StreamSeal"/>).</summary>
+    public long Records { get; private set; }
+
+    /// <summary>The running CRC-32C of the CRCs of every record read so far, in order (<see cref="StreamSeal"/>).</summary>
+    public uint Digest => ~digestState;
+
+    /// <summary><see cref="Records"/> before the last record read: what a seal in that record must say.</summary>
+    public long RecordsBeforeLast { get; private set; }
+
+    /// <summary><see cref="Digest"/> before the last record read.</summary>
+    public uint DigestBeforeLast { get; private set; }
 
     /// <summary>Reads the next record; the payload is valid until the next call.</summary>
     public Record Read()
@@ -46,6 +59,11 @@ public sealed class RecordReader(System.IO.Stream stream, int maxPayload = Recor
         {
             throw new MigrationStreamException($"corrupt migration stream: CRC-32C mismatch in a {type} record at byte {BytesRead - length - 9}");
         }
+
+        RecordsBeforeLast = Records;
+        DigestBeforeLast = Digest;
+        digestState = Crc32C.Append(digestState, tail);
+        Records++;
 
         return new Record(type, buffer, (int)length);
     }

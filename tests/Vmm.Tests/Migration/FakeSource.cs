@@ -95,6 +95,13 @@ internal sealed class FakeSource : IDisposable
         Writer.Flush();
     }
 
+    /// <summary>End or PostcopyRun sealing every record this fake sent before it, as a real source does.</summary>
+    public void Seal(RecordType type)
+    {
+        StreamSeal.Write(Writer, type);
+        Writer.Flush();
+    }
+
     /// <summary>Raw bytes, framing and all (a record the writer would never produce).</summary>
     public void SendRaw(ReadOnlySpan<byte> bytes)
     {
@@ -130,7 +137,7 @@ internal sealed class FakeSource : IDisposable
             section.Write(Writer);
         }
 
-        Send(RecordType.PostcopyRun, []);
+        Seal(RecordType.PostcopyRun);
         ReturnPath.WaitFor(r => r.Type == RecordType.PostcopyRunning, "PostcopyRunning");
         Assert.Equal(RunState.Running, Destination.Machine.RunState);
     }

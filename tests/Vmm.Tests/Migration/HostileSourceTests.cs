@@ -54,7 +54,7 @@ public sealed class HostileSourceTests : IDisposable
             (section.Name == "cpu0" ? WithExtraMsr(section, 0xDEADBEEF) : section).Write(source.Writer);
         }
 
-        source.Send(RecordType.End, []);
+        source.Seal(RecordType.End);
         source.ExpectFailed("state section 'cpu0': MSR 0xdeadbeef is not one this vmm migrates");
     }
 
@@ -79,7 +79,7 @@ public sealed class HostileSourceTests : IDisposable
         source.ReturnPath.WaitFor(r => r.Type == RecordType.PostcopyAdviseAccepted, "PostcopyAdviseAccepted");
         DiscardRecord.Write(source.Writer, 0, [(1ul << 20, 1ul << 20)]);
 
-        source.Send(RecordType.PostcopyRun, []);
+        source.Seal(RecordType.PostcopyRun);
         source.ExpectFailed("protocol error: unexpected PostcopyRun record from the source (destination state postcopy discarding)");
     }
 
@@ -92,7 +92,7 @@ public sealed class HostileSourceTests : IDisposable
         source.ReturnPath.WaitFor(r => r.Type == RecordType.PostcopyAdviseAccepted, "PostcopyAdviseAccepted");
         DiscardRecord.Write(source.Writer, 0, [(1ul << 20, 1ul << 20)]);
 
-        source.Send(RecordType.End, []);
+        source.Seal(RecordType.End);
         source.ExpectFailed("protocol error: unexpected End record from the source (destination state postcopy discarding)");
     }
 
@@ -114,9 +114,13 @@ public sealed class HostileSourceTests : IDisposable
             FakeSource.Sections()[0].Write(source.Writer);
             source.Writer.Flush();
         }
+        else if (type == RecordType.PostcopyAdvise)
+        {
+            source.Send(type, [0, 0, 0, 0]);
+        }
         else
         {
-            source.Send(type, type == RecordType.PostcopyAdvise ? [0, 0, 0, 0] : []);
+            source.Seal(type);
         }
 
         source.ExpectPaused($"protocol error: unexpected {type} record from the source (destination state postcopy running)");
@@ -188,6 +192,64 @@ public sealed class HostileSourceTests : IDisposable
         BinaryPrimitives.WriteUInt32LittleEndian(end.AsSpan(5), ~Crc32C.Append(uint.MaxValue, end.AsSpan(0, 5)));
         source.SendRaw(end);
         source.ExpectFailed("corrupt migration stream: End record of 1048576 bytes", seconds: 10);
+    }
+
+    /// <summary>
+    /// A record lost on the way (each record's own CRC is fine): End's seal says how many records came before it and
+    /// their running digest, so the destination refuses to start a guest from a stream with a hole.
+    /// </summary>
+    [Fact]
+    public void ARecordLostBeforeEndIsCorruption()
+    {
+        using FakeSource source = FakeSource.Start(dir);
+        IReadOnlyList<StateSection> sections = FakeSource.Sections();
+        sections[0].Write(source.Writer);
+        foreach (StateSection section in sections.Skip(1))
+        {
+            section.Write(source.Writer);
+        }
+
+        // Sealed as if the first section had been counted twice (one copy "lost" on the way).
+        source.Writer.Flush();
+        byte[] seal = new byte[StreamSeal.Size];
+        BinaryPrimitives.WriteUInt64LittleEndian(seal, (ulong)source.Writer.Records + 1);
+        BinaryPrimitives.WriteUInt32LittleEndian(seal.AsSpan(8), source.Writer.Digest);
+        source.Send(RecordType.End, seal);
+        source.ExpectFailed("corrupt migration stream: the records did not arrive as they were sent");
+    }
+
+    /// <summary>Two records swapped on the way: the same count, another digest.</summary>
+    [Fact]
+    public void RecordsSwappedBeforeRunAreCorruption()
+    {
+        using FakeSource source = FakeSource.Start(dir);
+        source.Send(RecordType.PostcopyAdvise, [0, 0, 0, 0]);
+        source.ReturnPath.WaitFor(r => r.Type == RecordType.PostcopyAdviseAccepted, "PostcopyAdviseAccepted");
+        source.Send(RecordType.PostcopyListen, []);
+        IReadOnlyList<StateSection> sections = FakeSource.Sections();
+
+        // The seal a source computes for sections in their order; the destination gets the first two swapped.
+        var inOrder = new RecordWriter(System.IO.Stream.Null);
+        RamLayout.Of(source.Destination.Machine.Ram).Write(inOrder);
+        inOrder.Write(RecordType.PostcopyAdvise, [0, 0, 0, 0]);
+        inOrder.Write(RecordType.PostcopyListen, []);
+        foreach (StateSection section in sections)
+        {
+            section.Write(inOrder);
+        }
+
+        foreach (StateSection section in sections.Skip(1).Take(1).Concat(sections.Take(1)).Concat(sections.Skip(2)))
+        {
+            section.Write(source.Writer);
+        }
+
+        Assert.Equal(inOrder.Records, source.Writer.Records);
+        Assert.NotEqual(inOrder.Digest, source.Writer.Digest);
+        byte[] seal = new byte[StreamSeal.Size];
+        BinaryPrimitives.WriteUInt64LittleEndian(seal, (ulong)inOrder.Records);
+        BinaryPrimitives.WriteUInt32LittleEndian(seal.AsSpan(8), inOrder.Digest);
+        source.Send(RecordType.PostcopyRun, seal);
+        source.ExpectFailed("corrupt migration stream: the records did not arrive as they were sent");
     }
 
     /// <summary>A discard record claiming more ranges than a record holds is refused before anything is discarded.</summary>
