@@ -488,7 +488,7 @@ public sealed class IncomingMigration(
                     }
 
                     bool minor = (flags & PostcopyAdviseFlags.MinorFaults) != 0 && minorFaultsAllowed();
-                    phase = IncomingPhase.Advised;
+                    phase = phase.After(record.Type);
                     postcopy = new PostcopyDestination(blocks, machine.Ram, returnPath, log, minor);
                     postcopy.Completed += () =>
                     {
@@ -514,7 +514,7 @@ public sealed class IncomingMigration(
                     (int blockIndex, List<(ulong Offset, ulong Length)> ranges) = DiscardRecord.Read(record);
                     switchoverFrom = switchoverFrom == 0 ? Stopwatch.GetTimestamp() : switchoverFrom;
                     RequirePostcopy(record.Type).Discard(blockIndex, ranges);
-                    phase = phase == IncomingPhase.DiscardSynced ? phase : IncomingPhase.Discarding;
+                    phase = phase.After(record.Type);
                     break;
 
                 case RecordType.PostcopyDiscardSync:
@@ -522,7 +522,7 @@ public sealed class IncomingMigration(
                     record.Reader().End();
                     RequirePreemptChannel();
                     RequirePostcopy(record.Type).PreDiscardDone();
-                    phase = IncomingPhase.DiscardSynced;
+                    phase = phase.After(record.Type);
                     returnPath.SendDiscarded(preempt?.Ring is not null);
                     log.Debug(
                         "postcopy pre-discard applied in {Us:F0} us, before the source stops",
@@ -535,7 +535,7 @@ public sealed class IncomingMigration(
                     RequirePreemptChannel();
                     listenFrom = Stopwatch.GetTimestamp();
                     RequirePostcopy(record.Type).Listen();
-                    phase = IncomingPhase.Listening;
+                    phase = phase.After(record.Type);
                     listenDone = Stopwatch.GetTimestamp();
                     break;
 
@@ -546,7 +546,7 @@ public sealed class IncomingMigration(
                     long loaded = Stopwatch.GetTimestamp();
 
                     // From here the guest may run here: a failure pauses the migration and keeps it.
-                    phase = IncomingPhase.Running;
+                    phase = phase.After(record.Type);
                     long runningAt = machine.StartIncomingGuest();
 
                     // Sent directly: the return path is still empty (the guest has only just started), so this
@@ -567,7 +567,7 @@ public sealed class IncomingMigration(
 
                 case RecordType.PostcopyPushDone:
                     record.Reader().End();
-                    phase = IncomingPhase.PushDone;
+                    phase = phase.After(record.Type);
                     RequirePostcopy(record.Type).PushDone();
                     break;
 

@@ -53,6 +53,21 @@ public static class IncomingPhases
         _ => false,
     };
 
+    /// <summary>
+    /// The phase after an accepted record of <paramref name="type"/>. (The destination moves to it once it has acted on
+    /// the record: Running only once the state is loaded, so a state that does not load fails rather than pauses.)
+    /// </summary>
+    public static IncomingPhase After(this IncomingPhase phase, RecordType type) => type switch
+    {
+        RecordType.PostcopyAdvise => IncomingPhase.Advised,
+        RecordType.PostcopyDiscard => phase == IncomingPhase.DiscardSynced ? phase : IncomingPhase.Discarding,
+        RecordType.PostcopyDiscardSync => IncomingPhase.DiscardSynced,
+        RecordType.PostcopyListen => IncomingPhase.Listening,
+        RecordType.PostcopyRun => IncomingPhase.Running,
+        RecordType.PostcopyPushDone => IncomingPhase.PushDone,
+        _ => phase,
+    };
+
     /// <summary>After this phase the guest may run here: a failure pauses instead of failing.</summary>
     public static bool GuestRunsHere(this IncomingPhase phase) => phase is IncomingPhase.Running or IncomingPhase.PushDone;
 
