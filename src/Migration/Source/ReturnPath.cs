@@ -71,6 +71,12 @@ public sealed class ReturnPath : IDisposable
     /// <summary>Why the return path ended (the connection broke or closed), or null while it is open.</summary>
     public string? ClosedReason => closedReason;
 
+    /// <summary>
+    /// The exception that ended the reader: a <see cref="MigrationStreamException"/> for anything the destination can
+    /// send. (The reader turns every exception into a closed return path; the fuzzing harness checks which it was.)
+    /// </summary>
+    public Exception? ClosedBy { get; private set; }
+
     private volatile string? closedReason;
 
     private long postcopyRunningAt;
@@ -164,6 +170,7 @@ public sealed class ReturnPath : IDisposable
                 abort();
             }
 
+            ClosedBy = e;
             closedReason = e.Message;
             messages.Add(new ReturnMessage(ReturnMessage.Closed, Text: e.Message));
             Arrived.Release();
