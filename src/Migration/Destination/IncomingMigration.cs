@@ -157,12 +157,26 @@ public sealed class IncomingMigration(
     /// </summary>
     public void Run(Socket listener)
     {
+        while (!RunOnce(listener))
+        {
+            // That connection was not the migration; wait for the next.
+        }
+    }
+
+    /// <summary>One accepted connection; false when it left before it said anything (then nothing has changed here).</summary>
+    private bool RunOnce(Socket listener)
+    {
         using MigrationConnection connection = AcceptSource(listener);
         using var returnPath = new ReturnPathWriter(connection.Writer);
         log.Information("incoming migration: source connected");
         try
         {
             Receive(listener, connection, returnPath);
+        }
+        catch (NotTheSourceException e)
+        {
+            log.Warning("incoming migration: dropped a connection: {Message}; still waiting for the source", e.Message);
+            return false;
         }
         catch (Exception e) when (phase.GuestRunsHere() && postcopy!.IsComplete)
         {
@@ -205,6 +219,8 @@ public sealed class IncomingMigration(
 
             preempt?.Dispose();
         }
+
+        return true;
     }
 
     /// <summary>
@@ -364,7 +380,32 @@ public sealed class IncomingMigration(
     private void Receive(Socket listener, MigrationConnection connection, ReturnPathWriter returnPath)
     {
         clock.Start();
-        StreamHeader.Read(connection.InputStream);
+        if (connection.Encrypted)
+        {
+            // On Linux a TLS client may judge our certificate only once the handshake is done: a client that refused it
+            // then closes without a byte. That was not the migration's source; only a first byte says it is.
+            int first;
+            try
+            {
+                first = connection.InputStream.ReadByte();
+            }
+            catch (IOException e)
+            {
+                throw new NotTheSourceException($"it sent nothing after the TLS handshake: {e.Message}");
+            }
+
+            if (first < 0)
+            {
+                throw new NotTheSourceException("it closed right after the TLS handshake (did it refuse this side's certificate?)");
+            }
+
+            StreamHeader.Read(connection.InputStream, [(byte)first]);
+        }
+        else
+        {
+            StreamHeader.Read(connection.InputStream);
+        }
+
         Record setup = connection.Reader.Read();
 
         // The header and Setup came within the header timeout; from here the source streams, and silence means broken.
