@@ -40,6 +40,9 @@ public sealed class MigrationConnection : IDisposable
         Reader = new RecordReader(InputStream);
     }
 
+    /// <summary>The socket, for tests of its options.</summary>
+    internal Socket Socket => socket;
+
     /// <summary>TLS protects this connection: bytes in the socket are not records (no peeking at them).</summary>
     public bool Encrypted { get; }
 
