@@ -113,26 +113,41 @@ internal sealed class FakeSource : IDisposable
     /// The state sections of a machine like the destination: a spin guest stopped the way a migration source stops
     /// it, so the state says it was running and the destination starts it.
     /// </summary>
-    public static IReadOnlyList<StateSection> Sections()
+    public static IReadOnlyList<StateSection> Sections() => Origin().Sections;
+
+    /// <summary>
+    /// <see cref="Sections"/>, and the first 64 KiB of the same machine's memory (the guest's code, data and stack), so
+    /// that a guest started from them runs its own loop rather than whatever zeros decode to.
+    /// </summary>
+    public static (IReadOnlyList<StateSection> Sections, byte[] LowMemory) Origin()
     {
         using TestMachine origin = TestMachine.Create(16 << 20, guest: "spin");
         origin.Machine.Start();
         var migratable = new MigratableMachine(origin.Machine);
         Assert.True(migratable.StopForMigration());
-        return migratable.SaveState();
+        byte[] low = new byte[64 << 10];
+        Assert.Equal(low.Length, origin.Machine.Memory.Read(0, low));
+        return (migratable.SaveState(), low);
     }
 
     /// <summary>
-    /// A postcopy up to the destination's PostcopyRunning: advise (MISSING faults, no preempt), discard [8 MiB, 9 MiB)
-    /// (which the guest never touches, so the migration stays incomplete), listen, state, run.
+    /// A postcopy up to the destination's PostcopyRunning: the spin guest's low 64 KiB as precopy pages, advise (MISSING
+    /// faults, no preempt), discard [8 MiB, 9 MiB) (which the guest never touches, so the migration stays incomplete),
+    /// listen, state, run.
     /// </summary>
     public void RunPostcopy()
     {
+        (IReadOnlyList<StateSection> sections, byte[] low) = Origin();
+        for (int offset = 0; offset < low.Length; offset += 4096)
+        {
+            PageRecord.Write(Writer, 0, (ulong)offset, low.AsSpan(offset, 4096));
+        }
+
         Send(RecordType.PostcopyAdvise, [0, 0, 0, 0]);
         ReturnPath.WaitFor(r => r.Type == RecordType.PostcopyAdviseAccepted, "PostcopyAdviseAccepted");
         Vmm.Migration.Postcopy.DiscardRecord.Write(Writer, 0, [(8ul << 20, 1ul << 20)]);
         Send(RecordType.PostcopyListen, []);
-        foreach (StateSection section in Sections())
+        foreach (StateSection section in sections)
         {
             section.Write(Writer);
         }
