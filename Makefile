@@ -9,11 +9,12 @@ SHIM := /usr/local/bin/dotnet-vmm
 # 2 MiB huge pages reserved for the hugetlbfs RAM backend tests (a 512 MiB guest plus headroom).
 HUGEPAGES ?= 600
 
-.PHONY: help setup host-packages hugepages build guests shim test bench clean
+.PHONY: help setup host-packages hugepages build guests shim test fuzz bench clean
 
 help:
 	@echo "make setup   build vmm and the guests, install host tools, reserve huge pages, put dotnet-vmm on PATH"
 	@echo "make test    setup, then run every test: on KVM where /dev/kvm works (then the guest tests again on the software CPU), else on the software CPU"
+	@echo "make fuzz    fuzz the migration's receive path and return path with afl++ (FUZZ_SECONDS each, default 60)"
 	@echo "make bench   run the benchmarks (see README)"
 	@echo "make guests  assemble the guest images into guests/bin"
 
@@ -63,6 +64,29 @@ test: setup
 	  VMM_ACCEL=emulator $(DOTNET) test tests/Vmm.Tests/Vmm.Tests.csproj -c $(CONFIGURATION) --no-build -nologo $(TEST_LOGGER) | $(SHOW_SKIPS) || status=1; \
 	else echo "== no test pass on KVM: /dev/kvm does not work on this host"; fi; \
 	exit $$status
+
+# Coverage-guided fuzzing of what a migration peer controls (issue 18): the destination's receive path and the source's
+# return path (tests/Vmm.Fuzz), Vmm.Migration.dll instrumented by SharpFuzz, driven by afl++ from Debian for
+# FUZZ_SECONDS each, starting from seeds the real stream writers produce. An input that makes the migration allocate
+# more than 128 MiB is a crash (AllocationGuard). Fails when afl saved any crash or hang; they stay in artifacts/fuzz.
+FUZZ_SECONDS ?= 60
+FUZZ_ENV := AFL_SKIP_BIN_CHECK=1 AFL_NO_UI=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_SKIP_CPUFREQ=1
+fuzz: build
+	@command -v afl-fuzz >/dev/null || { apt-get update -qq && apt-get install -y -qq afl++ >/dev/null; }
+	@export PATH="$$PATH:$$HOME/.dotnet/tools"; \
+	command -v sharpfuzz >/dev/null || $(DOTNET) tool install --global SharpFuzz.CommandLine --version 2.3.0 >/dev/null; \
+	rm -rf artifacts/fuzz && mkdir -p artifacts/fuzz \
+	  && $(DOTNET) artifacts/bin/Vmm.Fuzz/$(CONFIG_LOWER)/vmm-fuzz.dll seeds artifacts/fuzz/seeds \
+	  && cp -r artifacts/bin/Vmm.Fuzz/$(CONFIG_LOWER) artifacts/fuzz/bin \
+	  && sharpfuzz artifacts/fuzz/bin/Vmm.Migration.dll >/dev/null || exit 1; \
+	status=0; for target in destination return-path; do \
+	  $(FUZZ_ENV) afl-fuzz -i artifacts/fuzz/seeds/$$target -o artifacts/fuzz/$$target -V $(FUZZ_SECONDS) -t 10000 -m none \
+	    -- $(DOTNET) artifacts/fuzz/bin/vmm-fuzz.dll $$target > artifacts/fuzz/$$target.log 2>&1 || status=1; \
+	  stats=artifacts/fuzz/$$target/default/fuzzer_stats; \
+	  crashes=$$(find artifacts/fuzz/$$target/default/crashes artifacts/fuzz/$$target/default/hangs -type f -name 'id:*' 2>/dev/null | wc -l); \
+	  echo "fuzz $$target: $$(awk '/^execs_done/ {print $$3}' $$stats 2>/dev/null) inputs in $(FUZZ_SECONDS) s, $$(awk '/^corpus_count/ {print $$3}' $$stats 2>/dev/null) in the corpus, $$crashes crashes or hangs"; \
+	  [ -f $$stats ] && [ $$crashes -eq 0 ] || status=1; \
+	done; exit $$status
 
 bench: setup
 	$(DOTNET) artifacts/bin/Vmm.Bench/$(CONFIG_LOWER)/vmm-bench.dll $(BENCH)

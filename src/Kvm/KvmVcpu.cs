@@ -14,22 +14,7 @@ namespace Vmm.Kvm;
 public sealed unsafe class KvmVcpu : IVcpu
 {
     /// <summary>MSRs worth carrying for these guests; those the host's KVM cannot read are left out of the state.</summary>
-    private static readonly uint[] CandidateMsrs =
-    [
-        ModelSpecificRegister.Tsc,
-        0x3B,        // IA32_TSC_ADJUST
-        0x174,       // SYSENTER_CS
-        0x175,       // SYSENTER_ESP
-        0x176,       // SYSENTER_EIP
-        0x1A0,       // IA32_MISC_ENABLE
-        0x277,       // IA32_PAT
-        0xC0000081,  // STAR
-        0xC0000082,  // LSTAR
-        0xC0000083,  // CSTAR
-        0xC0000084,  // SFMASK
-        0xC0000102,  // KERNEL_GS_BASE
-        0xC0000103,  // TSC_AUX
-    ];
+    private static readonly uint[] CandidateMsrs = [.. ModelSpecificRegister.Migrated];
 
     private readonly FileDescriptor fd;
     private readonly int mmapSize;

@@ -19,15 +19,32 @@ public sealed class MigrationConnection : IDisposable
     private readonly NetworkStream network;
     private readonly BufferedStream output;
 
-    private MigrationConnection(Socket socket)
+    /// <param name="socket">The connected socket.</param>
+    /// <param name="secure">With TLS: wraps the socket's stream (the handshake runs here, bounded by the socket's timeouts).</param>
+    private MigrationConnection(Socket socket, Func<System.IO.Stream, System.IO.Stream>? secure = null)
     {
         this.socket = socket;
+        MigrationTimeouts.EnableKeepAlive(socket);
         network = new NetworkStream(socket, ownsSocket: false);
-        output = new BufferedStream(network, 1 << 20);
+        System.IO.Stream transport = network;
+        if (secure is not null)
+        {
+            socket.ReceiveTimeout = socket.SendTimeout = (int)MigrationTls.HandshakeTimeout.TotalMilliseconds;
+            transport = secure(network);
+            Encrypted = true;
+        }
+
+        output = new BufferedStream(transport, 1 << 20);
         Writer = new RecordWriter(output);
-        InputStream = new BufferedStream(network, InputBufferSize);
+        InputStream = new BufferedStream(transport, InputBufferSize);
         Reader = new RecordReader(InputStream);
     }
+
+    /// <summary>The socket, for tests of its options.</summary>
+    internal Socket Socket => socket;
+
+    /// <summary>TLS protects this connection: bytes in the socket are not records (no peeking at them).</summary>
+    public bool Encrypted { get; }
 
     public RecordWriter Writer { get; }
 
@@ -44,7 +61,7 @@ public sealed class MigrationConnection : IDisposable
     /// than an asynchronous one waited for: that one completes on the thread pool, which may be busy (in a test run,
     /// for seconds) exactly when a migration starts.
     /// </summary>
-    public static MigrationConnection Connect(MigrationUri uri, TimeSpan timeout)
+    public static MigrationConnection Connect(MigrationUri uri, TimeSpan timeout, MigrationTls? tls = null)
     {
         Socket socket = uri.CreateSocket();
         try
@@ -62,11 +79,46 @@ public sealed class MigrationConnection : IDisposable
             throw new MigrationFailedException($"cannot connect to {uri.Text}: {why}", e);
         }
 
-        return new MigrationConnection(socket);
+        if (tls is null)
+        {
+            return new MigrationConnection(socket);
+        }
+
+        string host = uri.EndPoint switch
+        {
+            System.Net.DnsEndPoint dns => dns.Host,
+            System.Net.IPEndPoint ip => ip.Address.ToString(),
+            _ => "localhost",
+        };
+        try
+        {
+            return new MigrationConnection(socket, network => tls.AuthenticateAsClient(network, host));
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
     }
 
     public static MigrationConnection Accept(Socket listener) => new(listener.Accept());
 
+    /// <summary>
+    /// Wraps a socket this side accepted itself (after checking it is worth a migration connection); with
+    /// <paramref name="tls"/>, as the TLS server (a <see cref="MigrationFailedException"/> if the peer does not verify).
+    /// </summary>
+    public static MigrationConnection Adopt(Socket socket, MigrationTls? tls = null) =>
+        tls is null ? new(socket) : new(socket, tls.AuthenticateAsServer);
+
+    /// <summary>
+    /// Bounds every blocking read and write (SO_RCVTIMEO, SO_SNDTIMEO): a peer that goes quiet or stops reading
+    /// becomes an error, not a thread blocked forever. Zero means no bound.
+    /// </summary>
+    public void SetTimeouts(TimeSpan read, TimeSpan write)
+    {
+        socket.ReceiveTimeout = (int)Math.Min(int.MaxValue, read.TotalMilliseconds);
+        socket.SendTimeout = (int)Math.Min(int.MaxValue, write.TotalMilliseconds);
+    }
     /// <summary>
     /// Sends <paramref name="data"/> with <paramref name="descriptor"/> attached (SCM_RIGHTS; Unix sockets only),
     /// straight to the socket: call it before anything else is written, or after a flush.

@@ -101,9 +101,9 @@ public sealed class MigrationController(IMigratableMachine machine, ILogger log)
     /// Destination: waits for the source on <paramref name="listener"/> and receives the guest. Postcopy is accepted
     /// only when this side's postcopy-ram capability is on, as in QEMU.
     /// </summary>
-    public void RunIncoming(Socket listener)
+    public void RunIncoming(Socket listener, MigrationTimeouts? timeouts = null)
     {
-        var receiver = new IncomingMigration(machine, log, () => Capabilities.PostcopyRam, () => Capabilities.PostcopyMinorFaults, () => Capabilities.PostcopyPreempt, () => Capabilities.PostcopySharedMemory);
+        var receiver = new IncomingMigration(machine, log, () => Capabilities.PostcopyRam, () => Capabilities.PostcopyMinorFaults, () => Capabilities.PostcopyPreempt, () => Capabilities.PostcopySharedMemory, timeouts, () => Parameters.Tls);
         receiver.StatusChanged += status => StatusChanged?.Invoke(status);
         lock (gate)
         {
@@ -141,7 +141,23 @@ public sealed class MigrationController(IMigratableMachine machine, ILogger log)
         }
 
         source?.Cancel();
+        receiver?.Interrupt();
         receiver?.Abort();
+    }
+
+    /// <summary>
+    /// The machine is exiting (quit, a signal): an incoming migration still waiting for its source, or for the
+    /// source's next record, gives up now. Does nothing to a guest already running here.
+    /// </summary>
+    public void InterruptIncoming()
+    {
+        IncomingMigration? receiver;
+        lock (gate)
+        {
+            receiver = incoming;
+        }
+
+        receiver?.Interrupt();
     }
 
     /// <summary>migrate-start-postcopy: switch the running outgoing migration to postcopy as soon as possible.</summary>

@@ -11,6 +11,18 @@ public sealed record MigrationParameters
 
     /// <summary>Precopy passes before switching over regardless of the estimate.</summary>
     public int MaxPasses { get; init; } = 30;
+
+    /// <summary>
+    /// The longest one write to the destination may block (it stopped reading): then the migration fails, and before
+    /// the switchover the guest runs here again. Not a QMP parameter; tests shorten it.
+    /// </summary>
+    public TimeSpan WriteTimeout { get; init; } = MigrationTimeouts.Default.Write;
+
+    /// <summary>
+    /// tls-creds, tls-hostname, tls-authz: TLS on the migration connection (both ends must have it); null: plain. The
+    /// source uses it when `migrate` starts, the destination when its source connects.
+    /// </summary>
+    public MigrationTls? Tls { get; init; }
 }
 
 /// <summary>migrate-set-capabilities: which optional behaviours a migration uses.</summary>

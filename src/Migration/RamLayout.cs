@@ -39,10 +39,27 @@ public sealed record RamLayout(IReadOnlyList<RamBlockDescriptor> Blocks)
     {
         PayloadReader reader = record.Reader();
         int count = reader.U16();
+        if (count > RecordLimits.MaxBlocks)
+        {
+            throw new MigrationStreamException($"corrupt migration stream: a Setup record with {count} RAM blocks (at most {RecordLimits.MaxBlocks})");
+        }
+
         var blocks = new List<RamBlockDescriptor>(count);
+        var names = new HashSet<string>(StringComparer.Ordinal);
         for (int i = 0; i < count; i++)
         {
-            blocks.Add(new RamBlockDescriptor(reader.String(), reader.U64(), reader.U64(), reader.U64(), reader.U64(), (RamBackend)reader.U8()));
+            var block = new RamBlockDescriptor(reader.Name(), reader.U64(), reader.U64(), reader.U64(), reader.U64(), (RamBackend)reader.U8());
+            if (!names.Add(block.Name))
+            {
+                throw new MigrationStreamException($"corrupt migration stream: RAM block '{PeerText.Name(block.Name)}' appears twice in the Setup record");
+            }
+
+            if (!Enum.IsDefined(block.Backend))
+            {
+                throw new MigrationStreamException($"corrupt migration stream: RAM block '{PeerText.Name(block.Name)}' has unknown backend {(byte)block.Backend}");
+            }
+
+            blocks.Add(block);
         }
 
         reader.End();
@@ -56,9 +73,11 @@ public sealed record RamLayout(IReadOnlyList<RamBlockDescriptor> Blocks)
     public IReadOnlyList<string> Mismatches(RamLayout local)
     {
         var problems = new List<string>();
-        foreach (RamBlockDescriptor source in Blocks)
+        foreach (RamBlockDescriptor remote in Blocks)
         {
-            RamBlockDescriptor? mine = local.Blocks.FirstOrDefault(b => b.Name == source.Name);
+            // Every name below came from the peer: printed escaped and cut.
+            RamBlockDescriptor source = remote with { Name = PeerText.Name(remote.Name) };
+            RamBlockDescriptor? mine = local.Blocks.FirstOrDefault(b => b.Name == remote.Name);
             if (mine is null)
             {
                 problems.Add($"RAM block '{source.Name}' ({source.UsedLength >> 20} MiB at 0x{source.GuestBase:x}) does not exist here");
@@ -75,7 +94,11 @@ public sealed record RamLayout(IReadOnlyList<RamBlockDescriptor> Blocks)
                 problems.Add($"RAM block '{source.Name}': max size {source.MaxLength} bytes on the source, {mine.MaxLength} here");
             }
 
-            if (source.UsedLength > mine.MaxLength)
+            if (source.UsedLength == 0 || source.UsedLength % mine.PageSize != 0)
+            {
+                problems.Add($"RAM block '{source.Name}': {source.UsedLength} bytes used on the source is not a non-zero multiple of the page size {mine.PageSize}");
+            }
+            else if (source.UsedLength > mine.MaxLength)
             {
                 problems.Add($"RAM block '{source.Name}': {source.UsedLength} bytes used on the source do not fit in {mine.MaxLength} here");
             }

@@ -17,7 +17,7 @@ public sealed record StateSection(string Name, int Version, byte[] Data)
     public static StateSection Read(Record record)
     {
         PayloadReader reader = record.Reader();
-        var section = new StateSection(reader.String(), (int)reader.U32(), reader.Blob().ToArray());
+        var section = new StateSection(reader.Name(), (int)reader.U32(), reader.Blob().ToArray());
         reader.End();
         return section;
     }

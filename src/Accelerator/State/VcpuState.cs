@@ -29,6 +29,27 @@ public readonly record struct ModelSpecificRegister(uint Index, ulong Value)
 {
     /// <summary>IA32_TIME_STAMP_COUNTER: what RDTSC reads.</summary>
     public const uint Tsc = 0x10;
+
+    /// <summary>
+    /// The MSRs a vCPU's state carries (docs/migration.md, State sections): those worth migrating for these guests.
+    /// KVM saves those of them its host can read; a section naming any other is refused before it reaches a vCPU.
+    /// </summary>
+    public static IReadOnlyList<uint> Migrated { get; } =
+    [
+        Tsc,
+        0x3B,        // IA32_TSC_ADJUST
+        0x174,       // SYSENTER_CS
+        0x175,       // SYSENTER_ESP
+        0x176,       // SYSENTER_EIP
+        0x1A0,       // IA32_MISC_ENABLE
+        0x277,       // IA32_PAT
+        0xC0000081,  // STAR
+        0xC0000082,  // LSTAR
+        0xC0000083,  // CSTAR
+        0xC0000084,  // SFMASK
+        0xC0000102,  // KERNEL_GS_BASE
+        0xC0000103,  // TSC_AUX
+    ];
 }
 
 /// <summary>The vCPU's multiprocessing state (KVM_MP_STATE_*): running, or halted until an interrupt.</summary>

@@ -19,8 +19,17 @@ namespace Vmm.Migration.Destination;
 /// <param name="preemptAllowed">Asked at ADVISE too: the destination's postcopy-preempt capability.</param>
 /// <param name="sharedMemoryAllowed">Asked at ADVISE too: the destination's postcopy-shared-memory capability.</param>
 public sealed class IncomingMigration(
-    IMigratableMachine machine, ILogger log, Func<bool> postcopyAllowed, Func<bool> minorFaultsAllowed, Func<bool> preemptAllowed, Func<bool> sharedMemoryAllowed)
+    IMigratableMachine machine,
+    ILogger log,
+    Func<bool> postcopyAllowed,
+    Func<bool> minorFaultsAllowed,
+    Func<bool> preemptAllowed,
+    Func<bool> sharedMemoryAllowed,
+    MigrationTimeouts? timeouts = null,
+    Func<MigrationTls?>? tlsSettings = null)
 {
+    private readonly MigrationTimeouts timeouts = timeouts ?? MigrationTimeouts.Default;
+
     /// <summary>
     /// At PostcopyDiscardSync (the last step before the source stops its guest), how long to wait for a preempt channel
     /// the source asked for and has not opened yet.
@@ -45,6 +54,17 @@ public sealed class IncomingMigration(
     private PostcopyDestination? postcopy;
     private PreemptChannelReceiver? preempt;
     private volatile string? preemptFailure;
+
+    /// <summary>Where the protocol is: which records are legal next (<see cref="IncomingPhases.Accepts"/>).</summary>
+    private volatile IncomingPhase phase = IncomingPhase.Precopy;
+
+    private volatile bool interrupted;
+
+    /// <summary>The migration connection, once accepted: <see cref="Interrupt"/> aborts it.</summary>
+    private volatile MigrationConnection? current;
+
+    /// <summary>An accepted connection not yet known to be the migration.</summary>
+    private volatile Socket? candidate;
 
     /// <summary>Which connection broke first (the other one usually follows): that one is named as the cause.</summary>
     private int firstFailure = FailedFirstNone;
@@ -107,8 +127,20 @@ public sealed class IncomingMigration(
             }
 
             listener.Bind(uri.EndPoint);
+            if (uri.EndPoint is UnixDomainSocketEndPoint bound)
+            {
+                // Owner only, as the monitor's socket, whatever the umask. Before listen(2): until then a connect is
+                // refused anyway, so there is no moment when another user could hand this process a guest.
+                File.SetUnixFileMode(bound.ToString()!, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
+
             listener.Listen(1);
             return listener;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            listener.Dispose();
+            throw new MigrationFailedException($"cannot listen on {uri.Text}: {e.Message}", e);
         }
         catch (SocketException e)
         {
@@ -119,36 +151,64 @@ public sealed class IncomingMigration(
 
     /// <summary>
     /// Waits for the source on <paramref name="listener"/> and receives the whole migration. Throws when the
-    /// migration failed before the guest started here; returns normally once the guest runs here, even if a
-    /// postcopy connection broke afterwards (status postcopy-paused).
+    /// migration failed before the guest started here (every failure, whatever raised it, as a
+    /// <see cref="MigrationFailedException"/> or <see cref="MigrationStreamException"/>); returns normally once the
+    /// guest runs here, even if the migration broke afterwards (status postcopy-paused, the guest kept).
     /// </summary>
     public void Run(Socket listener)
     {
-        using MigrationConnection connection = MigrationConnection.Accept(listener);
+        while (!RunOnce(listener))
+        {
+            // That connection was not the migration; wait for the next.
+        }
+    }
+
+    /// <summary>One accepted connection; false when it left before it said anything (then nothing has changed here).</summary>
+    private bool RunOnce(Socket listener)
+    {
+        using MigrationConnection connection = AcceptSource(listener);
         using var returnPath = new ReturnPathWriter(connection.Writer);
         log.Information("incoming migration: source connected");
         try
         {
             Receive(listener, connection, returnPath);
         }
-        catch (Exception e) when (postcopy is { State: PostcopyState.Running or PostcopyState.Listening } && e is IOException or MigrationStreamException)
+        catch (NotTheSourceException e)
         {
-            // After the switchover the guest is ours: keep it, keep the process, report the pause.
-            string why = PreemptCause() is { } failure ? $"the postcopy preempt channel broke: {failure}" : $"the postcopy connection broke: {e.Message}";
-            postcopy.Pause();
+            log.Warning("incoming migration: dropped a connection: {Message}; still waiting for the source", e.Message);
+            return false;
+        }
+        catch (Exception e) when (phase.GuestRunsHere() && postcopy!.IsComplete)
+        {
+            // Every page is here and Complete went out: the migration is over, whatever the source does next.
+            log.Warning("incoming migration: after completion: {Message}", Describe(e));
+        }
+        catch (Exception e) when (phase.GuestRunsHere())
+        {
+            // After the switchover the guest is ours: keep it, keep the process, report the pause. A protocol error
+            // from here on is the source's problem, never a reason to drop the only running copy of the guest.
+            string why = PreemptCause() is { } failure
+                ? $"the postcopy preempt channel broke: {failure}"
+                : e is IOException ? $"the postcopy connection broke: {Describe(e)}" : Describe(e);
+            postcopy!.Pause();
             SetStatus(MigrationStatus.PostcopyPaused, why);
+            TrySendError(returnPath, why);
             log.Error("postcopy paused: {Message}; the guest keeps running here and waits for missing pages", why);
         }
-        catch (Exception e) when (e is MigrationStreamException or InvalidDataException or MigrationFailedException or IOException or Linux.LinuxException or UserfaultfdException)
+        catch (Exception e)
         {
             string? preemptCause = PreemptCause();
-            string why = preemptCause is not null ? $"the postcopy preempt channel failed: {preemptCause}" : e.Message;
+            string why = interrupted
+                ? "the destination was stopped while it received the migration"
+                : preemptCause is not null ? $"the postcopy preempt channel failed: {preemptCause}" : Describe(e);
             SetStatus(MigrationStatus.Failed, why);
             TrySendError(returnPath, why);
-            throw e is MigrationFailedException or MigrationStreamException && preemptCause is null ? e : new MigrationFailedException(why, e);
+            throw e is MigrationFailedException or MigrationStreamException && preemptCause is null && !interrupted ? e : new MigrationFailedException(why, e);
         }
         finally
         {
+            current = null;
+
             // Before the userfaultfd goes: nothing may be placed after it. A preempt thread that would not stop may
             // still place: then the userfaultfd and its zero buffer stay (leaked) rather than be freed under it.
             bool placementStopped = preempt?.Stop() ?? true;
@@ -159,7 +219,120 @@ public sealed class IncomingMigration(
 
             preempt?.Dispose();
         }
+
+        return true;
     }
+
+    /// <summary>
+    /// The machine is going away (quit, SIGTERM, SIGINT): a wait for the source, or for its next record, ends now
+    /// rather than when the peer feels like it.
+    /// </summary>
+    public void Interrupt()
+    {
+        interrupted = true;
+        current?.Abort();
+        Socket? waiting = candidate;
+        try
+        {
+            waiting?.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // Already gone.
+        }
+    }
+
+    /// <summary>
+    /// Accepts connections until one starts talking: a connection that closes at once or sends nothing within
+    /// <see cref="MigrationTimeouts.Header"/> (a port scan, a stray client) is dropped and the wait goes on. The
+    /// first one that sends a byte is the migration; its header is checked by <see cref="Receive"/>.
+    /// </summary>
+    private MigrationConnection AcceptSource(Socket listener)
+    {
+        while (true)
+        {
+            Socket socket;
+            try
+            {
+                socket = listener.Accept();
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                throw new MigrationFailedException(interrupted ? "the destination was stopped while it waited for the source" : $"accepting the migration connection failed: {e.Message}", e);
+            }
+
+            candidate = socket;
+            string? dropped = null;
+            long from = Stopwatch.GetTimestamp();
+            while (dropped is null)
+            {
+                if (interrupted)
+                {
+                    socket.Dispose();
+                    throw new MigrationFailedException("the destination was stopped while it waited for the source");
+                }
+
+                try
+                {
+                    if (socket.Poll(100_000, SelectMode.SelectRead))
+                    {
+                        if (socket.Available > 0)
+                        {
+                            break;
+                        }
+
+                        dropped = "it closed without sending anything";
+                    }
+                    else if (Stopwatch.GetElapsedTime(from) > timeouts.Header)
+                    {
+                        dropped = $"it sent nothing within {timeouts.Header.TotalSeconds:0.#} s";
+                    }
+                }
+                catch (Exception e) when (e is SocketException or ObjectDisposedException)
+                {
+                    dropped = e.Message;
+                }
+            }
+
+            candidate = null;
+            if (dropped is not null)
+            {
+                log.Warning("incoming migration: dropped a connection that is not a migration ({Why}); still waiting for the source", dropped);
+                socket.Dispose();
+                continue;
+            }
+
+            MigrationConnection connection;
+            try
+            {
+                // With TLS, a peer whose certificate does not verify is refused before any record is read, and the
+                // wait goes on (it was not this migration's source).
+                connection = MigrationConnection.Adopt(socket, tlsSettings?.Invoke());
+            }
+            catch (Exception e) when (!interrupted)
+            {
+                // Whatever went wrong in the handshake, it was this connection's fault, not the migration's.
+                log.Warning("incoming migration: refused a connection: {Message}; still waiting for the source", e.Message);
+                socket.Dispose();
+                continue;
+            }
+
+            connection.SetTimeouts(timeouts.Header, timeouts.Write);
+            current = connection;
+            if (interrupted)
+            {
+                connection.Abort();
+            }
+
+            return connection;
+        }
+    }
+
+    /// <summary>A failure's message for the user: ours as they are, anything unforeseen with its type.</summary>
+    private static string Describe(Exception e) =>
+        e is MigrationStreamException or MigrationFailedException or InvalidDataException or IOException or Linux.LinuxException or UserfaultfdException
+            ? e.Message
+            : $"{e.Message} ({e.GetType().Name})";
 
     /// <summary>Tears down a postcopy left paused (the machine is going away): blocked vCPUs are woken.</summary>
     public void Abort()
@@ -207,8 +380,36 @@ public sealed class IncomingMigration(
     private void Receive(Socket listener, MigrationConnection connection, ReturnPathWriter returnPath)
     {
         clock.Start();
-        StreamHeader.Read(connection.InputStream);
+        if (connection.Encrypted)
+        {
+            // On Linux a TLS client may judge our certificate only once the handshake is done: a client that refused it
+            // then closes without a byte. That was not the migration's source; only a first byte says it is.
+            int first;
+            try
+            {
+                first = connection.InputStream.ReadByte();
+            }
+            catch (IOException e)
+            {
+                throw new NotTheSourceException($"it sent nothing after the TLS handshake: {e.Message}");
+            }
+
+            if (first < 0)
+            {
+                throw new NotTheSourceException("it closed right after the TLS handshake (did it refuse this side's certificate?)");
+            }
+
+            StreamHeader.Read(connection.InputStream, [(byte)first]);
+        }
+        else
+        {
+            StreamHeader.Read(connection.InputStream);
+        }
+
         Record setup = connection.Reader.Read();
+
+        // The header and Setup came within the header timeout; from here the source streams, and silence means broken.
+        connection.SetTimeouts(timeouts.Read, timeouts.Write);
         if (setup.Type != RecordType.Setup)
         {
             throw new MigrationStreamException($"protocol error: the stream starts with {setup.Type}, not Setup");
@@ -230,6 +431,7 @@ public sealed class IncomingMigration(
         // Pages that hold data here: a zero page only needs clearing where data was written before.
         DirtyBitmap[] hasData = [.. blocks.Select(b => new DirtyBitmap(b.MaxLength / PageSize))];
         var sections = new List<StateSection>();
+        long stateBytes = 0;
 
         // Switchover phase timestamps, for the debug log.
         long switchoverFrom = 0;
@@ -251,23 +453,24 @@ public sealed class IncomingMigration(
             }
 
             bytesReceived = (ulong)connection.Reader.BytesRead;
+            if (!phase.Accepts(record.Type))
+            {
+                throw new MigrationStreamException(phase.Refusal(record.Type));
+            }
+
             switch (record.Type)
             {
-                case RecordType.Page when postcopy is { State: >= PostcopyState.Listening }:
+                case RecordType.Page when phase >= IncomingPhase.Listening:
                     PageRecord.Parsed posted = PageRecord.Read(record);
                     if (posted.Shared is { } shared)
                     {
-                        PlaceFromRing(postcopy, posted, shared.Position, shared.Crc);
+                        PlaceFromRing(postcopy!, posted, shared.Position, shared.Crc);
                         break;
                     }
 
-                    postcopy.Place(posted.BlockIndex, posted.Offset, posted.Length, posted.Zero, posted.Data);
+                    postcopy!.Place(posted.BlockIndex, posted.Offset, posted.Length, posted.Zero, posted.Data);
                     CountPage(posted.Length, posted.Zero);
                     break;
-
-                // (Once listening, pages are placed by the case above.)
-                case RecordType.Page when postcopy is { Registered: true }:
-                    throw new MigrationStreamException("protocol error: a Page record between PostcopyDiscardSync and PostcopyListen");
 
                 case RecordType.Page:
                     PageRecord.Parsed page = PageRecord.Read(record);
@@ -285,11 +488,23 @@ public sealed class IncomingMigration(
                     break;
 
                 case RecordType.State:
-                    sections.Add(StateSection.Read(record));
+                    StateSection section = StateSection.Read(record);
+                    stateBytes += section.Data.Length;
+                    if (sections.Count == RecordLimits.MaxSections || stateBytes > RecordLimits.MaxStateBytes)
+                    {
+                        throw new MigrationStreamException($"corrupt migration stream: more than {RecordLimits.MaxSections} state sections or {RecordLimits.MaxStateBytes} bytes of state");
+                    }
+
+                    if (sections.Exists(s => s.Name == section.Name))
+                    {
+                        throw new MigrationStreamException($"corrupt migration stream: state section '{PeerText.Name(section.Name)}' appears twice");
+                    }
+
+                    sections.Add(section);
                     break;
 
                 case RecordType.End:
-                    record.Reader().End();
+                    StreamSeal.Check(record, connection.Reader);
                     machine.LoadState(sections);
                     returnPath.Send(RecordType.Complete);
                     machine.StartIncomingGuest();
@@ -314,6 +529,7 @@ public sealed class IncomingMigration(
                     }
 
                     bool minor = (flags & PostcopyAdviseFlags.MinorFaults) != 0 && minorFaultsAllowed();
+                    phase = phase.After(record.Type);
                     postcopy = new PostcopyDestination(blocks, machine.Ram, returnPath, log, minor);
                     postcopy.Completed += () =>
                     {
@@ -327,7 +543,8 @@ public sealed class IncomingMigration(
                     // Threads start now rather than in the downtime: starting one takes milliseconds here.
                     returnPath.StartSender();
                     // A shared ring needs the preempt channel (its memfd comes with it) and one host (a Unix socket).
-                    bool preemptChannel = (flags & PostcopyAdviseFlags.Preempt) != 0 && preemptAllowed();
+                    // Not under TLS: the receive thread peeks at the channel's socket for whole records, which TLS hides.
+                    bool preemptChannel = (flags & PostcopyAdviseFlags.Preempt) != 0 && preemptAllowed() && !connection.Encrypted;
                     bool sharedRing = preemptChannel && (flags & PostcopyAdviseFlags.SharedMemory) != 0 && sharedMemoryAllowed()
                         && listener.AddressFamily == AddressFamily.Unix;
                     byte[]? token = preemptChannel ? StartPreemptChannel(listener, connection, postcopy, sharedRing) : null;
@@ -338,6 +555,7 @@ public sealed class IncomingMigration(
                     (int blockIndex, List<(ulong Offset, ulong Length)> ranges) = DiscardRecord.Read(record);
                     switchoverFrom = switchoverFrom == 0 ? Stopwatch.GetTimestamp() : switchoverFrom;
                     RequirePostcopy(record.Type).Discard(blockIndex, ranges);
+                    phase = phase.After(record.Type);
                     break;
 
                 case RecordType.PostcopyDiscardSync:
@@ -345,6 +563,7 @@ public sealed class IncomingMigration(
                     record.Reader().End();
                     RequirePreemptChannel();
                     RequirePostcopy(record.Type).PreDiscardDone();
+                    phase = phase.After(record.Type);
                     returnPath.SendDiscarded(preempt?.Ring is not null);
                     log.Debug(
                         "postcopy pre-discard applied in {Us:F0} us, before the source stops",
@@ -357,14 +576,18 @@ public sealed class IncomingMigration(
                     RequirePreemptChannel();
                     listenFrom = Stopwatch.GetTimestamp();
                     RequirePostcopy(record.Type).Listen();
+                    phase = phase.After(record.Type);
                     listenDone = Stopwatch.GetTimestamp();
                     break;
 
                 case RecordType.PostcopyRun:
-                    record.Reader().End();
+                    StreamSeal.Check(record, connection.Reader);
                     PostcopyDestination running = RequirePostcopy(record.Type);
                     machine.LoadState(sections);
                     long loaded = Stopwatch.GetTimestamp();
+
+                    // From here the guest may run here: a failure pauses the migration and keeps it.
+                    phase = phase.After(record.Type);
                     long runningAt = machine.StartIncomingGuest();
 
                     // Sent directly: the return path is still empty (the guest has only just started), so this
@@ -385,6 +608,7 @@ public sealed class IncomingMigration(
 
                 case RecordType.PostcopyPushDone:
                     record.Reader().End();
+                    phase = phase.After(record.Type);
                     RequirePostcopy(record.Type).PushDone();
                     break;
 
@@ -428,7 +652,8 @@ public sealed class IncomingMigration(
 
                 connection.Abort();
             },
-            sharedRing);
+            sharedRing,
+            timeouts.Read);
         preempt.Start();
         return token;
     }

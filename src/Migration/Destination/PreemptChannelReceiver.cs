@@ -53,6 +53,7 @@ internal sealed class PreemptChannelReceiver : IDisposable
     private readonly Action<PageRecord.Parsed> place;
     private readonly Action<string> broken;
     private readonly bool expectRing;
+    private readonly TimeSpan readTimeout;
     private readonly Thread thread;
     private readonly CancellationTokenSource stop = new();
     private readonly ManualResetEventSlim attached = new();
@@ -64,8 +65,14 @@ internal sealed class PreemptChannelReceiver : IDisposable
     private long pagesReceived;
     private int failed;
 
-    public PreemptChannelReceiver(Socket listener, byte[] token, ILogger log, Action<PageRecord.Parsed> place, Action<string> broken, bool expectRing = false)
+    /// <param name="readTimeout">
+    /// The longest a record, once started, may take to arrive in full: a source that sends half a record and stops
+    /// breaks the channel rather than hold this thread (and the migration) forever.
+    /// </param>
+    public PreemptChannelReceiver(
+        Socket listener, byte[] token, ILogger log, Action<PageRecord.Parsed> place, Action<string> broken, bool expectRing = false, TimeSpan readTimeout = default)
     {
+        this.readTimeout = readTimeout == default ? MigrationTimeouts.Default.Read : readTimeout;
         if (token.Length != TokenSize)
         {
             throw new ArgumentException($"a preempt token is {TokenSize} bytes", nameof(token));
@@ -105,7 +112,8 @@ internal sealed class PreemptChannelReceiver : IDisposable
 
     /// <summary>
     /// Receive thread, between records: places the answers already in the socket, if no other thread is at it. One
-    /// FIONREAD when there are none; when there is one, reading it may wait for the rest of the record to arrive.
+    /// FIONREAD when there are none. Only whole records are read here: the start of one whose rest is still on its way
+    /// is left to this class's thread, so a source that sends half a record never stalls the main stream.
     /// </summary>
     public void PlaceWaiting()
     {
@@ -117,7 +125,7 @@ internal sealed class PreemptChannelReceiver : IDisposable
 
         try
         {
-            while (channel.Available > 0)
+            while (WholeRecordWaiting(channel))
             {
                 PlaceOne();
             }
@@ -134,6 +142,28 @@ internal sealed class PreemptChannelReceiver : IDisposable
         {
             Monitor.Exit(readGate);
         }
+    }
+
+    /// <summary>
+    /// Whether a whole record (or one the reader refuses at its header: an impossible length) is in the socket.
+    /// Peeks at the 5-byte record header; the reader's checks then apply as to any record.
+    /// </summary>
+    private static bool WholeRecordWaiting(Socket channel)
+    {
+        int available = channel.Available;
+        if (available < 5)
+        {
+            return false;
+        }
+
+        Span<byte> head = stackalloc byte[5];
+        if (channel.Receive(head, SocketFlags.Peek) < 5)
+        {
+            return false;
+        }
+
+        uint length = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(head[1..]);
+        return length > RecordReader.MaxPayload || (ulong)available >= 5 + (ulong)length + 4;
     }
 
     private void Run()
@@ -292,7 +322,10 @@ internal sealed class PreemptChannelReceiver : IDisposable
                 log.Warning("incoming migration: the shared-memory ring the source offered did not come with the preempt channel; the push uses the socket");
             }
 
-            // Unbuffered: bytes in the socket are then exactly the records not yet read (see PlaceWaiting).
+            // Unbuffered: bytes in the socket are then exactly the records not yet read (see PlaceWaiting). Reads
+            // start only when bytes are there, so the timeout bounds a record that stops half-way, not an idle channel.
+            MigrationTimeouts.EnableKeepAlive(accepted);
+            accepted.ReceiveTimeout = (int)Math.Min(int.MaxValue, readTimeout.TotalMilliseconds);
             reader = new RecordReader(new NetworkStream(accepted, ownsSocket: true));
             socket = accepted;
             candidate = null;

@@ -25,6 +25,12 @@ public sealed class MigrationSource
     /// <summary>No page request has come for a block since the push last looked.</summary>
     private const ulong NoRequest = ulong.MaxValue;
 
+    /// <summary>Page requests that may wait for the switchover (made before the guest runs on the destination).</summary>
+    private const int MaxEarlyRequests = 4096;
+
+    /// <summary>The return path's reader, once there is one: why it closed may explain a failed write.</summary>
+    private ReturnPath? returnPathReader;
+
     private readonly IMigratableMachine machine;
     private readonly MigrationUri uri;
     private readonly MigrationParameters parameters;
@@ -129,7 +135,11 @@ public sealed class MigrationSource
         try
         {
             StatusChanged?.Invoke(MigrationStatus.Setup);
-            connection = MigrationConnection.Connect(uri, TimeSpan.FromSeconds(10));
+            connection = MigrationConnection.Connect(uri, TimeSpan.FromSeconds(10), parameters.Tls);
+
+            // Writes are bounded (a destination that stops reading fails the migration); the return path is quiet
+            // for long stretches by design, so its reads are not (TCP keepalive finds a vanished host).
+            connection.SetTimeouts(TimeSpan.Zero, parameters.WriteTimeout);
             ThrowIfCancelled();
             StreamHeader.Write(connection.OutputStream);
             RamLayout layout = RamLayout.Of(machine.Ram);
@@ -144,7 +154,7 @@ public sealed class MigrationSource
                     typeof(PageRecord), typeof(SharedPageRing)),
                 message => log.Debug("{Message}", message));
 
-            using var returnPath = new ReturnPath(connection.Reader);
+            using var returnPath = returnPathReader = new ReturnPath(connection.Reader, connection.Abort);
             returnPath.Expect(RecordType.SetupAccepted, TimeSpan.FromSeconds(30), () => cancelRequested);
             if (capabilities.PostcopyRam)
             {
@@ -171,7 +181,7 @@ public sealed class MigrationSource
 
                 if (capabilities.PostcopyPreempt && returnPath.PreemptToken is { } token)
                 {
-                    preempt = PreemptChannel.Open(uri, token, ring);
+                    preempt = PreemptChannel.Open(uri, token, ring, parameters.WriteTimeout);
                 }
             }
 
@@ -262,7 +272,7 @@ public sealed class MigrationSource
                 section.Write(connection.Writer);
             }
 
-            connection.Writer.Write(RecordType.End, []);
+            StreamSeal.Write(connection.Writer, RecordType.End);
             connection.Writer.Flush();
 
             // Once End is out the destination may already run the guest: from here a failure must not resume it here.
@@ -437,6 +447,13 @@ public sealed class MigrationSource
             {
                 if (!serving)
                 {
+                    // Only a touch of registered memory on the destination makes these (a monitor read): a handful.
+                    // More is a destination misbehaving; the reader thread fails the migration, guest still here.
+                    if (early.Count >= MaxEarlyRequests)
+                    {
+                        throw new MigrationStreamException($"protocol error: the destination sent more than {MaxEarlyRequests} page requests before the switchover");
+                    }
+
                     early.Add(request);
                     return;
                 }
@@ -492,7 +509,7 @@ public sealed class MigrationSource
 
             // From the Run record on the guest belongs to the destination.
             switchedOver = true;
-            writer.Write(RecordType.PostcopyRun, []);
+            StreamSeal.Write(writer, RecordType.PostcopyRun);
             writer.Flush();
             long runSent = Stopwatch.GetTimestamp();
             log.Debug(
@@ -649,7 +666,10 @@ public sealed class MigrationSource
         RamBlock block = blocks[request.Block];
         ulong pageSize = block.PageSize;
         ulong start = request.Offset / pageSize * pageSize;
-        ulong end = Math.Min(request.Offset + Math.Max(request.Length, 1), block.UsedLength);
+
+        // A fault needs one host page: a longer request is clamped to the host page it starts in (never a whole
+        // block for 31 bytes of request), and an offset near 2^64 cannot wrap.
+        ulong end = start >= block.UsedLength ? start : Math.Min(start + pageSize, block.UsedLength);
         (object gate, RecordWriter writer, ZeroPageDetector zeros) = preempt is { } channel
             ? (channel.Gate, channel.Writer, channel.ZeroPages)
             : (writerGate, connection!.Writer, zeroPages);
@@ -962,6 +982,13 @@ public sealed class MigrationSource
     private string Describe(Exception e) => e switch
     {
         MigrationFailedException or MigrationStreamException => e.Message,
+
+        // The return-path reader aborted the connection because the destination broke the protocol: that is the cause.
+        IOException when returnPathReader?.ClosedReason is { } reason && reason.StartsWith("protocol error", StringComparison.Ordinal) => reason,
+        // SO_SNDTIMEO expired with the peer still there (a peer that is gone reads as closed: that is a broken connection).
+        IOException { InnerException: System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.TimedOut or System.Net.Sockets.SocketError.WouldBlock } }
+            when connection is { PeerClosed: false } =>
+            $"the destination stopped reading: a write to {uri.Text} blocked for more than {parameters.WriteTimeout.TotalSeconds:0.#} s",
         IOException io => $"the migration connection to {uri.Text} broke: {io.InnerException?.Message ?? io.Message}",
         _ => $"{e.GetType().Name}: {e.Message}",
     };

@@ -45,12 +45,13 @@ internal sealed class PreemptChannel : IDisposable
     /// Connects to the destination again and introduces the connection with the destination's token; the shared ring's
     /// memfd, when the destination took one, comes with the introduction's bytes.
     /// </summary>
-    public static PreemptChannel Open(MigrationUri uri, ReadOnlySpan<byte> token, SharedPageRing? ring)
+    public static PreemptChannel Open(MigrationUri uri, ReadOnlySpan<byte> token, SharedPageRing? ring, TimeSpan writeTimeout = default)
     {
         MigrationConnection connection;
         try
         {
             connection = MigrationConnection.Connect(uri, TimeSpan.FromSeconds(10));
+            connection.SetTimeouts(TimeSpan.Zero, writeTimeout == default ? MigrationTimeouts.Default.Write : writeTimeout);
         }
         catch (MigrationFailedException e)
         {

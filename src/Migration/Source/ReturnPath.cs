@@ -10,13 +10,24 @@ namespace Vmm.Migration.Source;
 /// </summary>
 public sealed class ReturnPath : IDisposable
 {
+    /// <summary>
+    /// Messages waiting for the migration thread. The protocol has a few at a time (page requests are served on this
+    /// thread); a destination that streams records while the source is busy writing would otherwise grow the queue
+    /// without bound, so past this the destination is broken and the connection is aborted.
+    /// </summary>
+    public const int MaxQueued = 1024;
+
     private readonly RecordReader reader;
+    private readonly Action abort;
     private readonly BlockingCollection<ReturnMessage> messages = new();
     private readonly Thread thread;
 
-    public ReturnPath(RecordReader reader)
+    /// <param name="reader">The return path.</param>
+    /// <param name="abort">Ends the connection (both directions): the migration thread, perhaps blocked writing, fails.</param>
+    public ReturnPath(RecordReader reader, Action? abort = null)
     {
         this.reader = reader;
+        this.abort = abort ?? (() => { });
         thread = new Thread(Loop) { IsBackground = true, Name = "migration return path" };
         thread.Start();
     }
@@ -59,6 +70,12 @@ public sealed class ReturnPath : IDisposable
 
     /// <summary>Why the return path ended (the connection broke or closed), or null while it is open.</summary>
     public string? ClosedReason => closedReason;
+
+    /// <summary>
+    /// The exception that ended the reader: a <see cref="MigrationStreamException"/> for anything the destination can
+    /// send. (The reader turns every exception into a closed return path; the fuzzing harness checks which it was.)
+    /// </summary>
+    public Exception? ClosedBy { get; private set; }
 
     private volatile string? closedReason;
 
@@ -116,7 +133,7 @@ public sealed class ReturnPath : IDisposable
                 PayloadReader payload = record.Reader();
                 ReturnMessage message = record.Type switch
                 {
-                    RecordType.Error => new ReturnMessage(record.Type, Text: payload.String()),
+                    RecordType.Error => new ReturnMessage(record.Type, Text: PeerText.Message(payload.String())),
                     RecordType.PageRequest => new ReturnMessage(record.Type, Block: payload.U16(), Offset: payload.U64(), Length: payload.U64()),
                     RecordType.SetupAccepted or RecordType.Complete => new ReturnMessage(record.Type),
                     RecordType.PostcopyDiscarded => ReadDiscarded(payload),
@@ -136,12 +153,24 @@ public sealed class ReturnPath : IDisposable
                     RunningReported.Set();
                 }
 
+                if (messages.Count >= MaxQueued)
+                {
+                    throw new MigrationStreamException($"protocol error: the destination sent more than {MaxQueued} return-path records the source has not asked for");
+                }
+
                 messages.Add(message);
                 Arrived.Release();
             }
         }
         catch (Exception e)
         {
+            if (e.Message.StartsWith("protocol error", StringComparison.Ordinal))
+            {
+                // The destination is misbehaving, not gone: end the connection so a write blocked on it fails too.
+                abort();
+            }
+
+            ClosedBy = e;
             closedReason = e.Message;
             messages.Add(new ReturnMessage(ReturnMessage.Closed, Text: e.Message));
             Arrived.Release();

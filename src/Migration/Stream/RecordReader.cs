@@ -15,8 +15,21 @@ public sealed class RecordReader(System.IO.Stream stream, int maxPayload = Recor
     public const int MaxPayload = (2 << 20) + 4096;
 
     private readonly byte[] buffer = new byte[maxPayload];
+    private uint digestState = uint.MaxValue;
 
     public long BytesRead { get; private set; }
+
+    /// <summary>Records read so far (<see cref="StreamSeal"/>).</summary>
+    public long Records { get; private set; }
+
+    /// <summary>The running CRC-32C of the CRCs of every record read so far, in order (<see cref="StreamSeal"/>).</summary>
+    public uint Digest => ~digestState;
+
+    /// <summary><see cref="Records"/> before the last record read: what a seal in that record must say.</summary>
+    public long RecordsBeforeLast { get; private set; }
+
+    /// <summary><see cref="Digest"/> before the last record read.</summary>
+    public uint DigestBeforeLast { get; private set; }
 
     /// <summary>Reads the next record; the payload is valid until the next call.</summary>
     public Record Read()
@@ -30,9 +43,10 @@ public sealed class RecordReader(System.IO.Stream stream, int maxPayload = Recor
         }
 
         uint length = BinaryPrimitives.ReadUInt32LittleEndian(head[1..]);
-        if (length > maxPayload)
+        int limit = Math.Min(maxPayload, RecordLimits.MaxPayload(type));
+        if (length > limit)
         {
-            throw new MigrationStreamException($"corrupt migration stream: {type} record of {length} bytes at byte {BytesRead} exceeds the limit of {maxPayload}");
+            throw new MigrationStreamException($"corrupt migration stream: {type} record of {length} bytes at byte {BytesRead} exceeds the limit of {limit}");
         }
 
         Span<byte> payload = buffer.AsSpan(0, (int)length);
@@ -46,6 +60,11 @@ public sealed class RecordReader(System.IO.Stream stream, int maxPayload = Recor
             throw new MigrationStreamException($"corrupt migration stream: CRC-32C mismatch in a {type} record at byte {BytesRead - length - 9}");
         }
 
+        RecordsBeforeLast = Records;
+        DigestBeforeLast = Digest;
+        digestState = Crc32C.Append(digestState, tail);
+        Records++;
+
         return new Record(type, buffer, (int)length);
     }
 
@@ -58,6 +77,11 @@ public sealed class RecordReader(System.IO.Stream stream, int maxPayload = Recor
             try
             {
                 read = stream.Read(destination[done..]);
+            }
+            catch (IOException e) when (e.InnerException is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.TimedOut or System.Net.Sockets.SocketError.WouldBlock })
+            {
+                // SO_RCVTIMEO expired: the peer went quiet (MigrationTimeouts.Read).
+                throw new MigrationStreamException($"migration connection timed out: nothing arrived for too long while reading {what}", e);
             }
             catch (IOException e)
             {
@@ -117,7 +141,23 @@ public ref struct PayloadReader(ReadOnlySpan<byte> payload, RecordType type)
         }
     }
 
-    public ReadOnlySpan<byte> Blob() => Take(checked((int)U32()));
+    /// <summary>A u32 byte count and the bytes; a count past the payload is corruption (never an overflow).</summary>
+    /// <summary>A string that names something (a RAM block, a state section): at most <see cref="RecordLimits.MaxNameBytes"/> bytes.</summary>
+    public string Name()
+    {
+        int count = BinaryPrimitives.ReadUInt16LittleEndian(rest.Length >= 2 ? rest : throw new MigrationStreamException($"corrupt migration stream: a {type} record is shorter than its fields"));
+        return count > RecordLimits.MaxNameBytes
+            ? throw new MigrationStreamException($"corrupt migration stream: a name of {count} bytes in a {type} record (at most {RecordLimits.MaxNameBytes})")
+            : String();
+    }
+
+    public ReadOnlySpan<byte> Blob()
+    {
+        uint count = U32();
+        return count > (uint)rest.Length
+            ? throw new MigrationStreamException($"corrupt migration stream: a {type} record is shorter than its fields")
+            : Take((int)count);
+    }
 
     /// <summary>Every byte of the payload must have been consumed: trailing garbage is corruption too.</summary>
     public readonly void End()

@@ -24,8 +24,16 @@ public sealed class RecordWriter(System.IO.Stream stream, int maxPayload = Recor
     private readonly byte[] buffer = new byte[Math.Min(BufferSize, maxPayload + 16)];
     private int used;
 
+    private uint digestState = uint.MaxValue;
+
     /// <summary>Bytes of records written so far (buffered or sent).</summary>
     public long BytesWritten { get; private set; }
+
+    /// <summary>Records written so far (<see cref="StreamSeal"/>).</summary>
+    public long Records { get; private set; }
+
+    /// <summary>The running CRC-32C of the CRCs of every record written so far, in order (<see cref="StreamSeal"/>).</summary>
+    public uint Digest => ~digestState;
 
     /// <summary>Starts a record; fill the returned payload builder and call <see cref="PayloadBuilder.Commit"/>.</summary>
     public PayloadBuilder Begin(RecordType type) => new(this, type);
@@ -48,6 +56,8 @@ public sealed class RecordWriter(System.IO.Stream stream, int maxPayload = Recor
         BinaryPrimitives.WriteUInt32LittleEndian(tail, ~crc);
         Append(tail, 0); // the checksum itself is not checksummed: the value returned is dropped
         BytesWritten += 9 + payload.Length + data.Length;
+        digestState = Crc32C.Append(digestState, tail);
+        Records++;
     }
 
     /// <summary>Sends everything buffered.</summary>

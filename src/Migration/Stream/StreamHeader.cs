@@ -18,12 +18,15 @@ public static class StreamHeader
         stream.Write(header);
     }
 
-    public static void Read(System.IO.Stream stream)
+    /// <param name="stream">The stream, at the header (or just past <paramref name="alreadyRead"/>).</param>
+    /// <param name="alreadyRead">The header's first bytes, when the caller had to read them to know anything came.</param>
+    public static void Read(System.IO.Stream stream, ReadOnlySpan<byte> alreadyRead = default)
     {
         Span<byte> header = stackalloc byte[Size];
+        alreadyRead.CopyTo(header);
         try
         {
-            stream.ReadExactly(header);
+            stream.ReadExactly(header[alreadyRead.Length..]);
         }
         catch (EndOfStreamException e)
         {

@@ -165,7 +165,14 @@ public static class RunCommand
                 machine.SetStoppedState(RunState.InMigrate);
                 listener = IncomingMigration.Listen(incoming!);
                 log.Information("incoming migration: listening on {Uri}", incoming!.Text);
-                machine.Exited.ContinueWith(_ => listener.Dispose(), TaskScheduler.Default);
+                machine.Exited.ContinueWith(
+                    _ =>
+                    {
+                        // quit, SIGTERM, SIGINT: a wait for the source (or for its next record) ends now.
+                        listener.Dispose();
+                        machine.Migration.InterruptIncoming();
+                    },
+                    TaskScheduler.Default);
             }
 
             using Socket? ownedListener = listener;

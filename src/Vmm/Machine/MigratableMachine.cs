@@ -153,7 +153,7 @@ public sealed class MigratableMachine(VirtualMachine machine) : IMigratableMachi
 
             if (!expected.Remove(section.Name))
             {
-                throw new InvalidDataException($"the migration stream carries state for '{section.Name}', which this machine does not have");
+                throw new InvalidDataException($"the migration stream carries state for '{PeerText.Name(section.Name)}', which this machine does not have");
             }
 
             if (machine.Vcpus.FirstOrDefault(v => VcpuStateSection.SectionName(v.Vcpu.Id) == section.Name) is { } vcpu)

@@ -68,6 +68,14 @@ public static class VcpuStateSection
         for (int i = 0; i < count; i++)
         {
             var entry = reader.Struct<KvmMsrEntry>();
+
+            // Checked here, not left to KVM_SET_MSRS: KVM refuses some indices and values only once the vCPU is half
+            // loaded, and the software CPU would keep any index at all.
+            if (!ModelSpecificRegister.Migrated.Contains(entry.Index) || msrs.Take(i).Any(m => m.Index == entry.Index))
+            {
+                throw new InvalidDataException($"state section '{section.Name}': MSR 0x{entry.Index:x} is not one this vmm migrates, or appears twice");
+            }
+
             msrs[i] = new ModelSpecificRegister(entry.Index, entry.Data);
         }
 

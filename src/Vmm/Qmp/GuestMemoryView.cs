@@ -40,7 +40,8 @@ public static class GuestMemoryView
             return null;
         }
 
-        if (address + (size - 1) < address)
+        // Not address + size - 1 < address: that lets address + size = 2^64 through, and the end then wraps to 0.
+        if (size > ulong.MaxValue - address)
         {
             return "the range wraps around the end of the address space";
         }
@@ -61,7 +62,12 @@ public static class GuestMemoryView
         return null;
     }
 
-    /// <summary>Copies [address, address + size) of guest physical memory into a new file (mode 0600, as QEMU creates it).</summary>
+    /// <summary>
+    /// Copies [address, address + size) of guest physical memory into a new file (mode 0600, as QEMU creates it). An
+    /// existing path — a file, or a symbolic link wherever it points — is refused (O_CREAT|O_EXCL, which never
+    /// follows a link): a monitor client cannot make the VMM overwrite or truncate anything. A dump that fails half-way
+    /// removes the file it created.
+    /// </summary>
     public static void SaveToFile(GuestMemory memory, ulong address, ulong size, string filename, CancellationToken aborting)
     {
         FileStream file;
@@ -69,7 +75,7 @@ public static class GuestMemoryView
         {
             file = new FileStream(filename, new FileStreamOptions
             {
-                Mode = FileMode.Create,
+                Mode = FileMode.CreateNew,
                 Access = FileAccess.Write,
                 UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
             });
@@ -79,32 +85,59 @@ public static class GuestMemoryView
             throw QmpException.Generic($"Could not open '{filename}': {e.Message}");
         }
 
-        using (file)
+        bool complete = false;
+        try
         {
-            byte[] buffer = new byte[1 << 20];
-            ulong done = 0;
-            while (done < size)
+            Copy(memory, address, size, filename, file, aborting);
+            complete = true;
+        }
+        finally
+        {
+            file.Dispose();
+            if (!complete)
             {
-                aborting.ThrowIfCancellationRequested();
-                int chunk = (int)Math.Min((ulong)buffer.Length, size - done);
-                int read = memory.Read(address + done, buffer.AsSpan(0, chunk));
-                if (read < chunk)
-                {
-                    // RAM shrank or moved while we copied (a resize from elsewhere): say so rather than pad.
-                    throw QmpException.Generic($"guest physical address 0x{address + done + (ulong)read:x} stopped being RAM during the dump");
-                }
-
-                try
-                {
-                    file.Write(buffer, 0, chunk);
-                }
-                catch (IOException e)
-                {
-                    throw QmpException.Generic($"Could not write '{filename}': {e.Message}");
-                }
-
-                done += (ulong)chunk;
+                TryDelete(filename);
             }
+        }
+    }
+
+    private static void TryDelete(string filename)
+    {
+        try
+        {
+            File.Delete(filename);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Best effort: the error the client gets says what went wrong.
+        }
+    }
+
+    private static void Copy(GuestMemory memory, ulong address, ulong size, string filename, FileStream file, CancellationToken aborting)
+    {
+        byte[] buffer = new byte[1 << 20];
+        ulong done = 0;
+        while (done < size)
+        {
+            aborting.ThrowIfCancellationRequested();
+            int chunk = (int)Math.Min((ulong)buffer.Length, size - done);
+            int read = memory.Read(address + done, buffer.AsSpan(0, chunk));
+            if (read < chunk)
+            {
+                // RAM shrank or moved while we copied (a resize from elsewhere): say so rather than pad.
+                throw QmpException.Generic($"guest physical address 0x{address + done + (ulong)read:x} stopped being RAM during the dump");
+            }
+
+            try
+            {
+                file.Write(buffer, 0, chunk);
+            }
+            catch (IOException e)
+            {
+                throw QmpException.Generic($"Could not write '{filename}': {e.Message}");
+            }
+
+            done += (ulong)chunk;
         }
     }
 }

@@ -56,5 +56,27 @@ public sealed class MigrationConnectionTests : IDisposable
         Assert.DoesNotContain("no answer", failure.Message);
     }
 
+    /// <summary>
+    /// Issue 18: both ends of a TCP migration connection keep it alive (SO_KEEPALIVE, first probe after 10 s idle, then
+    /// every 5 s, 3 probes), so a peer host that vanishes is found even on a quiet return path.
+    /// </summary>
+    [Fact]
+    public void BothEndsOfATcpConnectionSendKeepalives()
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        listener.Listen(1);
+        int port = ((System.Net.IPEndPoint)listener.LocalEndPoint!).Port;
+        using MigrationConnection source = MigrationConnection.Connect(MigrationUri.Parse($"tcp:127.0.0.1:{port}"), TimeSpan.FromSeconds(10));
+        using MigrationConnection destination = MigrationConnection.Adopt(listener.Accept());
+        foreach (Socket socket in new[] { source.Socket, destination.Socket })
+        {
+            Assert.Equal(1, (int)socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.KeepAlive)!);
+            Assert.Equal(10, (int)socket.GetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveTime)!);
+            Assert.Equal(5, (int)socket.GetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveInterval)!);
+            Assert.Equal(3, (int)socket.GetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveRetryCount)!);
+        }
+    }
+
     public void Dispose() => Directory.Delete(dir, recursive: true);
 }

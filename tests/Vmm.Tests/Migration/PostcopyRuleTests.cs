@@ -620,7 +620,7 @@ public class PostcopyRuleTests(ITestOutputHelper output) : IDisposable
                     section.Write(writer);
                 }
 
-                writer.Write(RecordType.PostcopyRun, []);
+                StreamSeal.Write(writer, RecordType.PostcopyRun);
                 writer.Flush();
             }
 

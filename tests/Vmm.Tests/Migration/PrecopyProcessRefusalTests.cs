@@ -79,6 +79,17 @@ public sealed class PrecopyProcessRefusalTests(RunningSourceFixture fixture) : I
         Assert.Equal("Parameter 'max-bandwidth' expects integer", client.Error("migrate-set-parameters", new Dictionary<string, object> { ["max-bandwidth"] = "fast" }));
         Assert.Equal(50ul, client.Return("query-migrate-parameters").GetProperty("downtime-limit").GetUInt64());
 
+        // TLS, QEMU's names; "" for tls-creds turns it off again.
+        Assert.Equal(string.Empty, parameters.GetProperty("tls-creds").GetString());
+        client.Return("migrate-set-parameters", new Dictionary<string, string> { ["tls-creds"] = "/etc/vmm/pki", ["tls-hostname"] = "dst.example", ["tls-authz"] = "vmm-a, vmm-b" });
+        parameters = client.Return("query-migrate-parameters");
+        Assert.Equal("/etc/vmm/pki", parameters.GetProperty("tls-creds").GetString());
+        Assert.Equal("dst.example", parameters.GetProperty("tls-hostname").GetString());
+        Assert.Equal("vmm-a,vmm-b", parameters.GetProperty("tls-authz").GetString());
+        Assert.Equal(50ul, parameters.GetProperty("downtime-limit").GetUInt64());
+        client.Return("migrate-set-parameters", new Dictionary<string, string> { ["tls-creds"] = string.Empty });
+        Assert.Equal(string.Empty, client.Return("query-migrate-parameters").GetProperty("tls-creds").GetString());
+
         client.Return("migrate-set-parameters", new Dictionary<string, ulong> { ["downtime-limit"] = 300, ["max-bandwidth"] = 0 });
 
         // Nothing to cancel: a no-op, as in QEMU.

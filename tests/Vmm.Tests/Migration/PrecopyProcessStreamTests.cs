@@ -87,22 +87,22 @@ public sealed class PrecopyProcessStreamTests : IDisposable
                 return;
         }
 
-        // The rest start like a real source: header, a matching layout, and the destination accepts it.
+        // The rest start like a real source: header, a matching layout, and the destination accepts it. One writer
+        // for all of it, as a source has: End's seal covers every record before it.
         network.Write(Header());
-        network.Write(Records(w => Layout().Write(w)));
-        network.Flush();
+        var writer = new RecordWriter(network);
+        Layout().Write(writer);
+        writer.Flush();
         Assert.Equal(RecordType.SetupAccepted, returnPath.Read().Type);
 
         byte[] page = new byte[4096];
         page.AsSpan().Fill(0xA5);
-        byte[] pages = Records(w =>
+        for (int i = 0; i < 16; i++)
         {
-            for (int i = 0; i < 16; i++)
-            {
-                PageRecord.Write(w, 0, (ulong)(256 + i) * 4096, page);
-            }
-        });
-        network.Write(pages);
+            PageRecord.Write(writer, 0, (ulong)(256 + i) * 4096, page);
+        }
+
+        writer.Flush();
         switch (corruption)
         {
             case Corruption.TruncatedPage:
@@ -111,17 +111,19 @@ public sealed class PrecopyProcessStreamTests : IDisposable
                 break;
 
             case Corruption.PageOutsideRam:
-                network.Write(Records(w => PageRecord.Write(w, 0, Memory, page)));
+                PageRecord.Write(writer, 0, Memory, page);
                 break;
 
             case Corruption.EndWithoutState:
-                network.Write(Records(w => w.Write(RecordType.End, [])));
+                StreamSeal.Write(writer, RecordType.End);
                 break;
 
             case Corruption.DiscardSyncWithoutAdvise:
-                network.Write(Records(w => w.Write(RecordType.PostcopyDiscardSync, [])));
+                writer.Write(RecordType.PostcopyDiscardSync, []);
                 break;
         }
+
+        writer.Flush();
     }
 
     private static byte[] Header()

@@ -142,6 +142,47 @@ public sealed class PreemptChannelTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// Issue 18: a source that sends half a record on the channel and stops. The receive thread (between main-stream
+    /// records) takes only whole records, so the main stream never stalls behind it; the channel's own thread gives up
+    /// on the record after the read timeout and reports the channel broken (the migration then fails or pauses).
+    /// </summary>
+    [Fact]
+    public void HalfARecordNeitherStallsTheMainStreamNorHangsTheChannel()
+    {
+        (Socket listener, MigrationUri uri) = Listen();
+        using (listener)
+        using (PreemptChannelReceiver receiver = StartReceiver(listener, readTimeout: TimeSpan.FromSeconds(2)))
+        using (var raw = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+        {
+            raw.Connect(new UnixDomainSocketEndPoint(uri.Text["unix:".Length..]));
+            using var network = new NetworkStream(raw, ownsSocket: false);
+            StreamHeader.Write(network);
+            var writer = new RecordWriter(network);
+            writer.Write(RecordType.PostcopyPreemptChannel, token);
+            writer.Flush();
+            Assert.True(receiver.WaitAttached(Patience), "the channel was not taken");
+
+            // One whole answer, then the first half of the next.
+            PageRecord.WriteZeros(writer, 0, 0x5000, 4096);
+            writer.Flush();
+            var half = new MemoryStream();
+            var halfWriter = new RecordWriter(half);
+            PageRecord.WriteData(halfWriter, 0, 0x6000, FakePeer.Pattern(0x42));
+            halfWriter.Flush();
+            network.Write(half.GetBuffer().AsSpan(0, (int)half.Length / 2));
+            network.Flush();
+
+            receiver.StartPlacing();
+            var placing = Task.Run(receiver.PlaceWaiting);
+            Assert.True(placing.Wait(TimeSpan.FromSeconds(1)), "the receive thread waited for the rest of a record on the preempt channel");
+            Assert.True(broken.Wait(TimeSpan.FromSeconds(20)), "the channel's thread waited for the rest of the record forever");
+            Assert.Contains("timed out", brokenBecause);
+            Assert.Contains(Placed(), p => p.Offset == 0x5000);
+            Assert.DoesNotContain(Placed(), p => p.Offset == 0x6000);
+        }
+    }
+
     public void Dispose()
     {
         broken.Dispose();
@@ -154,7 +195,7 @@ public sealed class PreemptChannelTests : IDisposable
         return (IncomingMigration.Listen(uri), uri);
     }
 
-    private PreemptChannelReceiver StartReceiver(Socket listener, bool expectRing = false)
+    private PreemptChannelReceiver StartReceiver(Socket listener, bool expectRing = false, TimeSpan readTimeout = default)
     {
         var receiver = new PreemptChannelReceiver(
             listener,
@@ -172,7 +213,8 @@ public sealed class PreemptChannelTests : IDisposable
                 brokenBecause = message;
                 broken.Set();
             },
-            expectRing);
+            expectRing,
+            readTimeout);
         receiver.Start();
         return receiver;
     }

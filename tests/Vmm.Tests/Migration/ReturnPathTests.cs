@@ -2,6 +2,7 @@ using Vmm.Migration;
 using Vmm.Migration.Postcopy;
 using Vmm.Migration.Source;
 using Vmm.Migration.Stream;
+using Vmm.Tests.Infrastructure;
 
 namespace Vmm.Tests.Migration;
 
@@ -61,6 +62,43 @@ public sealed class ReturnPathTests
         });
         var failure = Assert.Throws<MigrationFailedException>(() => unknown.Expect(RecordType.PostcopyAdviseAccepted, TimeSpan.FromSeconds(10), () => false));
         Assert.Contains("flags 0x80", failure.Message);
+    }
+
+    /// <summary>
+    /// Issue 18: the destination's Error message reaches error-desc, logs and the migrate verb's stderr: escaped (no
+    /// terminal control, no forged lines) and cut, however long and whatever it holds.
+    /// </summary>
+    [Fact]
+    public void AnErrorMessageIsEscapedAndCut()
+    {
+        string hostile = "bad\n\u001b]0;owned\u0007\r\nvmm: error: forged" + new string('z', 3000);
+        using ReturnPath returnPath = Read(writer => new ReturnPathWriter(writer).SendError(hostile));
+        var failure = Assert.Throws<MigrationFailedException>(() => returnPath.Expect(RecordType.Complete, TimeSpan.FromSeconds(10), () => false));
+        Assert.StartsWith(@"the destination failed: bad\u000a\u001b]0;owned\u0007\u000d\u000avmm: error: forged", failure.Message);
+        Assert.DoesNotContain('\n', failure.Message);
+        Assert.DoesNotContain('\u001b', failure.Message);
+        Assert.EndsWith("…[cut]", failure.Message);
+        Assert.True(failure.Message.Length < 500, $"{failure.Message.Length} characters");
+    }
+
+    /// <summary>Issue 18: a destination that floods the return path is cut off at <see cref="ReturnPath.MaxQueued"/> messages.</summary>
+    [Fact]
+    public void TheQueueIsBounded()
+    {
+        bool aborted = false;
+        var stream = new MemoryStream();
+        var writer = new RecordWriter(stream);
+        for (int i = 0; i < ReturnPath.MaxQueued + 10; i++)
+        {
+            writer.Write(RecordType.PostcopyRunning, []);
+        }
+
+        writer.Flush();
+        stream.Position = 0;
+        using var returnPath = new ReturnPath(new RecordReader(stream), () => aborted = true);
+        Wait.Until(() => returnPath.ClosedReason is not null, "the reader never stopped");
+        Assert.Contains($"more than {ReturnPath.MaxQueued} return-path records", returnPath.ClosedReason);
+        Assert.True(aborted);
     }
 
     private static ReturnPath Read(Action<RecordWriter> write)

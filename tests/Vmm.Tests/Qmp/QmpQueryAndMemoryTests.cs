@@ -108,6 +108,8 @@ public class QmpQueryAndMemoryTests(SpinVmmFixture fixture) : IClassFixture<Spin
     [InlineData(16ul << 20, 1ul, "guest physical address 0x1000000 is not RAM")]
     [InlineData((16ul << 20) - 4, 8ul, "guest physical address 0x1000000 is not RAM")]
     [InlineData(0xFFFFFFFFFFFFFFF0ul, 0x20ul, "wraps around")]
+    [InlineData(1ul, ulong.MaxValue, "wraps around")]
+    [InlineData(0x7C00ul, ulong.MaxValue - 0x7BFFul, "wraps around")]
     public void PmemsaveOutsideRamIsAnErrorAndWritesNothing(ulong address, ulong size, string expected)
     {
         using QmpTestClient client = fixture.Vmm.Connect();
@@ -116,6 +118,31 @@ public class QmpQueryAndMemoryTests(SpinVmmFixture fixture) : IClassFixture<Spin
         Assert.Contains(expected, error);
         Assert.StartsWith($"Invalid addr 0x{address:x16}/size {size} specified", error);
         Assert.False(File.Exists(file));
+    }
+
+    /// <summary>
+    /// A new file, as docs/monitor.md says: an existing file is neither truncated nor overwritten, and a symbolic link
+    /// is not followed (dangling or not), so a monitor client cannot make the VMM write anywhere but a new path.
+    /// </summary>
+    [Fact]
+    public void PmemsaveRefusesAnExistingFileOrASymlink()
+    {
+        using QmpTestClient client = fixture.Vmm.Connect();
+        string existing = Path.Combine(fixture.Vmm.Directory, $"existing-{Guid.NewGuid():N}.bin");
+        File.WriteAllText(existing, "keep me");
+        Assert.StartsWith($"Could not open '{existing}'", client.Error("pmemsave", new { val = 0, size = 16, filename = existing }));
+        Assert.Equal("keep me", File.ReadAllText(existing));
+
+        string link = Path.Combine(fixture.Vmm.Directory, $"link-{Guid.NewGuid():N}.bin");
+        File.CreateSymbolicLink(link, existing);
+        Assert.StartsWith($"Could not open '{link}'", client.Error("pmemsave", new { val = 0, size = 16, filename = link }));
+        Assert.Equal("keep me", File.ReadAllText(existing));
+
+        string target = Path.Combine(fixture.Vmm.Directory, $"target-{Guid.NewGuid():N}.bin");
+        string dangling = Path.Combine(fixture.Vmm.Directory, $"dangling-{Guid.NewGuid():N}.bin");
+        File.CreateSymbolicLink(dangling, target);
+        Assert.StartsWith($"Could not open '{dangling}'", client.Error("memsave", new { val = 0, size = 16, filename = dangling }));
+        Assert.False(File.Exists(target));
     }
 
     [Fact]
@@ -136,8 +163,9 @@ public class QmpQueryAndMemoryTests(SpinVmmFixture fixture) : IClassFixture<Spin
         client.Return("memsave", new Dictionary<string, object> { ["val"] = LoadAddress, ["size"] = image.Length, ["filename"] = file, ["cpu-index"] = 0 });
         Assert.Equal(image, File.ReadAllBytes(file));
 
-        client.Return("memsave", new { val = LoadAddress, size = image.Length, filename = file });
-        Assert.Equal(image, File.ReadAllBytes(file));
+        string defaultCpu = Path.Combine(fixture.Vmm.Directory, "memsave-cpu0.bin");
+        client.Return("memsave", new { val = LoadAddress, size = image.Length, filename = defaultCpu });
+        Assert.Equal(image, File.ReadAllBytes(defaultCpu));
 
         Assert.Equal("Parameter 'cpu-index' expects a CPU number",
             client.Error("memsave", new Dictionary<string, object> { ["val"] = 0, ["size"] = 1, ["filename"] = file, ["cpu-index"] = 3 }));

@@ -91,7 +91,13 @@ public static class MigrationCommands
 
         registry.Add(new QmpCommand(
             "migrate-set-parameters",
-            [QmpParameter.Maybe("downtime-limit", QmpParameterType.Unsigned), QmpParameter.Maybe("max-bandwidth", QmpParameterType.Unsigned)],
+            [
+                QmpParameter.Maybe("downtime-limit", QmpParameterType.Unsigned),
+                QmpParameter.Maybe("max-bandwidth", QmpParameterType.Unsigned),
+                QmpParameter.Maybe("tls-creds", QmpParameterType.String),
+                QmpParameter.Maybe("tls-hostname", QmpParameterType.String),
+                QmpParameter.Maybe("tls-authz", QmpParameterType.String),
+            ],
             (context, arguments) =>
             {
                 MigrationParameters parameters = context.Machine.Migration.Parameters;
@@ -111,6 +117,8 @@ public static class MigrationCommands
                     parameters = parameters with { MaxBandwidth = arguments.GetUnsigned("max-bandwidth") };
                 }
 
+                parameters = parameters with { Tls = TlsParameters(parameters.Tls, arguments) };
+
                 context.Machine.Migration.SetParameters(parameters);
                 return null;
             }));
@@ -122,6 +130,9 @@ public static class MigrationCommands
             {
                 ["downtime-limit"] = parameters.DowntimeLimitMs,
                 ["max-bandwidth"] = parameters.MaxBandwidth,
+                ["tls-creds"] = parameters.Tls?.CredsDirectory ?? string.Empty,
+                ["tls-hostname"] = parameters.Tls?.Hostname ?? string.Empty,
+                ["tls-authz"] = string.Join(",", parameters.Tls?.Authz ?? []),
             };
         }));
 
@@ -199,5 +210,24 @@ public static class MigrationCommands
         }
 
         return info;
+    }
+
+    /// <summary>
+    /// tls-creds (a directory; "" turns TLS off), tls-hostname, tls-authz (comma-separated common names) as QEMU takes
+    /// them: each given one changes, the others stay. The credentials are read when a connection is made.
+    /// </summary>
+    private static MigrationTls? TlsParameters(MigrationTls? current, QmpArguments arguments)
+    {
+        string? creds = arguments.Has("tls-creds") ? arguments.GetString("tls-creds") : current?.CredsDirectory;
+        if (string.IsNullOrEmpty(creds))
+        {
+            return null;
+        }
+
+        string? hostname = arguments.Has("tls-hostname") ? arguments.GetString("tls-hostname") : current?.Hostname;
+        IReadOnlyList<string> authz = arguments.Has("tls-authz")
+            ? arguments.GetString("tls-authz").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            : current?.Authz ?? [];
+        return new MigrationTls(creds, string.IsNullOrEmpty(hostname) ? null : hostname, authz);
     }
 }

@@ -1,0 +1,85 @@
+using Vmm.Migration;
+using Vmm.Migration.Postcopy;
+using Vmm.Migration.Stream;
+
+namespace Vmm.Fuzz;
+
+/// <summary>
+/// The starting inputs, written by the same writers a real migration uses (RamLayout, PageRecord, StateSection,
+/// DiscardRecord, StreamSeal, ReturnPathWriter) for the <see cref="FakeMachine"/>'s layout: a whole precopy, a whole
+/// postcopy switchover, and each return-path record. afl mutates from there.
+/// </summary>
+internal static class SeedCorpus
+{
+    public static void Write(string directory)
+    {
+        string destination = Directory.CreateDirectory(Path.Combine(directory, "destination")).FullName;
+        string returnPath = Directory.CreateDirectory(Path.Combine(directory, "return-path")).FullName;
+        using var machine = new FakeMachine();
+        RamLayout layout = RamLayout.Of(machine.Ram);
+        byte[] page = new byte[4096];
+        new Random(18).NextBytes(page);
+
+        File.WriteAllBytes(Path.Combine(destination, "precopy"), Stream(writer =>
+        {
+            layout.Write(writer);
+            PageRecord.Write(writer, 0, 0x7000, page);
+            PageRecord.WriteZeros(writer, 0, 0x8000, 0x3000);
+            PageRecord.Write(writer, 1, 0x1000, page);
+            writer.Write(RecordType.PassEnd, [1, 0, 0, 0]);
+            new StateSection("cpu0", 1, new byte[64]).Write(writer);
+            StreamSeal.Write(writer, RecordType.End);
+        }, header: true));
+
+        File.WriteAllBytes(Path.Combine(destination, "postcopy"), Stream(writer =>
+        {
+            layout.Write(writer);
+            writer.Write(RecordType.PostcopyAdvise, [0, 0, 0, 0]);
+            PageRecord.Write(writer, 0, 0x7000, page);
+            writer.Write(RecordType.PassEnd, [1, 0, 0, 0]);
+            DiscardRecord.Write(writer, 0, [(0x10000, 0x4000)]);
+            writer.Write(RecordType.PostcopyDiscardSync, []);
+            DiscardRecord.Write(writer, 1, [(0, 0x1000)]);
+            writer.Write(RecordType.PostcopyListen, []);
+            new StateSection("cpu0", 1, new byte[64]).Write(writer);
+            StreamSeal.Write(writer, RecordType.PostcopyRun);
+            PageRecord.Write(writer, 0, 0x10000, page);
+            PageRecord.WriteZeros(writer, 0, 0x11000, 0x3000);
+            PageRecord.Write(writer, 1, 0, page);
+            writer.Write(RecordType.PostcopyPushDone, []);
+        }, header: true));
+
+        File.WriteAllBytes(Path.Combine(returnPath, "precopy"), Stream(writer =>
+        {
+            var answers = new ReturnPathWriter(writer);
+            answers.Send(RecordType.SetupAccepted);
+            answers.Send(RecordType.Complete);
+        }, header: false));
+
+        File.WriteAllBytes(Path.Combine(returnPath, "postcopy"), Stream(writer =>
+        {
+            var answers = new ReturnPathWriter(writer);
+            answers.Send(RecordType.SetupAccepted);
+            answers.SendAdviseAccepted(Guid.NewGuid().ToByteArray(), sharedRing: true);
+            answers.SendDiscarded(sharedRingAttached: true);
+            answers.RequestPage(0, 0x10000, 0x1000);
+            answers.SendRunning(123_456_789);
+            answers.SendError("the destination failed\n");
+        }, header: false));
+    }
+
+    /// <summary>The records <paramref name="write"/> writes, after the stream header when <paramref name="header"/>.</summary>
+    private static byte[] Stream(Action<RecordWriter> write, bool header)
+    {
+        using var stream = new MemoryStream();
+        if (header)
+        {
+            StreamHeader.Write(stream);
+        }
+
+        var writer = new RecordWriter(stream);
+        write(writer);
+        writer.Flush();
+        return stream.ToArray();
+    }
+}
