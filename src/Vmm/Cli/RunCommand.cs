@@ -31,7 +31,7 @@ public static class RunCommand
     private static readonly Option<string> RamBackend = new("--ram-backend") { Description = "Backend of the main RAM block: anonymous | shared | hugetlbfs [default: anonymous]", HelpName = "BACKEND" };
     private static readonly Option<string> MemPath = new("--mem-path") { Description = "Back RAM with files in this hugetlbfs directory (implies --ram-backend hugetlbfs)", HelpName = "DIR" };
     private static readonly Option<string[]> RamBlock = new("--ram-block") { Description = "Extra RAM block: name=NAME,gpa=ADDR,size=SIZE[,max=SIZE][,backend=B] (repeatable)", HelpName = "SPEC", AllowMultipleArgumentsPerToken = false };
-    private static readonly Option<string> BiosOption = new("--bios") { Description = "Firmware: none (the bare machine: no BIOS, empty vector table) | vmm (the built-in BIOS: int 10h/13h/15h/16h/1Ah) [default: none]", HelpName = "BIOS" };
+    private static readonly Option<string> BiosOption = new("--bios") { Description = "Firmware: vmm (the built-in BIOS: int 10h/13h/15h/16h/1Ah) | none (the bare machine: no BIOS, empty vector table) [default: vmm]", HelpName = "BIOS" };
     private static readonly Option<bool> DiskWritable = new("--disk-writable") { Description = "With --bios vmm: int 13h writes go to the image file (default: to a private copy)" };
     private static readonly Option<string> Monitor = new("--monitor") { Description = "QMP monitor socket: unix:PATH", HelpName = "unix:PATH" };
 

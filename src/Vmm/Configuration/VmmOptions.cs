@@ -31,7 +31,7 @@ public sealed class VmmOptions
     public List<string> RamBlocks { get; set; } = [];
 
     /// <summary>Firmware: "none" (the bare machine) or "vmm" (the built-in BIOS).</summary>
-    public string Bios { get; set; } = "none";
+    public string Bios { get; set; } = "vmm";
 
     /// <summary>With the BIOS: int 13h writes reach the image file instead of a private copy.</summary>
     public bool DiskWritable { get; set; }
