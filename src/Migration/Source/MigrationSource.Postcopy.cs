@@ -12,6 +12,14 @@ namespace Vmm.Migration.Source;
 /// </summary>
 public sealed partial class MigrationSource
 {
+    /// <summary>The blocks, each block's push cursor and last request end: kept for a recovery to go on from.</summary>
+    private IReadOnlyList<RamBlock>? postcopyBlocks;
+    private ulong[]? pushCursors;
+    private ulong[]? pushRequestedUpTo;
+
+    /// <summary>When the guest stopped here for the switchover (Stopwatch): the downtime's start.</summary>
+    private long postcopyStoppedAt;
+
 
     /// <summary>
     /// The postcopy switchover and what follows: discard on the destination, while the guest still runs here, every
@@ -31,8 +39,9 @@ public sealed partial class MigrationSource
 
         // Per block: where the push goes on (the push thread's own), and the end of the last page requested (written by
         // whoever serves the request, taken by the push, which goes on from there: a cheap prefetch of what follows).
-        var cursors = new ulong[blocks.Count];
-        ulong[] requestedUpTo = [.. blocks.Select(_ => NoRequest)];
+        var cursors = pushCursors = new ulong[blocks.Count];
+        ulong[] requestedUpTo = pushRequestedUpTo = [.. blocks.Select(_ => NoRequest)];
+        postcopyBlocks = blocks;
 
         // From the pre-discard on the destination's memory is registered with userfaultfd, so a touch there (a
         // monitor reading guest memory) can send a page request before the guest runs there. Those wait here and
@@ -76,7 +85,7 @@ public sealed partial class MigrationSource
             throw new MigrationFailedException("the postcopy preempt channel closed before the switchover");
         }
 
-        long stoppedAt = Stopwatch.GetTimestamp();
+        long stoppedAt = postcopyStoppedAt = Stopwatch.GetTimestamp();
         machine.StopForMigration();
         guestStopped = true;
         long synced = Stopwatch.GetTimestamp();
@@ -153,7 +162,19 @@ public sealed partial class MigrationSource
         returnPath.RunningReported.Wait(TimeSpan.FromMilliseconds(5));
 
         // Through the shared ring when there is one: a full ring waits for the destination, which may go away.
-        var pushRuns = this.pushRuns = new PageRunWriter(writer, ring, () => returnPath.ClosedReason);
+        pushRuns = new PageRunWriter(writer, ring, () => returnPath.ClosedReason);
+        PushUntilComplete(returnPath, pushBatchBytes);
+    }
+
+    /// <summary>
+    /// The background push, after the switchover or after a recovery: runs of dirty pages from each block's cursor
+    /// (moved by the requests served meanwhile on the return-path thread), then PostcopyPushDone, then waiting for the
+    /// destination's Complete. Any failure throws: the caller pauses the migration.
+    /// </summary>
+    private void PushUntilComplete(ReturnPath returnPath, ulong pushBatchBytes)
+    {
+        RecordWriter writer = connection!.Writer;
+        PageRunWriter runs = pushRuns!;
         bool pushDone = false;
         while (true)
         {
@@ -164,7 +185,7 @@ public sealed partial class MigrationSource
                     case RecordType.PostcopyRunning:
                         break;
                     case RecordType.Complete:
-                        FinishPostcopy(returnPath, stoppedAt);
+                        FinishPostcopy(returnPath);
                         return;
                     default:
                         ReturnPath.Fail(message);
@@ -172,10 +193,10 @@ public sealed partial class MigrationSource
                 }
             }
 
-            if (!pushDone && PushSome(blocks, cursors, requestedUpTo, pushRuns, pushBatchBytes))
+            if (!pushDone && PushSome(postcopyBlocks!, pushCursors!, pushRequestedUpTo!, runs, pushBatchBytes))
             {
                 // Outside the writer lock: request answers never wait behind the bandwidth cap.
-                Throttle((ulong)writer.BytesWritten + pushRuns.SharedBytes);
+                Throttle((ulong)writer.BytesWritten + runs.SharedBytes);
             }
             else if (!pushDone)
             {
@@ -354,14 +375,14 @@ public sealed partial class MigrationSource
         return false;
     }
 
-    private void FinishPostcopy(ReturnPath returnPath, long stoppedAt)
+    private void FinishPostcopy(ReturnPath returnPath)
     {
-        long runningAt = returnPath.PostcopyRunningAt;
+        // After a recovery the switchover's downtime was measured on the first connection.
+        long switchoverUs = switchoverDowntimeUs ?? Downtime(returnPath, postcopyStoppedAt, returnPath.PostcopyRunningAt);
         machine.StopDirtyLogging();
         loggingStarted = false;
         machine.CompleteOutgoingMigration();
         totalClock.Stop();
-        long switchoverUs = Downtime(returnPath, stoppedAt, runningAt);
         Update(s => s with
         {
             Status = MigrationStatus.Completed,
@@ -369,9 +390,9 @@ public sealed partial class MigrationSource
             DowntimeMs = switchoverUs / 1000,
             DowntimeUs = switchoverUs,
             PostcopyRequests = (ulong)Interlocked.Read(ref postcopyRequests),
-            PostcopyPreemptPages = (ulong)(preempt?.PagesSent ?? 0),
-            PostcopySharedPages = (pushRuns?.SharedBytes ?? 0) / PageSize,
-            TransferredBytes = (ulong)connection!.Writer.BytesWritten + (ulong)(preempt?.BytesWritten ?? 0) + (pushRuns?.SharedBytes ?? 0),
+            PostcopyPreemptPages = earlierPreemptPages + (ulong)(preempt?.PagesSent ?? 0),
+            PostcopySharedPages = earlierSharedPages + ((pushRuns?.SharedBytes ?? 0) / PageSize),
+            TransferredBytes = earlierBytes + (ulong)connection!.Writer.BytesWritten + (ulong)(preempt?.BytesWritten ?? 0) + (pushRuns?.SharedBytes ?? 0),
             RemainingBytes = 0,
         });
         log.Information(

@@ -38,12 +38,16 @@ public sealed partial class MigrationSource
     private ReturnPath? returnPathReader;
 
     private readonly IMigratableMachine machine;
-    private readonly MigrationUri uri;
+    /// <summary>Where the migration goes: the destination's URI, replaced by the one given to a resume.</summary>
+    private MigrationUri uri;
     private readonly MigrationParameters parameters;
     private readonly MigrationCapabilities capabilities;
     private readonly ILogger log;
     private readonly Thread thread;
-    private readonly TaskCompletionSource completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>migrate-set-parameters as they are now: the postcopy bandwidth may change while this runs.</summary>
+    private readonly Func<MigrationParameters> liveParameters;
     private readonly object statsGate = new();
     private readonly Stopwatch totalClock = new();
     private readonly Stopwatch throttleClock = new();
@@ -58,15 +62,20 @@ public sealed partial class MigrationSource
     private volatile bool postcopyRequested;
     private bool loggingStarted;
     private bool guestStopped;
-    private bool switchedOver;
+    private volatile bool switchedOver;
     private bool endSent;
     private long postcopyRequests;
     private FreePageHintSkips? hintSkips;
     private IDisposable? hintRequest;
     private MigrationStats stats = new() { Status = MigrationStatus.Setup };
 
-    private MigrationSource(IMigratableMachine machine, MigrationUri uri, MigrationParameters parameters, MigrationCapabilities capabilities, ILogger log)
+    /// <summary>The cap the throttle's average runs under, and the bytes written when that average started.</summary>
+    private ulong throttleRate;
+    private ulong throttleBaseBytes;
+
+    private MigrationSource(IMigratableMachine machine, MigrationUri uri, MigrationParameters parameters, MigrationCapabilities capabilities, ILogger log, Func<MigrationParameters>? liveParameters)
     {
+        this.liveParameters = liveParameters ?? (() => parameters);
         this.machine = machine;
         this.uri = uri;
         this.parameters = parameters;
@@ -92,17 +101,23 @@ public sealed partial class MigrationSource
                     : stats with
                     {
                         TotalTimeMs = totalClock.ElapsedMilliseconds,
-                        PostcopyPreemptPages = (ulong)(preempt?.PagesSent ?? 0),
-                        PostcopySharedPages = (pushRuns?.SharedBytes ?? 0) / PageSize,
+                        PostcopyPreemptPages = earlierPreemptPages + (ulong)(preempt?.PagesSent ?? 0),
+                        PostcopySharedPages = earlierSharedPages + ((pushRuns?.SharedBytes ?? 0) / PageSize),
                     };
             }
         }
     }
 
-    public Task Completion => completion.Task;
+    /// <summary>Ends when this attempt stops: finished, or paused in postcopy (a resume starts a new attempt).</summary>
+    public Task Completion => Volatile.Read(ref completion).Task;
 
-    public static MigrationSource Create(IMigratableMachine machine, MigrationUri uri, MigrationParameters parameters, MigrationCapabilities capabilities, ILogger log) =>
-        new(machine, uri, parameters, capabilities, log);
+    /// <param name="liveParameters">The parameters as they are when asked (max-postcopy-bandwidth applies at once); default: <paramref name="parameters"/>.</param>
+    public static MigrationSource Create(
+        IMigratableMachine machine, MigrationUri uri, MigrationParameters parameters, MigrationCapabilities capabilities, ILogger log, Func<MigrationParameters>? liveParameters = null) =>
+        new(machine, uri, parameters, capabilities, log, liveParameters);
+
+    /// <summary>Past the postcopy switchover (Run sent): the guest belongs to the destination, cancelling is no longer possible.</summary>
+    public bool SwitchedOver => switchedOver;
 
     /// <summary>migrate-start-postcopy: the precopy loop switches over at its next check (within ~1024 pages).</summary>
     public void StartPostcopy()
@@ -172,6 +187,11 @@ public sealed partial class MigrationSource
                     | (capabilities.PostcopyPreempt ? PostcopyAdviseFlags.Preempt : 0)
                     | (ring is not null ? PostcopyAdviseFlags.SharedMemory : 0));
                 advise.Commit();
+
+                // The name a recovery presents: sent now, so no cut after the switchover can lose it.
+                var name = connection.Writer.Begin(RecordType.PostcopyName);
+                name.Bytes(migrationName.ToByteArray());
+                name.Commit();
                 connection.Writer.Flush();
                 returnPath.Expect(RecordType.PostcopyAdviseAccepted, TimeSpan.FromSeconds(30), () => cancelRequested);
                 if (returnPath.SharedRingAccepted && (ring is null || returnPath.PreemptToken is null))
@@ -207,14 +227,7 @@ public sealed partial class MigrationSource
         }
         catch (Exception e) when (switchedOver)
         {
-            // After the switchover the guest runs on the destination: never resume it here. This side keeps its copy
-            // of guest memory untouched (the vCPUs stay stopped) and reports postcopy-paused.
-            CloseHintRequest();
-            totalClock.Stop();
-            string message = Describe(e);
-            Update(s => s with { Status = MigrationStatus.PostcopyPaused, ErrorDescription = message, TotalTimeMs = totalClock.ElapsedMilliseconds });
-            log.Error("postcopy to {Uri} paused: {Message}; the guest's memory is kept here", uri.Text, message);
-            StatusChanged?.Invoke(MigrationStatus.PostcopyPaused);
+            Pause(e);
         }
         catch (Exception e) when (endSent)
         {
@@ -257,21 +270,83 @@ public sealed partial class MigrationSource
             connection?.Dispose();
             preempt?.Dispose();
             ring?.Dispose();
-            zeroPages.Dispose();
+            ReleaseUnlessPaused();
             completion.TrySetResult();
         }
     }
 
-    /// <summary>Sleeps as needed to keep the average rate under max-bandwidth.</summary>
+    /// <summary>
+    /// After the switchover the guest runs on the destination: never resume it here. This side keeps its copy of guest
+    /// memory untouched (the vCPUs stay stopped, dirty logging stays on) and reports postcopy-paused, ready for
+    /// <see cref="Resume"/>.
+    /// </summary>
+    private void Pause(Exception e)
+    {
+        CloseHintRequest();
+        totalClock.Stop();
+        string message = Describe(e);
+
+        // What the first connection measured and sent is kept across recoveries.
+        if (returnPathReader is { } first)
+        {
+            if (switchoverDowntimeUs is null && first.PostcopyRunningAt != 0)
+            {
+                switchoverDowntimeUs = Downtime(first, postcopyStoppedAt, first.PostcopyRunningAt);
+            }
+        }
+
+        earlierBytes += (ulong)(connection?.Writer.BytesWritten ?? 0) + (ulong)(preempt?.BytesWritten ?? 0) + (pushRuns?.SharedBytes ?? 0);
+        earlierPreemptPages += (ulong)(preempt?.PagesSent ?? 0);
+        earlierSharedPages += (pushRuns?.SharedBytes ?? 0) / PageSize;
+        pushRuns = null;
+
+        // The preempt channel and the ring belonged to the broken connection; a recovery goes on without them.
+        preempt?.Dispose();
+        preempt = null;
+        ring?.Dispose();
+        ring = null;
+        Update(s => s with { Status = MigrationStatus.PostcopyPaused, ErrorDescription = message, TotalTimeMs = totalClock.ElapsedMilliseconds });
+        log.Error("postcopy to {Uri} paused: {Message}; the guest's memory is kept here", uri.Text, message);
+        StatusChanged?.Invoke(MigrationStatus.PostcopyPaused);
+    }
+
+    /// <summary>Frees what only this migration uses, unless it is paused (a recovery needs it).</summary>
+    private void ReleaseUnlessPaused()
+    {
+        if (Stats.Status != MigrationStatus.PostcopyPaused)
+        {
+            zeroPages.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Sleeps as needed to keep the average rate under the cap: max-bandwidth for precopy; for the postcopy push
+    /// max-postcopy-bandwidth once set (0 = unlimited), else max-bandwidth. A changed cap starts a new average from
+    /// here, so raising it takes effect at once.
+    /// </summary>
     private void Throttle(ulong bytesWritten)
     {
         // With the guest stopped every millisecond is downtime: the cap is lifted, as QEMU does at completion.
-        if (parameters.MaxBandwidth == 0 || (guestStopped && !switchedOver))
+        if (guestStopped && !switchedOver)
         {
             return;
         }
 
-        double allowedSeconds = bytesWritten / (double)parameters.MaxBandwidth;
+        MigrationParameters now = liveParameters();
+        ulong rate = switchedOver ? now.MaxPostcopyBandwidth ?? parameters.MaxBandwidth : parameters.MaxBandwidth;
+        if (rate != throttleRate || bytesWritten < throttleBaseBytes)
+        {
+            throttleRate = rate;
+            throttleBaseBytes = bytesWritten;
+            throttleClock.Restart();
+        }
+
+        if (rate == 0)
+        {
+            return;
+        }
+
+        double allowedSeconds = (bytesWritten - throttleBaseBytes) / (double)rate;
         double ahead = allowedSeconds - throttleClock.Elapsed.TotalSeconds;
         if (ahead > 0.001)
         {
@@ -281,7 +356,7 @@ public sealed partial class MigrationSource
                 connection!.Writer.Flush();
             }
 
-            Thread.Sleep(TimeSpan.FromSeconds(ahead));
+            Thread.Sleep(TimeSpan.FromSeconds(Math.Min(ahead, 1)));
         }
     }
 
