@@ -293,10 +293,17 @@ public class PostcopyRecoveryTests : IDisposable
 
         public void AssertCompletedAndConsistent()
         {
-            Wait.Until(
-                () => Migration.Stats.Status == MigrationStatus.Completed && Destination.Machine.Migration.Stats?.Status == MigrationStatus.Completed,
-                $"not both completed: source {Migration.Stats}, destination {Destination.Machine.Migration.Stats}",
-                60);
+            DateTime deadline = DateTime.UtcNow.AddSeconds(120);
+            while (!(Migration.Stats.Status == MigrationStatus.Completed && Destination.Machine.Migration.Stats?.Status == MigrationStatus.Completed))
+            {
+                if (DateTime.UtcNow > deadline)
+                {
+                    Assert.Fail($"not both completed: source {Migration.Stats}, destination {Destination.Machine.Migration.Stats}");
+                }
+
+                Thread.Sleep(20);
+            }
+
             Assert.Equal(RunState.PostMigrate, Source.Machine.RunState);
             int passes = Destination.CountB();
             Destination.WaitForSerial(s => s.Count(c => c == 'B') > passes + 1, "passes on the destination after the recovery");
