@@ -79,9 +79,11 @@ public sealed partial class IncomingMigration
             returnPath.SendReceivedBitmaps(destination.ReceivedBitmaps());
             liveReturnPath = returnPath;
             returnPath.StartSender();
-            long asked = destination.Resume(returnPath);
             phase = IncomingPhase.Running;
+
+            // Active before the requests go out: if everything had arrived already, Resume completes at once.
             SetStatus(MigrationStatus.PostcopyActive, null);
+            long asked = destination.Resume(returnPath);
             log.Information("postcopy: the source resumed; {Missing} host pages to come, {Asked} requests sent again", destination.RemainingPages, asked);
             ReceivePushed(connection, destination);
         }

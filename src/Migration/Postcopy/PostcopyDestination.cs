@@ -296,6 +296,12 @@ public sealed unsafe class PostcopyDestination : IDisposable
             Interlocked.CompareExchange(ref remaining, 0, counted);
             TryComplete();
         }
+        else if (missing == 0)
+        {
+            // Normally completed already; after a recovery the last page may have come before the guest was marked
+            // running again. Completing twice is a no-op.
+            TryComplete();
+        }
         else if (missing > 0)
         {
             // Normally the answers to requests in flight. Anything not asked for yet would never come on its own now:
@@ -340,6 +346,10 @@ public sealed unsafe class PostcopyDestination : IDisposable
     {
         returnPath = newReturnPath;
         State = PostcopyState.Running;
+
+        // The guest ran here before the pause, even if the connection broke before Running() was reached (a cut
+        // right at the switchover): completion must be possible now.
+        running = true;
         long asked = 0;
         for (int index = 0; index < pages.Length; index++)
         {
@@ -357,6 +367,8 @@ public sealed unsafe class PostcopyDestination : IDisposable
             }
         }
 
+        // Everything may have arrived before the cut, with only Complete lost: then this is the end.
+        TryComplete();
         return asked;
     }
 
