@@ -13,6 +13,7 @@ var benchmarks = new Dictionary<string, Action>(StringComparer.OrdinalIgnoreCase
     ["postcopy-minor"] = PostcopyMinorBenchmark.Run,
     ["postcopy-cold"] = PostcopyColdBenchmark.Run,
     ["postcopy-tls"] = PostcopyTlsBenchmark.Run,
+    ["postcopy-recovery"] = PostcopyRecoveryBenchmark.Run,
 };
 
 string[] selected = args.Length == 0 ? [.. benchmarks.Keys] : args;

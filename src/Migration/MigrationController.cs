@@ -62,21 +62,36 @@ public sealed class MigrationController(IMigratableMachine machine, ILogger log)
     {
         lock (gate)
         {
-            // QEMU lets parameters change mid-migration; a running source keeps the values it started with.
+            // QEMU lets parameters change mid-migration; a running source keeps the values it started with, except
+            // max-postcopy-bandwidth, which it reads as it pushes (a recovered migration may be sped up).
             Parameters = parameters;
         }
     }
 
-    /// <summary>QMP migrate: starts an outgoing migration in the background.</summary>
-    public MigrationSource Migrate(string uriText)
+    /// <summary>
+    /// QMP migrate: starts an outgoing migration in the background; with <paramref name="resume"/>, reconnects the
+    /// migration paused in postcopy to <paramref name="uriText"/> instead (where the destination's migrate-recover listens).
+    /// </summary>
+    public MigrationSource Migrate(string uriText, bool resume = false)
     {
         MigrationUri uri = MigrationUri.TryParse(uriText, out MigrationUri? parsed, out string? error)
             ? parsed!
             : throw new ArgumentException(error);
         lock (gate)
         {
+            if (resume)
+            {
+                if (outgoing is null)
+                {
+                    throw new InvalidOperationException("there is no paused migration to resume");
+                }
+
+                outgoing.Resume(uri);
+                return outgoing;
+            }
+
             ThrowIfActive("start another migration");
-            var source = MigrationSource.Create(machine, uri, Parameters, Capabilities, log);
+            var source = MigrationSource.Create(machine, uri, Parameters, Capabilities, log, () => Parameters);
             source.StatusChanged += status => StatusChanged?.Invoke(status);
             source.PassCompleted += pass => PassCompleted?.Invoke(pass);
             outgoing = source;
@@ -85,7 +100,10 @@ public sealed class MigrationController(IMigratableMachine machine, ILogger log)
         }
     }
 
-    /// <summary>QMP migrate_cancel: a no-op when nothing is running, as in QEMU.</summary>
+    /// <summary>
+    /// QMP migrate_cancel: a no-op when nothing is running, as in QEMU; refused once postcopy has switched over (the
+    /// guest runs on the destination and only this side has the pages it lacks: cancelling would lose it).
+    /// </summary>
     public void Cancel()
     {
         MigrationSource? source;
@@ -94,7 +112,38 @@ public sealed class MigrationController(IMigratableMachine machine, ILogger log)
             source = outgoing;
         }
 
+        if (source is { SwitchedOver: true } && !source.Stats.Status.IsFinished())
+        {
+            throw new InvalidOperationException(
+                $"cannot cancel a migration in {source.Stats.Status.ToQmp()}: the guest runs on the destination and needs the pages only this side has (a paused migration is resumed with migrate and \"resume\": true)");
+        }
+
         source?.Cancel();
+    }
+
+    /// <summary>
+    /// QMP migrate-recover (destination): listen on <paramref name="uriText"/> for the source of the postcopy paused here
+    /// to resume. Only in postcopy-paused.
+    /// </summary>
+    public void Recover(string uriText)
+    {
+        MigrationUri uri = MigrationUri.TryParse(uriText, out MigrationUri? parsed, out string? error)
+            ? parsed!
+            : throw new ArgumentException(error);
+        IncomingMigration receiver;
+        lock (gate)
+        {
+            receiver = incoming ?? throw new InvalidOperationException("migrate-recover is only possible in postcopy-paused; there is no incoming migration");
+        }
+
+        try
+        {
+            receiver.Recover(uri);
+        }
+        catch (MigrationFailedException e)
+        {
+            throw new InvalidOperationException(e.Message, e);
+        }
     }
 
     /// <summary>

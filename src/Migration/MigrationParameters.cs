@@ -9,6 +9,13 @@ public sealed record MigrationParameters
     /// <summary>Bandwidth cap in bytes per second; 0 means unlimited (this VMM's default: loopback is the common case).</summary>
     public ulong MaxBandwidth { get; init; }
 
+    /// <summary>
+    /// max-postcopy-bandwidth: bytes per second for the postcopy push, 0 = unlimited (QEMU's). Null (never set): the push
+    /// keeps max-bandwidth's cap, as before this parameter existed. A running source reads it at once, also while
+    /// paused, so a recovered migration can run at full speed.
+    /// </summary>
+    public ulong? MaxPostcopyBandwidth { get; init; }
+
     /// <summary>Precopy passes before switching over regardless of the estimate.</summary>
     public int MaxPasses { get; init; } = 30;
 

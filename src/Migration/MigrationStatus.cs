@@ -8,6 +8,9 @@ public enum MigrationStatus
     Active,
     PostcopyActive,
     PostcopyPaused,
+
+    /// <summary>A paused postcopy reconnecting: the handshake of a resume (source) or of migrate-recover (destination).</summary>
+    PostcopyRecover,
     Completed,
     Failed,
     Cancelling,
@@ -23,6 +26,7 @@ public static class MigrationStatusNames
         MigrationStatus.Active => "active",
         MigrationStatus.PostcopyActive => "postcopy-active",
         MigrationStatus.PostcopyPaused => "postcopy-paused",
+        MigrationStatus.PostcopyRecover => "postcopy-recover",
         MigrationStatus.Completed => "completed",
         MigrationStatus.Failed => "failed",
         MigrationStatus.Cancelling => "cancelling",

@@ -18,7 +18,7 @@ namespace Vmm.Migration.Destination;
 /// <param name="minorFaultsAllowed">Asked at ADVISE too: the destination's postcopy-minor-faults capability.</param>
 /// <param name="preemptAllowed">Asked at ADVISE too: the destination's postcopy-preempt capability.</param>
 /// <param name="sharedMemoryAllowed">Asked at ADVISE too: the destination's postcopy-shared-memory capability.</param>
-public sealed class IncomingMigration(
+public sealed partial class IncomingMigration(
     IMigratableMachine machine,
     ILogger log,
     Func<bool> postcopyAllowed,
@@ -157,9 +157,16 @@ public sealed class IncomingMigration(
     /// </summary>
     public void Run(Socket listener)
     {
-        while (!RunOnce(listener))
+        try
         {
-            // That connection was not the migration; wait for the next.
+            while (!RunOnce(listener))
+            {
+                // That connection was not the migration; wait for the next.
+            }
+        }
+        finally
+        {
+            firstRunDone.Set();
         }
     }
 
@@ -167,7 +174,7 @@ public sealed class IncomingMigration(
     private bool RunOnce(Socket listener)
     {
         using MigrationConnection connection = AcceptSource(listener);
-        using var returnPath = new ReturnPathWriter(connection.Writer);
+        using var returnPath = liveReturnPath = new ReturnPathWriter(connection.Writer);
         log.Information("incoming migration: source connected");
         try
         {
@@ -231,6 +238,7 @@ public sealed class IncomingMigration(
     {
         interrupted = true;
         current?.Abort();
+        recoveryListener?.Dispose();
         Socket? waiting = candidate;
         try
         {
@@ -415,7 +423,9 @@ public sealed class IncomingMigration(
             throw new MigrationStreamException($"protocol error: the stream starts with {setup.Type}, not Setup");
         }
 
-        RamBlock[] blocks = MatchLayout(RamLayout.Read(setup));
+        RamLayout sourceLayout = RamLayout.Read(setup);
+        RamBlock[] blocks = MatchLayout(sourceLayout);
+        acceptedLayout = sourceLayout;
         returnPath.Send(RecordType.SetupAccepted);
 
         // Ready to start fast: vCPU threads parked, the switchover's code compiled while pages arrive.
@@ -535,7 +545,8 @@ public sealed class IncomingMigration(
                     {
                         // Raised on a thread that places pages (the receive thread, the preempt channel's) or on the
                         // fault thread: it must not block on the return path (ReturnPathWriter).
-                        returnPath.Post(RecordType.Complete);
+                        // The connection of the moment: after a recovery, not the one that advised.
+                        liveReturnPath!.Post(RecordType.Complete);
                         SetStatus(MigrationStatus.Completed, null);
                     };
                     postcopy.Advise();
@@ -549,6 +560,18 @@ public sealed class IncomingMigration(
                         && listener.AddressFamily == AddressFamily.Unix;
                     byte[]? token = preemptChannel ? StartPreemptChannel(listener, connection, postcopy, sharedRing) : null;
                     returnPath.SendAdviseAccepted(token, sharedRing);
+                    break;
+
+                case RecordType.PostcopyName:
+                    PayloadReader name = record.Reader();
+                    Guid named = new(name.Bytes(16));
+                    name.End();
+                    if (migrationName is not null)
+                    {
+                        throw new MigrationStreamException("protocol error: a second PostcopyName record");
+                    }
+
+                    migrationName = named;
                     break;
 
                 case RecordType.PostcopyDiscard:

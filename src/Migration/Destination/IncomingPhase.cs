@@ -43,6 +43,7 @@ public static class IncomingPhases
         RecordType.State => phase is IncomingPhase.Precopy or IncomingPhase.Advised or IncomingPhase.Listening,
         RecordType.End => phase is IncomingPhase.Precopy or IncomingPhase.Advised,
         RecordType.PostcopyAdvise => phase is IncomingPhase.Precopy,
+        RecordType.PostcopyName => phase is IncomingPhase.Advised,
         RecordType.PostcopyDiscard => phase is IncomingPhase.Advised or IncomingPhase.Discarding or IncomingPhase.DiscardSynced,
         RecordType.PostcopyDiscardSync => phase is IncomingPhase.Advised or IncomingPhase.Discarding,
         RecordType.PostcopyListen => phase is IncomingPhase.Advised or IncomingPhase.Discarding or IncomingPhase.DiscardSynced,

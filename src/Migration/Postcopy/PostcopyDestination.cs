@@ -29,7 +29,8 @@ public sealed unsafe class PostcopyDestination : IDisposable
 
     private readonly RamBlock[] blocks;
     private readonly BlockPages[] pages;
-    private readonly ReturnPathWriter returnPath;
+    /// <summary>The current connection's return path: a recovery replaces it (<see cref="Resume"/>).</summary>
+    private volatile ReturnPathWriter returnPath;
     private readonly RamBlockRegistry registry;
     private readonly ILogger log;
     private readonly byte* zeroBuffer;
@@ -295,6 +296,12 @@ public sealed unsafe class PostcopyDestination : IDisposable
             Interlocked.CompareExchange(ref remaining, 0, counted);
             TryComplete();
         }
+        else if (missing == 0)
+        {
+            // Normally completed already; after a recovery the last page may have come before the guest was marked
+            // running again. Completing twice is a no-op.
+            TryComplete();
+        }
         else if (missing > 0)
         {
             // Normally the answers to requests in flight. Anything not asked for yet would never come on its own now:
@@ -320,8 +327,50 @@ public sealed unsafe class PostcopyDestination : IDisposable
         }
     }
 
-    /// <summary>The connection broke while the guest runs here: missing pages wait (recovery is a later feature).</summary>
+    /// <summary>
+    /// The connection broke while the guest runs here: missing pages wait. Faults keep being read and their pages
+    /// marked requested; the requests that cannot go out now are sent again by <see cref="Resume"/>.
+    /// </summary>
     public void Pause() => State = PostcopyState.Paused;
+
+    /// <summary>Each block's received bitmap and its used length in host pages: what a recovery tells the source.</summary>
+    public IReadOnlyList<(DirtyBitmap Received, ulong HostPages)> ReceivedBitmaps() =>
+        [.. pages.Select(p => (p.Received, p.Block.UsedLength / p.Block.PageSize))];
+
+    /// <summary>
+    /// A recovered connection: requests go to <paramref name="newReturnPath"/> from now on, and every page asked for
+    /// and still missing (asked before the break, or by a vCPU that faulted while paused) is asked for again, through
+    /// its sender thread, ahead of anything the push sends. Returns how many.
+    /// </summary>
+    public long Resume(ReturnPathWriter newReturnPath)
+    {
+        returnPath = newReturnPath;
+        State = PostcopyState.Running;
+
+        // The guest ran here before the pause, even if the connection broke before Running() was reached (a cut
+        // right at the switchover): completion must be possible now.
+        running = true;
+        long asked = 0;
+        for (int index = 0; index < pages.Length; index++)
+        {
+            BlockPages block = pages[index];
+            ulong used = block.Block.UsedLength / block.Block.PageSize;
+            ulong next = 0;
+            while (block.Requested.TryFindNextSet(next, out ulong page) && page < used)
+            {
+                next = page + 1;
+                if (!block.Received.IsSet(page))
+                {
+                    newReturnPath.PostPageRequest(index, page * block.Block.PageSize, block.Block.PageSize);
+                    asked++;
+                }
+            }
+        }
+
+        // Everything may have arrived before the cut, with only Complete lost: then this is the end.
+        TryComplete();
+        return asked;
+    }
 
     /// <summary>
     /// Places an arriving run of whole host pages (receive thread): data, or zeros when <paramref name="zero"/>.
@@ -504,7 +553,16 @@ public sealed unsafe class PostcopyDestination : IDisposable
         }
 
         Interlocked.Increment(ref requests);
-        returnPath.RequestPage(blockIndex, page * block.Block.PageSize, block.Block.PageSize);
+        try
+        {
+            returnPath.RequestPage(blockIndex, page * block.Block.PageSize, block.Block.PageSize);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
+        {
+            // The connection broke (the receive thread pauses the migration): the page stays marked requested, and a
+            // recovery asks for it again. The fault thread must live on to read the faults of the paused guest.
+            log.Debug("postcopy: request for page {Page} of {Block} waits for a recovery: {Message}", page, block.Block.Name, e.Message);
+        }
 
         // The page may have arrived between the fault and the request: then the answer will be a harmless duplicate.
     }

@@ -84,6 +84,26 @@ public sealed class ReturnPathWriter(RecordWriter writer) : IDisposable
         }
     }
 
+    /// <summary>
+    /// Postcopy recovery: every block's received bitmap (<see cref="ReceivedBitmapRecord"/>), then PostcopyResumeReady
+    /// with the block count, written now, before any page flows on the new connection (so nothing can block them).
+    /// </summary>
+    public void SendReceivedBitmaps(IReadOnlyList<(Vmm.Ram.DirtyBitmap Received, ulong HostPages)> blocks)
+    {
+        lock (gate)
+        {
+            for (int index = 0; index < blocks.Count; index++)
+            {
+                ReceivedBitmapRecord.Write(writer, index, blocks[index].Received, blocks[index].HostPages);
+            }
+
+            var ready = writer.Begin(RecordType.PostcopyResumeReady);
+            ready.U16((ushort)blocks.Count);
+            ready.Commit();
+            writer.Flush();
+        }
+    }
+
     /// <summary>Queues a record for the sender thread; never blocks the caller. Records posted keep their order.</summary>
     public void Post(RecordType type) => Post(w => w.Write(type, []));
 

@@ -139,6 +139,8 @@ public sealed class ReturnPath : IDisposable
                     RecordType.PostcopyDiscarded => ReadDiscarded(payload),
                     RecordType.PostcopyAdviseAccepted => ReadAdviseAccepted(payload),
                     RecordType.PostcopyRunning => ReadRunning(payload),
+                    RecordType.PostcopyReceivedBitmap => ReadReceivedBitmap(payload),
+                    RecordType.PostcopyResumeReady => ReadResumeReady(payload),
                     _ => new ReturnMessage(RecordType.Error, Text: $"unexpected {record.Type} record on the return path"),
                 };
                 if (message.Type == RecordType.PageRequest && PageRequestHandler is { } serve)
@@ -189,6 +191,21 @@ public sealed class ReturnPath : IDisposable
 
         payload.End();
         return new ReturnMessage(RecordType.PostcopyRunning);
+    }
+
+    /// <summary>PostcopyReceivedBitmap (recovery): one stretch of a block's received bitmap, checked for shape here.</summary>
+    private static ReturnMessage ReadReceivedBitmap(PayloadReader payload)
+    {
+        (int block, ulong first, uint count, byte[] bits) = ReceivedBitmapRecord.Read(payload);
+        return new ReturnMessage(RecordType.PostcopyReceivedBitmap, Block: block, Offset: first, Length: count, Bits: bits);
+    }
+
+    /// <summary>PostcopyResumeReady (recovery): u16, the number of blocks whose bitmaps were sent.</summary>
+    private static ReturnMessage ReadResumeReady(PayloadReader payload)
+    {
+        int blocks = payload.U16();
+        payload.End();
+        return new ReturnMessage(RecordType.PostcopyResumeReady, Block: blocks);
     }
 
     /// <summary>PostcopyDiscarded: empty, or u32 flags (bit 0: the shared ring is attached there).</summary>
@@ -243,7 +260,7 @@ public sealed class ReturnPath : IDisposable
 }
 
 /// <summary>One message from the destination.</summary>
-public sealed record ReturnMessage(RecordType Type, string? Text = null, int Block = 0, ulong Offset = 0, ulong Length = 0)
+public sealed record ReturnMessage(RecordType Type, string? Text = null, int Block = 0, ulong Offset = 0, ulong Length = 0, byte[]? Bits = null)
 {
     /// <summary>Pseudo-type: the return path ended (connection closed or corrupt).</summary>
     public const RecordType Closed = (RecordType)0xFF;

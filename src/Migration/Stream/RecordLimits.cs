@@ -41,6 +41,9 @@ public static class RecordLimits
         RecordType.PostcopyAdviseAccepted => 4 + 16,
         RecordType.PostcopyRunning => 16 + 8,
         RecordType.PostcopyDiscarded => 4,
+        RecordType.PostcopyResume or RecordType.PostcopyName => 16,
+        RecordType.PostcopyReceivedBitmap => Postcopy.ReceivedBitmapRecord.HeaderBytes + Postcopy.ReceivedBitmapRecord.MaxBitmapBytes,
+        RecordType.PostcopyResumeReady => 2,
 
         // PostcopyListen, PostcopyPushDone, PostcopyDiscardSync, SetupAccepted, Complete.
         _ => 0,

@@ -45,6 +45,19 @@ public enum RecordType : byte
     /// </summary>
     PostcopyPreemptChannel = 0x16,
 
+    /// <summary>
+    /// Postcopy recovery: the first record after Setup on a new connection to a destination in postcopy-recover. It
+    /// carries the migration's name (<see cref="PostcopyName"/>), so a destination refuses any source that is not the
+    /// other end of its own paused migration.
+    /// </summary>
+    PostcopyResume = 0x17,
+
+    /// <summary>
+    /// Postcopy: 16 random bytes the source names this migration by, right after PostcopyAdvise (once). A recovery
+    /// presents them again; they are known to both sides long before the switchover, so no cut can lose them.
+    /// </summary>
+    PostcopyName = 0x18,
+
     /// <summary>Return path: the layout matches; go on.</summary>
     SetupAccepted = 0x81,
 
@@ -68,4 +81,13 @@ public enum RecordType : byte
 
     /// <summary>Return path: every discard before PostcopyDiscardSync has been applied.</summary>
     PostcopyDiscarded = 0x87,
+
+    /// <summary>
+    /// Return path, postcopy recovery: one stretch of a block's received bitmap (a bit per host page, set when the page
+    /// is here). Pages in flight when the connection broke are lost; this is the truth the source re-sends from.
+    /// </summary>
+    PostcopyReceivedBitmap = 0x88,
+
+    /// <summary>Return path, postcopy recovery: every block's bitmap has been sent; the requests that follow are re-sent.</summary>
+    PostcopyResumeReady = 0x89,
 }

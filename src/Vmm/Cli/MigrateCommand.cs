@@ -38,13 +38,14 @@ public static class MigrateCommand
     private static readonly Option<bool> NoMinorFaults = new("--no-minor-faults") { Description = "With --postcopy: turn postcopy-minor-faults off on the source (shared and hugetlbfs RAM then use MISSING faults only)" };
     private static readonly Option<bool> NoPreempt = new("--no-preempt") { Description = "With --postcopy: turn postcopy-preempt off on the source (page-request answers then share the main connection with the push)" };
     private static readonly Option<string> DestinationMonitor = new("--destination-monitor") { Description = "The destination's QMP monitor: with --postcopy, postcopy-ram is enabled there too (otherwise do it yourself)", HelpName = "PATH" };
+    private static readonly Option<bool> Resume = new("--resume") { Description = "Resume a postcopy paused on a broken connection: migrate-recover on the destination (with --destination-monitor), then migrate with resume to --to" };
     private static readonly Option<string> MaxBandwidth = new("--max-bandwidth") { Description = "Bandwidth cap in bytes per second, K/M/G suffixes allowed; 0 = unlimited (migrate-set-parameters max-bandwidth)", HelpName = "BYTES_PER_S" };
 
     public static Command Create()
     {
         var command = new Command("migrate", "Live-migrate the guest of a running VMM (precopy, optionally switching to postcopy) through its monitor, with live progress")
         {
-            MonitorOption, To, DowntimeLimit, MaxBandwidth, Postcopy, PostcopyAfter, NoMinorFaults, NoPreempt, DestinationMonitor,
+            MonitorOption, To, DowntimeLimit, MaxBandwidth, Postcopy, PostcopyAfter, NoMinorFaults, NoPreempt, DestinationMonitor, Resume,
         };
 
         // Synchronous on purpose: System.CommandLine installs its own Ctrl-C handling for asynchronous actions, and
@@ -94,7 +95,19 @@ public static class MigrateCommand
         }
 
         PostcopyPlan? postcopy = null;
-        if (parse.GetValue(Postcopy))
+        string? recoverMonitor = null;
+        bool resume = parse.GetValue(Resume);
+        if (resume)
+        {
+            // A resume only reconnects: what precopy and the switchover take does not apply to it.
+            if (parse.GetValue(Postcopy) || parse.GetValue(PostcopyAfter) is not null || parse.GetValue(NoMinorFaults) || parse.GetValue(NoPreempt) || parameters.Count > 0)
+            {
+                problems.Add("--resume takes only --monitor, --to and --destination-monitor");
+            }
+
+            recoverMonitor = parse.GetValue(DestinationMonitor) is { } recoverPath && recoverPath.StartsWith("unix:", StringComparison.Ordinal) ? recoverPath["unix:".Length..] : parse.GetValue(DestinationMonitor);
+        }
+        else if (parse.GetValue(Postcopy))
         {
             double after = 0.2;
             if (parse.GetValue(PostcopyAfter) is { } afterText
@@ -122,7 +135,23 @@ public static class MigrateCommand
         }
 
         using var interrupt = new Interrupt();
-        return RunAsync(path, uri, parameters, postcopy, interrupt).GetAwaiter().GetResult();
+        return RunAsync(path, uri, parameters, postcopy, interrupt, resume, recoverMonitor).GetAwaiter().GetResult();
+    }
+
+    /// <summary>--resume with --destination-monitor: migrate-recover there, so the destination listens on the URI again.</summary>
+    private static async Task<string?> RecoverAsync(string path, string uri)
+    {
+        try
+        {
+            using var connectTimeout = new CancellationTokenSource(CommandTimeout);
+            await using QmpClient client = await QmpClient.ConnectAsync(path, connectTimeout.Token);
+            QmpResponse reply = await ExecuteAsync(client, "migrate-recover", new JsonObject { ["uri"] = uri });
+            return reply.IsError ? $"migrate-recover on {path}: {reply.ErrorDescription}" : null;
+        }
+        catch (Exception e) when (e is QmpConnectionException or OperationCanceledException or TimeoutException)
+        {
+            return $"monitor {path}: {e.Message}";
+        }
     }
 
     /// <summary>
@@ -153,8 +182,14 @@ public static class MigrateCommand
         }
     }
 
-    private static async Task<int> RunAsync(string path, string uri, JsonObject parameters, PostcopyPlan? postcopy, Interrupt interrupt)
+    private static async Task<int> RunAsync(string path, string uri, JsonObject parameters, PostcopyPlan? postcopy, Interrupt interrupt, bool resume, string? recoverMonitor)
     {
+        if (recoverMonitor is not null && await RecoverAsync(recoverMonitor, uri) is { } recoverError)
+        {
+            CliErrors.Print(recoverError);
+            return StatusFailed;
+        }
+
         if (postcopy?.DestinationMonitor is { } destinationMonitor && await EnablePostcopyAsync(destinationMonitor, postcopy.MinorFaults, postcopy.Preempt) is { } destinationError)
         {
             CliErrors.Print(destinationError);
@@ -183,7 +218,7 @@ public static class MigrateCommand
                     return StatusUsageOrConnection;
                 }
 
-                return await MigrateAsync(client, uri, parameters, postcopy, interrupt);
+                return await MigrateAsync(client, uri, parameters, postcopy, interrupt, resume);
             }
             catch (Exception e) when (e is QmpConnectionException or TimeoutException)
             {
@@ -195,7 +230,7 @@ public static class MigrateCommand
         }
     }
 
-    private static async Task<int> MigrateAsync(QmpClient client, string uri, JsonObject parameters, PostcopyPlan? postcopy, Interrupt interrupt)
+    private static async Task<int> MigrateAsync(QmpClient client, string uri, JsonObject parameters, PostcopyPlan? postcopy, Interrupt interrupt, bool resume)
     {
         // MIGRATION events wake the poll early, so the end is seen without waiting for the next tick.
         var wake = new SemaphoreSlim(0);
@@ -224,7 +259,13 @@ public static class MigrateCommand
             return StatusFailed;
         }
 
-        QmpResponse started = await ExecuteAsync(client, "migrate", new JsonObject { ["uri"] = uri });
+        var migrate = new JsonObject { ["uri"] = uri };
+        if (resume)
+        {
+            migrate["resume"] = true;
+        }
+
+        QmpResponse started = await ExecuteAsync(client, "migrate", migrate);
         if (started.IsError)
         {
             CliErrors.Print($"migration failed: {started.ErrorDescription}");

@@ -104,7 +104,8 @@ public sealed class StreamPropertyTests
     /// <summary>
     /// Any sequence of record types walked through the destination's phase table: End is never accepted after a
     /// discard; PostcopyRun at most once and only after Listen; nothing but pages (and one PushDone) after Run; a Page
-    /// never between DiscardSync and Listen; PostcopyAdvise at most once.
+    /// never between DiscardSync and Listen; PostcopyAdvise at most once; PostcopyName only between Advise and the first
+    /// discard (a second one is refused by the destination itself); PostcopyResume never (it only opens a recovery).
     /// </summary>
     [Fact]
     public void ThePhaseTableNeverAcceptsAWrongGuest()
@@ -130,7 +131,8 @@ public sealed class StreamPropertyTests
                     Assert.False(runs > 0 && type is not (RecordType.Page or RecordType.PostcopyPushDone), $"{type} after Run");
                     Assert.False(type == RecordType.Page && synced && !listened, "a Page between DiscardSync and Listen");
                     Assert.False(type == RecordType.PostcopyAdvise && advises > 0, "a second PostcopyAdvise");
-                    Assert.False(type is RecordType.Setup or >= RecordType.PostcopyPreemptChannel, $"{type} on the main stream");
+                    Assert.False(type == RecordType.PostcopyName && (advises == 0 || discarded || synced || listened), "PostcopyName anywhere but right after PostcopyAdvise");
+                    Assert.False(type is RecordType.Setup or >= RecordType.PostcopyPreemptChannel && type != RecordType.PostcopyName, $"{type} on the main stream");
                     discarded |= type == RecordType.PostcopyDiscard;
                     listened |= type == RecordType.PostcopyListen;
                     synced |= type == RecordType.PostcopyDiscardSync;

@@ -17,9 +17,16 @@ public static class MigrationCommands
     {
         registry.Add(new QmpCommand(
             "migrate",
-            [QmpParameter.Required("uri", QmpParameterType.String), QmpParameter.Maybe("detach", QmpParameterType.Boolean)],
+            [QmpParameter.Required("uri", QmpParameterType.String), QmpParameter.Maybe("detach", QmpParameterType.Boolean), QmpParameter.Maybe("resume", QmpParameterType.Boolean)],
             (context, arguments) =>
             {
+                // A resume reconnects a postcopy paused here; the guest (stopped here since the switchover) is not migrated anew.
+                if (arguments.Has("resume") && arguments.GetBoolean("resume"))
+                {
+                    context.Machine.Migration.Migrate(arguments.GetString("uri"), resume: true);
+                    return null;
+                }
+
                 RunState state = context.Machine.RunState;
                 if (state is RunState.InMigrate or RunState.Prelaunch or RunState.Shutdown or RunState.PostMigrate)
                 {
@@ -27,6 +34,15 @@ public static class MigrationCommands
                 }
 
                 context.Machine.Migration.Migrate(arguments.GetString("uri"));
+                return null;
+            }));
+
+        registry.Add(new QmpCommand(
+            "migrate-recover",
+            [QmpParameter.Required("uri", QmpParameterType.String)],
+            (context, arguments) =>
+            {
+                context.Machine.Migration.Recover(arguments.GetString("uri"));
                 return null;
             }));
 
@@ -94,6 +110,7 @@ public static class MigrationCommands
             [
                 QmpParameter.Maybe("downtime-limit", QmpParameterType.Unsigned),
                 QmpParameter.Maybe("max-bandwidth", QmpParameterType.Unsigned),
+                QmpParameter.Maybe("max-postcopy-bandwidth", QmpParameterType.Unsigned),
                 QmpParameter.Maybe("tls-creds", QmpParameterType.String),
                 QmpParameter.Maybe("tls-hostname", QmpParameterType.String),
                 QmpParameter.Maybe("tls-authz", QmpParameterType.String),
@@ -117,6 +134,11 @@ public static class MigrationCommands
                     parameters = parameters with { MaxBandwidth = arguments.GetUnsigned("max-bandwidth") };
                 }
 
+                if (arguments.Has("max-postcopy-bandwidth"))
+                {
+                    parameters = parameters with { MaxPostcopyBandwidth = arguments.GetUnsigned("max-postcopy-bandwidth") };
+                }
+
                 parameters = parameters with { Tls = TlsParameters(parameters.Tls, arguments) };
 
                 context.Machine.Migration.SetParameters(parameters);
@@ -130,6 +152,7 @@ public static class MigrationCommands
             {
                 ["downtime-limit"] = parameters.DowntimeLimitMs,
                 ["max-bandwidth"] = parameters.MaxBandwidth,
+                ["max-postcopy-bandwidth"] = parameters.MaxPostcopyBandwidth ?? 0,
                 ["tls-creds"] = parameters.Tls?.CredsDirectory ?? string.Empty,
                 ["tls-hostname"] = parameters.Tls?.Hostname ?? string.Empty,
                 ["tls-authz"] = string.Join(",", parameters.Tls?.Authz ?? []),

@@ -1,0 +1,251 @@
+using System.Diagnostics;
+using Vmm.Migration.Stream;
+using Vmm.Ram;
+
+namespace Vmm.Migration.Source;
+
+/// <summary>
+/// Precopy, the first phase of every outgoing migration: every page once, then the pages dirtied meanwhile, pass
+/// after pass, until the rest fits the downtime limit (then <see cref="CompletePrecopy"/>: stop, last pages, state,
+/// End) or postcopy is asked for (then <see cref="RunPostcopy"/>). Free-page hints put pages off during the passes,
+/// never drop them.
+/// </summary>
+public sealed partial class MigrationSource
+{
+    /// <summary>
+    /// The live passes. Returns when the estimated rest fits the downtime limit, the pass limit is reached, or postcopy
+    /// was asked for; the guest still runs here.
+    /// </summary>
+    private void RunPrecopy(IReadOnlyList<RamBlock> blocks, ReturnPath returnPath)
+    {
+        MigrationConnection connection = this.connection!;
+
+        machine.StartDirtyLogging();
+        loggingStarted = true;
+        foreach (RamBlock block in blocks)
+        {
+            block.DirtyBitmap.SetRange(0, block.UsedLength / PageSize);
+        }
+
+        ulong total = (ulong)blocks.Sum(b => (long)b.UsedLength);
+        Update(s => s with { Status = MigrationStatus.Active, SetupTimeMs = totalClock.ElapsedMilliseconds, TotalBytes = total, RemainingBytes = total });
+        StatusChanged?.Invoke(MigrationStatus.Active);
+        log.Information("migration to {Uri}: layout accepted, precopy of {Total} bytes", uri.Text, total);
+        throttleClock.Start();
+
+        // Only now, with every page marked dirty: a hint taken earlier would be undone by the marking.
+        OpenHintRequest(blocks);
+
+        int pass = 0;
+        while (true)
+        {
+            pass++;
+            var passClock = Stopwatch.StartNew();
+            ulong bytesBefore = (ulong)connection.Writer.BytesWritten;
+            SendDirtyPages(blocks, returnPath);
+            WritePassEnd(pass);
+            connection.Writer.Flush();
+
+            machine.SyncDirtyLog();
+            hintSkips?.ForgetRedirtied();
+            ulong dirtyPages = (ulong)blocks.Sum(b => (long)b.DirtyBitmap.CountSet());
+            double seconds = Math.Max(passClock.Elapsed.TotalSeconds, 1e-6);
+            double bytesPerSecond = ((ulong)connection.Writer.BytesWritten - bytesBefore) / seconds;
+            ulong remaining = dirtyPages * PageSize;
+            long expectedDowntimeMs = (long)(remaining / Math.Max(bytesPerSecond, 1) * 1000);
+            Update(s => s with
+            {
+                Passes = pass,
+                DirtySyncCount = s.DirtySyncCount + 1,
+                RemainingBytes = remaining,
+                ExpectedDowntimeMs = expectedDowntimeMs,
+                DirtyPagesRate = (ulong)(dirtyPages / seconds),
+                Mbps = bytesPerSecond * 8 / 1e6,
+            });
+            PassCompleted?.Invoke(pass);
+            log.Debug("pass {Pass}: {Dirty} pages dirty, {Rate:F0} MB/s, expected downtime {Downtime} ms", pass, dirtyPages, bytesPerSecond / 1e6, expectedDowntimeMs);
+            CheckReturnPath(returnPath);
+            if (postcopyRequested)
+            {
+                break;
+            }
+
+            if ((ulong)expectedDowntimeMs <= parameters.DowntimeLimitMs || pass >= parameters.MaxPasses)
+            {
+                // The guest is about to stop. Pages put off on a hint are still owed to the destination (nothing
+                // may arrive there as silent zeros): send them in one more live pass rather than in the downtime.
+                // The request is closed first, so the pass is the last one that can find them.
+                CloseHintRequest();
+                if (ReturnHintedPages() > 0)
+                {
+                    continue;
+                }
+
+                break;
+            }
+        }
+
+    }
+
+    /// <summary>
+    /// The end of a precopy migration: stop the guest, send the last dirty pages and the state, End, and wait for the
+    /// destination's Complete. From End on a failure no longer resumes the guest here (the destination may run it).
+    /// </summary>
+    private void CompletePrecopy(IReadOnlyList<RamBlock> blocks, ReturnPath returnPath)
+    {
+        MigrationConnection connection = this.connection!;
+
+        // Switchover: from here the guest is paused until the destination confirms or the migration fails.
+        var downtime = Stopwatch.StartNew();
+        machine.StopForMigration();
+        guestStopped = true;
+        machine.SyncDirtyLog();
+        SendDirtyPages(blocks, returnPath);
+        foreach (StateSection section in machine.SaveState())
+        {
+            section.Write(connection.Writer);
+        }
+
+        StreamSeal.Write(connection.Writer, RecordType.End);
+        connection.Writer.Flush();
+
+        // Once End is out the destination may already run the guest: from here a failure must not resume it here.
+        endSent = true;
+        returnPath.Expect(RecordType.Complete, TimeSpan.FromSeconds(60), () => false);
+        downtime.Stop();
+
+        machine.StopDirtyLogging();
+        loggingStarted = false;
+        machine.CompleteOutgoingMigration();
+        totalClock.Stop();
+        Update(s => s with
+        {
+            Status = MigrationStatus.Completed,
+            TotalTimeMs = totalClock.ElapsedMilliseconds,
+            DowntimeMs = (long)downtime.Elapsed.TotalMilliseconds,
+            DowntimeUs = (long)downtime.Elapsed.TotalMicroseconds,
+            RemainingBytes = 0,
+        });
+        log.Information("migration to {Uri} completed in {Total} ms, downtime {Downtime} us", uri.Text, totalClock.ElapsedMilliseconds, (long)downtime.Elapsed.TotalMicroseconds);
+        StatusChanged?.Invoke(MigrationStatus.Completed);
+    }
+
+    /// <summary>
+    /// Sends every page whose dirty bit is set, clearing the bit first so a write during the copy is seen again.
+    /// Consecutive pages go as runs (<see cref="PageRunWriter"/>); on anonymous memory a page never populated is known
+    /// to be zero without reading it (<see cref="ZeroPageDetector"/>).
+    /// </summary>
+    private void SendDirtyPages(IReadOnlyList<RamBlock> blocks, ReturnPath returnPath)
+    {
+        RecordWriter writer = connection!.Writer;
+        var runs = new PageRunWriter(writer);
+
+        // The guest may have populated pages since the last pass.
+        zeroPages.Invalidate();
+        ulong normal = 0;
+        ulong zero = 0;
+        for (int index = 0; index < blocks.Count; index++)
+        {
+            RamBlock block = blocks[index];
+            DirtyBitmap dirty = block.DirtyBitmap;
+            ulong pages = block.UsedLength / PageSize;
+            ulong next = 0;
+            while (dirty.TryFindNextSet(next, out ulong page) && page < pages)
+            {
+                next = page + 1;
+                if (!dirty.TestAndClear(page))
+                {
+                    continue;
+                }
+
+                bool isZero = zeroPages.IsZero(block, page);
+                runs.Add(index, block, page * PageSize, PageSize, isZero);
+                if (isZero)
+                {
+                    zero++;
+                }
+                else
+                {
+                    normal++;
+                }
+
+                if (((normal + zero) & 1023) == 0)
+                {
+                    runs.Flush();
+                    if (postcopyRequested && !guestStopped)
+                    {
+                        PublishProgress(normal, zero);
+                        return;
+                    }
+
+                    ThrowIfCancelled();
+                    CheckReturnPath(returnPath);
+                    Throttle((ulong)writer.BytesWritten);
+                    PublishProgress(normal, zero);
+                    normal = zero = 0;
+                }
+            }
+
+            runs.Flush();
+        }
+
+        PublishProgress(normal, zero);
+    }
+
+    /// <summary>Asks the guest for free-page hints, if the machine can; they go to <see cref="OnFreePageHint"/>.</summary>
+    private void OpenHintRequest(IReadOnlyList<RamBlock> blocks)
+    {
+        if (machine is IFreePageHinting hinting)
+        {
+            hintSkips = new FreePageHintSkips(blocks);
+            hintRequest = hinting.RequestFreePageHints(OnFreePageHint);
+        }
+    }
+
+    /// <summary>Stops asking for hints; when it returns no hint is being applied and none will be.</summary>
+    private void CloseHintRequest()
+    {
+        IDisposable? request = hintRequest;
+        hintRequest = null;
+        request?.Dispose();
+    }
+
+    /// <summary>On a vCPU thread: the guest reports a free range; its pages still waiting to be sent are put off.</summary>
+    private void OnFreePageHint(ulong guestAddress, ulong length)
+    {
+        FreePageHintSkips skips = hintSkips!;
+        ulong skipped = skips.Skip(guestAddress, length);
+
+        // Read under the stats lock: the count only grows, so the last writer publishes the latest total.
+        Update(s => s with { FreePageHintSkippedPages = skips.SkippedPages });
+        log.Debug("free-page hint [0x{Address:x}, +0x{Length:x}): {Skipped} pages put off", guestAddress, length, skipped);
+    }
+
+    /// <summary>Puts every page a hint put off back into the dirty set (hints must be closed). Returns how many.</summary>
+    private ulong ReturnHintedPages()
+    {
+        ulong returned = hintSkips?.ReturnToDirty() ?? 0;
+        if (returned > 0)
+        {
+            log.Debug("{Pages} pages put off on free-page hints go back into the dirty set", returned);
+        }
+
+        return returned;
+    }
+
+    private void PublishProgress(ulong normal, ulong zero) => Update(s => s with
+    {
+        NormalPages = s.NormalPages + normal,
+        NormalBytes = s.NormalBytes + (normal * PageSize),
+        DuplicatePages = s.DuplicatePages + zero,
+        TransferredBytes = (ulong)connection!.Writer.BytesWritten,
+        PagesPerSecond = (ulong)((s.NormalPages + s.DuplicatePages + normal + zero) / Math.Max(totalClock.Elapsed.TotalSeconds, 1e-6)),
+    });
+
+    private void WritePassEnd(int pass)
+    {
+        var payload = connection!.Writer.Begin(RecordType.PassEnd);
+        payload.U32((uint)pass);
+        payload.Commit();
+    }
+}

@@ -1,0 +1,330 @@
+using System.Net.Sockets;
+using Vmm.Machine;
+using Vmm.Migration;
+using Vmm.Migration.Destination;
+using Vmm.Migration.Source;
+using Vmm.Migration.Stream;
+using Vmm.Ram;
+using Vmm.Tests.Infrastructure;
+
+namespace Vmm.Tests.Migration;
+
+/// <summary>
+/// Postcopy recovery (migrate-recover on the destination, migrate with resume on the source) between two machines in
+/// this process: the connection is cut with <see cref="FaultyProxy"/> at chosen points, and every run must end
+/// completed, with the destination's memory consistent and its guest still printing.
+/// </summary>
+public class PostcopyRecoveryTests : IDisposable
+{
+    private const ulong Memory = 128 << 20;
+    private const ulong Dirtied = 16 << 20;
+
+    private readonly string dir = Directory.CreateTempSubdirectory("vmm-recover-").FullName;
+
+    public void Dispose() => Directory.Delete(dir, recursive: true);
+
+    [Theory]
+    [InlineData(RamBackend.Anonymous, true, true)]
+    [InlineData(RamBackend.Anonymous, false, true)]
+    [InlineData(RamBackend.Shared, true, true)]
+    [InlineData(RamBackend.Shared, true, false)]
+    [InlineData(RamBackend.Hugetlbfs, true, true)]
+    public void ACutDuringThePushIsRecoveredAndCompletes(RamBackend backend, bool preempt, bool minorFaults)
+    {
+        using Pair run = Pair.Start(dir, backend, preempt, minorFaults);
+        run.CutMidPush();
+
+        // Full speed after the recovery: max-postcopy-bandwidth applies at once, also to a paused migration.
+        run.Source.Machine.Migration.SetParameters(run.Source.Machine.Migration.Parameters with { MaxPostcopyBandwidth = 0 });
+        using FaultyProxy second = run.Recover("r1");
+        run.AssertCompletedAndConsistent();
+        Assert.True(run.Migration.Stats.PostcopyRequests >= run.RequestsBeforeCut);
+    }
+
+    [Fact]
+    public void AReadOfAMissingPageWhilePausedWaitsAndIsAnsweredAfterTheRecovery()
+    {
+        using Pair run = Pair.Start(dir, RamBackend.Anonymous, preempt: true, minorFaults: true);
+        run.CutMidPush();
+
+        // The last page of the data the guest never touches: the push is far from it. A monitor-style read of it on the
+        // destination faults, its request cannot go out, and the reader waits (without stalling the collector).
+        long before = (long)run.Destination.Machine.Migration.Stats!.PostcopyRequests;
+        Task<byte> read = Task.Run(() => run.Destination.ReadByte((96 << 20) - 4096));
+        Wait.Until(() => (long)run.Destination.Machine.Migration.Stats!.PostcopyRequests > before, "the read of a missing page made no request", 30);
+        Thread.Sleep(200);
+        Assert.False(read.IsCompleted, "a page that cannot have arrived was read while paused");
+        Assert.Equal(MigrationStatus.PostcopyPaused, run.Destination.Machine.Migration.Stats!.Status);
+        GC.Collect();
+
+        using FaultyProxy second = run.Recover("r1");
+        Assert.True(read.Wait(TimeSpan.FromSeconds(60)), "the waiting read was not answered after the recovery");
+        Assert.Equal(0x5A, read.Result);
+        run.AssertCompletedAndConsistent();
+    }
+
+    [Fact]
+    public void ACutDuringTheRecoveryHandshakePausesBothSidesAgainAndASecondRecoveryCompletes()
+    {
+        using Pair run = Pair.Start(dir, RamBackend.Anonymous, preempt: true, minorFaults: true);
+        run.CutMidPush();
+
+        // 20 bytes: the header and the start of the Setup record; then the recovery connection is gone.
+        using (FaultyProxy broken = run.Recover("r1", faultAt: 20))
+        {
+            run.WaitBothPaused();
+            Assert.Contains("recovery failed", run.Destination.Machine.Migration.Stats!.ErrorDescription);
+        }
+
+        run.AssertBothAliveAndTheSourceMemoryKept();
+        using FaultyProxy second = run.Recover("r2");
+        run.AssertCompletedAndConsistent();
+    }
+
+    [Fact]
+    public void TwoCutsInARowRightAfterARecoveryAreRecoveredToo()
+    {
+        using Pair run = Pair.Start(dir, RamBackend.Anonymous, preempt: true, minorFaults: true);
+        run.CutMidPush();
+
+        // Keep the recovered push slow, so it can be cut again.
+        run.Source.Machine.Migration.SetParameters(run.Source.Machine.Migration.Parameters with { MaxPostcopyBandwidth = 8 << 20 });
+        using (FaultyProxy first = run.Recover("r1"))
+        {
+            run.WaitBothPostcopyActive();
+            Assert.True(first.Drop(0));
+            run.WaitBothPaused();
+        }
+
+        run.AssertBothAliveAndTheSourceMemoryKept();
+        run.Source.Machine.Migration.SetParameters(run.Source.Machine.Migration.Parameters with { MaxPostcopyBandwidth = 0 });
+        using FaultyProxy second = run.Recover("r2");
+        run.AssertCompletedAndConsistent();
+    }
+
+    [Fact]
+    public void RecoverAndResumeAreRefusedOutsidePostcopyPausedAndCancelInsidePostcopy()
+    {
+        using TestMachine idle = TestMachine.Create(Memory);
+        var none = Assert.Throws<InvalidOperationException>(() => idle.Machine.Migration.Recover($"unix:{Path.Combine(dir, "x.sock")}"));
+        Assert.Contains("postcopy-paused", none.Message);
+        Assert.Throws<InvalidOperationException>(() => idle.Machine.Migration.Migrate($"unix:{Path.Combine(dir, "x.sock")}", resume: true));
+
+        using Pair run = Pair.Start(dir, RamBackend.Anonymous, preempt: false, minorFaults: true, startPostcopy: false);
+
+        // Precopy: neither side is paused.
+        var active = Assert.Throws<InvalidOperationException>(() => run.Source.Machine.Migration.Migrate($"unix:{Path.Combine(dir, "x.sock")}", resume: true));
+        Assert.Contains("postcopy-paused", active.Message);
+        var waiting = Assert.Throws<InvalidOperationException>(() => run.Destination.Machine.Migration.Recover($"unix:{Path.Combine(dir, "x.sock")}"));
+        Assert.Contains("postcopy-paused", waiting.Message);
+
+        run.Source.Machine.Migration.StartPostcopy();
+        run.WaitBothPostcopyActive();
+        var cancel = Assert.Throws<InvalidOperationException>(() => run.Source.Machine.Migration.Cancel());
+        Assert.Contains("cannot cancel", cancel.Message);
+        Assert.True(run.FirstProxy.Drop(0));
+        run.WaitBothPaused();
+        Assert.Throws<InvalidOperationException>(() => run.Source.Machine.Migration.Cancel());
+
+        run.Source.Machine.Migration.SetParameters(run.Source.Machine.Migration.Parameters with { MaxPostcopyBandwidth = 0 });
+        using FaultyProxy second = run.Recover("r1");
+        run.AssertCompletedAndConsistent();
+    }
+
+    [Fact]
+    public void AResumeNamingAnotherMigrationIsRefusedBeforeAnythingIsPlaced()
+    {
+        using Pair run = Pair.Start(dir, RamBackend.Anonymous, preempt: true, minorFaults: true);
+        run.CutMidPush();
+        string path = Path.Combine(dir, "wrong.sock");
+        run.Destination.Machine.Migration.Recover($"unix:{path}");
+        long placed = (long)run.Destination.Machine.Migration.Stats!.PostcopyFetchedPages;
+
+        // Another run's source: the right layout, but the name of some other migration, and a page after it.
+        using (var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+        {
+            socket.Connect(new UnixDomainSocketEndPoint(path));
+            using var stream = new NetworkStream(socket);
+            StreamHeader.Write(stream);
+            var writer = new RecordWriter(stream);
+            RamLayout.Of(run.Source.Machine.Ram).Write(writer);
+            var resume = writer.Begin(RecordType.PostcopyResume);
+            resume.Bytes(Guid.NewGuid().ToByteArray());
+            resume.Commit();
+            Vmm.Migration.PageRecord.WriteZeros(writer, 0, 0, 4096);
+            writer.Flush();
+            Vmm.Migration.Stream.Record answer = new RecordReader(stream).Read();
+            Assert.Equal(RecordType.Error, answer.Type);
+            Assert.Contains("not the other end", answer.Reader().String());
+        }
+
+        Wait.Until(() => run.Destination.Machine.Migration.Stats!.Status == MigrationStatus.PostcopyPaused, "the destination did not go back to postcopy-paused");
+        Assert.Equal(placed, (long)run.Destination.Machine.Migration.Stats!.PostcopyFetchedPages);
+
+        // The real source still can.
+        using FaultyProxy second = run.Recover("r1");
+        run.AssertCompletedAndConsistent();
+    }
+
+    [Fact]
+    public void AResumeToADestinationThatIsNotPausedIsRefusedAndTheSourceStaysPaused()
+    {
+        using Pair run = Pair.Start(dir, RamBackend.Anonymous, preempt: true, minorFaults: true);
+        run.CutMidPush();
+
+        // A fresh destination waiting for a migration of its own.
+        using TestMachine stranger = TestMachine.Create(Memory);
+        stranger.Machine.SetStoppedState(RunState.InMigrate);
+        string path = Path.Combine(dir, "stranger.sock");
+        using Socket listener = IncomingMigration.Listen(MigrationUri.Parse($"unix:{path}"));
+        var incoming = Task.Run(() => stranger.Machine.Migration.RunIncoming(listener));
+        run.Source.Machine.Migration.Migrate($"unix:{path}", resume: true);
+        Assert.Throws<AggregateException>(() => incoming.Wait(TimeSpan.FromSeconds(60)));
+        Wait.Until(() => run.Migration.Stats.Status == MigrationStatus.PostcopyPaused, "the source did not go back to postcopy-paused");
+        Assert.NotEqual(RunState.Running, stranger.Machine.RunState);
+        run.AssertBothAliveAndTheSourceMemoryKept();
+
+        using FaultyProxy second = run.Recover("r1");
+        run.AssertCompletedAndConsistent();
+    }
+
+    /// <summary>Gives [<paramref name="offset"/>, +<paramref name="length"/>) of main RAM content (0x5A per page).</summary>
+    private static void FillWithData(TestMachine machine, ulong offset, ulong length) => machine.Machine.WithVcpusPaused(() =>
+    {
+        RamBlock ram = machine.Machine.Ram.FindByName(VirtualMachine.MainRamBlockName)!;
+        for (ulong page = offset; page < offset + length; page += 4096)
+        {
+            ram.GetSpan(page, 1)[0] = 0x5A;
+        }
+
+        return true;
+    });
+
+    /// <summary>
+    /// A dirty-16m machine with 32 MiB of extra data migrating in postcopy through a <see cref="FaultyProxy"/>, its push
+    /// throttled to 16 MiB/s so that it can be cut in the middle.
+    /// </summary>
+    private sealed class Pair : IDisposable
+    {
+        private readonly string dir;
+        private readonly Socket listener;
+
+        private Pair(string dir, TestMachine source, TestMachine destination, Socket listener, FaultyProxy proxy, MigrationSource migration, Task incoming)
+        {
+            this.dir = dir;
+            this.listener = listener;
+            Source = source;
+            Destination = destination;
+            FirstProxy = proxy;
+            Migration = migration;
+            Incoming = incoming;
+        }
+
+        public TestMachine Source { get; }
+
+        public TestMachine Destination { get; }
+
+        public FaultyProxy FirstProxy { get; }
+
+        public MigrationSource Migration { get; }
+
+        public Task Incoming { get; }
+
+        public ulong RequestsBeforeCut { get; private set; }
+
+        public static Pair Start(string dir, RamBackend backend, bool preempt, bool minorFaults, bool startPostcopy = true)
+        {
+            TestMachine source = TestMachine.Create(Memory, backend, "dirty-16m");
+            TestMachine destination = TestMachine.Create(Memory, backend);
+            source.Machine.Start();
+            source.WaitForSerial(s => s.Contains('B'), "a pass");
+            FillWithData(source, 64 << 20, 32 << 20);
+            var capabilities = new MigrationCapabilities { PostcopyRam = true, PostcopyPreempt = preempt, PostcopyMinorFaults = minorFaults };
+            source.Machine.Migration.SetCapabilities(capabilities);
+            destination.Machine.Migration.SetCapabilities(capabilities);
+            source.Machine.Migration.SetParameters(new MigrationParameters { MaxBandwidth = 16 << 20 });
+
+            string target = Path.Combine(dir, "dst.sock");
+            destination.Machine.SetStoppedState(RunState.InMigrate);
+            Socket listener = IncomingMigration.Listen(MigrationUri.Parse($"unix:{target}"));
+            var incoming = Task.Run(() => destination.Machine.Migration.RunIncoming(listener));
+            var proxy = new FaultyProxy(Path.Combine(dir, "proxy.sock"), target, long.MaxValue, ProxyFault.Drop);
+            MigrationSource migration = source.Machine.Migration.Migrate($"unix:{Path.Combine(dir, "proxy.sock")}");
+            Wait.Until(() => migration.Stats.TransferredBytes > 2 << 20, "precopy never got going");
+            if (startPostcopy)
+            {
+                source.Machine.Migration.StartPostcopy();
+            }
+
+            return new Pair(dir, source, destination, listener, proxy, migration, incoming);
+        }
+
+        /// <summary>Cuts the first connection once both sides are in postcopy and the push is under way.</summary>
+        public void CutMidPush()
+        {
+            WaitBothPostcopyActive();
+            Thread.Sleep(300);
+            Assert.Equal(MigrationStatus.PostcopyActive, Migration.Stats.Status);
+            RequestsBeforeCut = Migration.Stats.PostcopyRequests;
+            Assert.True(FirstProxy.Drop(0));
+            WaitBothPaused();
+            Assert.True(Incoming.Wait(TimeSpan.FromSeconds(30)), "the destination's first receive did not end");
+            AssertBothAliveAndTheSourceMemoryKept();
+        }
+
+        public void WaitBothPostcopyActive() => Wait.Until(
+            () => Migration.Stats.Status == MigrationStatus.PostcopyActive && Destination.Machine.Migration.Stats?.Status == MigrationStatus.PostcopyActive,
+            $"not both in postcopy-active: source {Migration.Stats.Status}, destination {Destination.Machine.Migration.Stats?.Status}");
+
+        public void WaitBothPaused() => Wait.Until(
+            () => Migration.Stats.Status == MigrationStatus.PostcopyPaused && Destination.Machine.Migration.Stats?.Status == MigrationStatus.PostcopyPaused,
+            $"not both in postcopy-paused: source {Migration.Stats.Status}, destination {Destination.Machine.Migration.Stats?.Status}");
+
+        /// <summary>migrate-recover on the destination, then resume on the source through a new proxy.</summary>
+        public FaultyProxy Recover(string name, long faultAt = long.MaxValue)
+        {
+            string target = Path.Combine(dir, $"{name}.sock");
+            Destination.Machine.Migration.Recover($"unix:{target}");
+            Assert.Equal(MigrationStatus.PostcopyRecover, Destination.Machine.Migration.Stats!.Status);
+            var proxy = new FaultyProxy(Path.Combine(dir, $"{name}-proxy.sock"), target, faultAt, ProxyFault.Drop);
+            Source.Machine.Migration.Migrate($"unix:{Path.Combine(dir, $"{name}-proxy.sock")}", resume: true);
+            return proxy;
+        }
+
+        public void AssertCompletedAndConsistent()
+        {
+            DateTime deadline = DateTime.UtcNow.AddSeconds(120);
+            while (!(Migration.Stats.Status == MigrationStatus.Completed && Destination.Machine.Migration.Stats?.Status == MigrationStatus.Completed))
+            {
+                if (DateTime.UtcNow > deadline)
+                {
+                    Assert.Fail($"not both completed: source {Migration.Stats}, destination {Destination.Machine.Migration.Stats}");
+                }
+
+                Thread.Sleep(20);
+            }
+
+            Assert.Equal(RunState.PostMigrate, Source.Machine.RunState);
+            int passes = Destination.CountB();
+            Destination.WaitForSerial(s => s.Count(c => c == 'B') > passes + 1, "passes on the destination after the recovery");
+            Assert.Null(Destination.CheckDirtyConsistency(Dirtied));
+        }
+
+        /// <summary>Neither side died; the source never ran the guest again and still holds a consistent copy.</summary>
+        public void AssertBothAliveAndTheSourceMemoryKept()
+        {
+            Assert.False(Source.Machine.Exited.IsCompleted);
+            Assert.False(Destination.Machine.Exited.IsCompleted);
+            Assert.NotEqual(RunState.Running, Source.Machine.RunState);
+            Assert.Null(Source.CheckDirtyConsistency(Dirtied));
+        }
+
+        public void Dispose()
+        {
+            FirstProxy.Dispose();
+            listener.Dispose();
+            Destination.Dispose();
+            Source.Dispose();
+        }
+    }
+}
