@@ -155,16 +155,23 @@ internal static unsafe class Strings
     }
 
     /// <summary>
-    /// How many of <paramref name="count"/> elements at ES:(E)DI a forward bulk operation may take: up to the end of
-    /// the page, without the 16-bit offset wrapping, at most <see cref="KickInterval"/>. 0 when not even one fits.
+    /// Where a forward bulk operation on ES:(E)DI may work: the host address of its first element and how many of
+    /// <paramref name="count"/> elements it may take (up to the end of the page, without the 16-bit offset wrapping,
+    /// at most <see cref="KickInterval"/>), or null when not even one fits in plain RAM within the limit.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static uint BulkElements<TW, TA>(Cpu cpu, uint offset, uint count)
+    private static byte* BulkTarget<TW, TA>(Cpu cpu, uint count, bool write, out uint offset, out uint n)
         where TW : IWidth
         where TA : IAddressSize
     {
-        uint n = Math.Min(Math.Min(count, KickInterval), cpu.BytesToPageEnd(SegmentIndex.Es, offset) / (uint)TW.Size);
-        return (ulong)offset + ((ulong)n * (uint)TW.Size) - 1 > TA.Mask ? 0 : n;
+        offset = TA.Get(cpu, RegisterIndex.Edi);
+        n = Math.Min(Math.Min(count, KickInterval), cpu.BytesToPageEnd(SegmentIndex.Es, offset) / (uint)TW.Size);
+        if (n == 0 || (ulong)offset + ((ulong)n * (uint)TW.Size) - 1 > TA.Mask)
+        {
+            return null;
+        }
+
+        return cpu.HostRange(SegmentIndex.Es, offset, n * (uint)TW.Size, write);
     }
 
     private static class Single<TOp, TW, TA>
@@ -325,9 +332,7 @@ internal static unsafe class Strings
             where TCondition : IRepCondition
         {
             ended = false;
-            uint offset = TA.Get(cpu, RegisterIndex.Edi);
-            uint n = BulkElements<TW, TA>(cpu, offset, count);
-            byte* host = n == 0 ? null : cpu.HostRange(SegmentIndex.Es, offset, n * (uint)TW.Size, write: false);
+            byte* host = BulkTarget<TW, TA>(cpu, count, write: false, out uint offset, out uint n);
             if (host == null)
             {
                 return 0;
@@ -398,9 +403,7 @@ internal static unsafe class Strings
             where TCondition : IRepCondition
         {
             ended = false;
-            uint offset = TA.Get(cpu, RegisterIndex.Edi);
-            uint n = BulkElements<TW, TA>(cpu, offset, count);
-            byte* host = n == 0 ? null : cpu.HostRange(SegmentIndex.Es, offset, n * (uint)TW.Size, write: true);
+            byte* host = BulkTarget<TW, TA>(cpu, count, write: true, out uint offset, out uint n);
             if (host == null)
             {
                 return 0;
