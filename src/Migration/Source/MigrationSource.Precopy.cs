@@ -138,7 +138,9 @@ public sealed partial class MigrationSource
     private void SendDirtyPages(IReadOnlyList<RamBlock> blocks, ReturnPath returnPath)
     {
         RecordWriter writer = connection!.Writer;
-        var runs = new PageRunWriter(writer);
+
+        // With the vCPUs stopped guest memory holds still: it can go to the socket as it is, with no copy.
+        var runs = new PageRunWriter(writer, stable: guestStopped);
 
         // The guest may have populated pages since the last pass.
         zeroPages.Invalidate();
