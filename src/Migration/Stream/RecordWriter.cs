@@ -74,8 +74,8 @@ public sealed class RecordWriter(System.IO.Stream stream, int maxPayload = Recor
 
     /// <summary>
     /// As <see cref="Write(RecordType, ReadOnlySpan{byte}, ReadOnlySpan{byte})"/>, for <paramref name="data"/> that
-    /// nothing changes until this returns (guest RAM with every vCPU stopped): its checksum is computed over the
-    /// memory itself and the bytes go from there to the socket, so the checksum still describes exactly what goes out.
+    /// nothing changes until this returns (guest RAM with every vCPU stopped): the bytes go from there to the socket
+    /// and the checksum is computed over the memory itself, so it still describes exactly what went out.
     /// Memory the guest may still write must never come here: a write between the checksum and the send would reach the
     /// destination as a corrupt record.
     /// </summary>
@@ -92,12 +92,14 @@ public sealed class RecordWriter(System.IO.Stream stream, int maxPayload = Recor
         BinaryPrimitives.WriteUInt32LittleEndian(head[1..], (uint)(payload.Length + data.Length));
         uint crc = Append(head, uint.MaxValue);
         crc = Append(payload, crc);
-        crc = Crc32C.Append(crc, data);
 
-        // The header goes first (with whatever was buffered before it), then the data from where it lies; the checksum
-        // waits in the buffer for the next flush.
+        // The header goes first (with whatever was buffered before it), then the data from where it lies. Its checksum
+        // is computed after the send, which has just brought the data into the cache (guest memory holds still, so the
+        // bytes are the same): checksumming first would read it cold from memory while the destination waits. The
+        // checksum then waits in the buffer for the next flush.
         Flush();
         direct.Write(data);
+        crc = Crc32C.Append(crc, data);
         Span<byte> tail = stackalloc byte[4];
         BinaryPrimitives.WriteUInt32LittleEndian(tail, ~crc);
         Append(tail, 0);
