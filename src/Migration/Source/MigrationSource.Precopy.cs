@@ -101,7 +101,7 @@ public sealed partial class MigrationSource
         connection.EnlargeSendBuffer(4 << 20);
 
         // Switchover: from here the guest is paused until the destination confirms or the migration fails.
-        var downtime = Stopwatch.StartNew();
+        long stoppedAt = Stopwatch.GetTimestamp();
         machine.StopForMigration();
         guestStopped = true;
         machine.SyncDirtyLog();
@@ -117,7 +117,8 @@ public sealed partial class MigrationSource
         // Once End is out the destination may already run the guest: from here a failure must not resume it here.
         endSent = true;
         returnPath.Expect(RecordType.Complete, TimeSpan.FromSeconds(60), () => false);
-        downtime.Stop();
+        long completeAt = returnPath.CompleteAt;
+        TimeSpan downtime = Stopwatch.GetElapsedTime(stoppedAt, completeAt != 0 ? completeAt : Stopwatch.GetTimestamp());
 
         machine.StopDirtyLogging();
         loggingStarted = false;
@@ -127,11 +128,11 @@ public sealed partial class MigrationSource
         {
             Status = MigrationStatus.Completed,
             TotalTimeMs = totalClock.ElapsedMilliseconds,
-            DowntimeMs = (long)downtime.Elapsed.TotalMilliseconds,
-            DowntimeUs = (long)downtime.Elapsed.TotalMicroseconds,
+            DowntimeMs = (long)downtime.TotalMilliseconds,
+            DowntimeUs = (long)downtime.TotalMicroseconds,
             RemainingBytes = 0,
         });
-        log.Information("migration to {Uri} completed in {Total} ms, downtime {Downtime} us", uri.Text, totalClock.ElapsedMilliseconds, (long)downtime.Elapsed.TotalMicroseconds);
+        log.Information("migration to {Uri} completed in {Total} ms, downtime {Downtime} us", uri.Text, totalClock.ElapsedMilliseconds, (long)downtime.TotalMicroseconds);
         StatusChanged?.Invoke(MigrationStatus.Completed);
     }
 
