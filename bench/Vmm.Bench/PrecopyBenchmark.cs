@@ -74,7 +74,12 @@ public static class PrecopyBenchmark
             }
         }
 
-        Diagnostics(kvm, image, log);
+        // The data path's diagnostics take longer than the runs; PRECOPY_BENCH_DIAGNOSTICS=0 leaves them out when
+        // only the comparison with QEMU is wanted (repeated invocations on a busy host).
+        if (Environment.GetEnvironmentVariable("PRECOPY_BENCH_DIAGNOSTICS") != "0")
+        {
+            Diagnostics(kvm, image, log);
+        }
     }
 
     private sealed record Result(MigrationStats Stats, Timeline Timeline, bool Consistent, string? Problem);

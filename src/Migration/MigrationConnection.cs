@@ -35,7 +35,7 @@ public sealed class MigrationConnection : IDisposable
         }
 
         output = new BufferedStream(transport, 1 << 20);
-        Writer = new RecordWriter(output);
+        Writer = new RecordWriter(output, direct: transport);
         InputStream = new BufferedStream(transport, InputBufferSize);
         Reader = new RecordReader(InputStream);
     }

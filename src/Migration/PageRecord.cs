@@ -15,7 +15,7 @@ public static class PageRecord
     public const byte FlagShared = 2;
 
     /// <summary>Block index, offset, length and flags: the bytes before the data.</summary>
-    private const int HeadLength = 2 + 8 + 4 + 1;
+    internal const int HeadLength = 2 + 8 + 4 + 1;
 
     /// <summary>Writes one page, as a zero page (flag only) when it is all zeros; returns true in that case.</summary>
     public static bool Write(RecordWriter writer, int blockIndex, ulong offset, ReadOnlySpan<byte> page)
@@ -30,15 +30,25 @@ public static class PageRecord
         return true;
     }
 
-    /// <summary>Writes a page the caller already knows is not all zeros.</summary>
-    public static void WriteData(RecordWriter writer, int blockIndex, ulong offset, ReadOnlySpan<byte> page)
+    /// <summary>
+    /// Writes a page the caller already knows is not all zeros; <paramref name="stable"/>: nothing writes it until this
+    /// returns (<see cref="RecordWriter.WriteStable"/>).
+    /// </summary>
+    public static void WriteData(RecordWriter writer, int blockIndex, ulong offset, ReadOnlySpan<byte> page, bool stable = false)
     {
         Span<byte> head = stackalloc byte[HeadLength];
         BinaryPrimitives.WriteUInt16LittleEndian(head, (ushort)blockIndex);
         BinaryPrimitives.WriteUInt64LittleEndian(head[2..], offset);
         BinaryPrimitives.WriteUInt32LittleEndian(head[10..], (uint)page.Length);
         head[14] = 0;
-        writer.Write(RecordType.Page, head, page);
+        if (stable)
+        {
+            writer.WriteStable(RecordType.Page, head, page);
+        }
+        else
+        {
+            writer.Write(RecordType.Page, head, page);
+        }
     }
 
     /// <summary>Writes <paramref name="length"/> bytes of zero pages (one page or a run) as one record with the zero flag.</summary>
@@ -65,7 +75,7 @@ public static class PageRecord
         payload.Commit();
     }
 
-    public readonly ref struct Parsed(int blockIndex, ulong offset, uint length, bool zero, ReadOnlySpan<byte> data, (ulong Position, uint Crc)? shared = null)
+    public readonly ref struct Parsed(int blockIndex, ulong offset, uint length, bool zero, ReadOnlySpan<byte> data, (ulong Position, uint Crc)? shared = null, bool placed = false)
     {
         public int BlockIndex { get; } = blockIndex;
 
@@ -80,7 +90,19 @@ public static class PageRecord
         /// <summary>For a run in the shared ring: where, and the CRC of its data; <see cref="Data"/> is empty then.</summary>
         public (ulong Position, uint Crc)? Shared { get; } = shared;
 
+        /// <summary>The data is already in guest memory (<see cref="Record.Placed"/>); <see cref="Data"/> is empty then.</summary>
+        public bool Placed { get; } = placed;
+
     }
+
+    /// <summary>
+    /// The head of a data record, as a <see cref="PageTarget"/> sees it: block index, offset and data length, or null
+    /// for any other kind of record (zero, shared, unknown flags), which goes the usual way.
+    /// </summary>
+    public static (int BlockIndex, ulong Offset, uint Length)? DataHead(ReadOnlySpan<byte> head) =>
+        head.Length == HeadLength && head[14] == 0
+            ? (BinaryPrimitives.ReadUInt16LittleEndian(head), BinaryPrimitives.ReadUInt64LittleEndian(head[2..]), BinaryPrimitives.ReadUInt32LittleEndian(head[10..]))
+            : null;
 
     public static Parsed Read(Record record)
     {
@@ -103,6 +125,13 @@ public static class PageRecord
         }
 
         bool zero = (flags & FlagZero) != 0;
+        if (record.Placed)
+        {
+            // The reader's target accepted only data records whose length matched what it read (PageTarget).
+            reader.End();
+            return new Parsed(block, offset, length, zero: false, default, placed: true);
+        }
+
         ReadOnlySpan<byte> data = zero ? default : reader.Bytes((int)length);
         reader.End();
         return new Parsed(block, offset, length, zero, data);

@@ -443,6 +443,9 @@ public sealed partial class IncomingMigration(
         var sections = new List<StateSection>();
         long stateBytes = 0;
 
+        // Until the guest can run here, page data goes from the socket straight into guest memory (DirectTarget).
+        connection.Reader.DirectPages = head => DirectTarget(head, blocks);
+
         // Switchover phase timestamps, for the debug log.
         long switchoverFrom = 0;
         long listenFrom = 0;
@@ -754,6 +757,34 @@ public sealed partial class IncomingMigration(
     }
 
     /// <summary>
+    /// Where the data of a Page record with this head may be read to directly (<see cref="RecordReader.DirectPages"/>):
+    /// the span <see cref="WritePage"/> would copy it into, while no vCPU can run on guest memory here (before
+    /// PostcopyListen) and the phase takes a Page. Anything else — a zero or shared-ring record, a place outside the
+    /// block, a Page the phase refuses, postcopy placement — is read into the reader's buffer and handled as before,
+    /// so its checksum is verified before anything acts on it and the errors stay the same. A direct record whose
+    /// checksum fails has written guest memory no guest will run on: the migration fails before PostcopyRun.
+    /// </summary>
+    private Span<byte> DirectTarget(ReadOnlySpan<byte> head, RamBlock[] blocks)
+    {
+        IncomingPhase now = phase;
+        if (now >= IncomingPhase.Listening || !now.Accepts(RecordType.Page) || PageRecord.DataHead(head) is not { } page
+            || page.BlockIndex >= blocks.Length)
+        {
+            return default;
+        }
+
+        RamBlock block = blocks[page.BlockIndex];
+        if (page.Length == 0 || page.Length % PageSize != 0 || page.Offset % PageSize != 0 || page.Offset > block.UsedLength || page.Length > block.UsedLength - page.Offset)
+        {
+            return default;
+        }
+
+        return postcopy?.IsMinor(page.BlockIndex) == true
+            ? block.GetAliasSpan(page.Offset, (int)page.Length)
+            : block.GetSpan(page.Offset, (int)page.Length);
+    }
+
+    /// <summary>
     /// Precopy: plain writes into guest RAM, which no vCPU runs on yet. A block headed for MINOR-fault postcopy is
     /// written through its alias mapping: the content goes into the page cache while the primary mapping (the guest's)
     /// stays unmapped, so after the switchover the first touch of each page is a minor fault that the fault thread
@@ -784,6 +815,11 @@ public sealed partial class IncomingMigration(
                     (viaAlias ? block.GetAliasSpan(p * PageSize, (int)PageSize) : block.GetSpan(p * PageSize, (int)PageSize)).Clear();
                 }
             }
+        }
+        else if (page.Placed)
+        {
+            // Already read into place by the reader (DirectTarget), its checksum verified.
+            data.SetRange(first, count);
         }
         else
         {

@@ -14,9 +14,11 @@ namespace Vmm.Migration.Source;
 /// dirty bits first, so a page the guest changes in between is dirty again and sent again. With a shared ring (the
 /// postcopy push on one host) a data run's bytes go into the ring and the record only points at them; a full ring
 /// first sends the records written so far (the destination frees room only for runs it has heard of) and then waits,
-/// asking <paramref name="broken"/> whether the destination is still there.
+/// asking <paramref name="broken"/> whether the destination is still there. With <paramref name="stable"/> (every vCPU
+/// stopped: the last precopy pages) a data run goes from guest memory to the socket with no copy
+/// (<see cref="RecordWriter.WriteStable"/>), so runs can be longer too.
 /// </remarks>
-internal sealed class PageRunWriter(RecordWriter writer, SharedPageRing? ring = null, Func<string?>? broken = null)
+internal sealed class PageRunWriter(RecordWriter writer, SharedPageRing? ring = null, Func<string?>? broken = null, bool stable = false)
 {
     /// <summary>The largest data record: 64 pages of 4 KiB, or one huge page.</summary>
     public const ulong MaxDataBytes = 64 * 1024;
@@ -24,7 +26,13 @@ internal sealed class PageRunWriter(RecordWriter writer, SharedPageRing? ring = 
     /// <summary>Through the shared ring a record costs no copy, so runs can be longer: fewer records and placements.</summary>
     public const ulong MaxSharedDataBytes = 256 * 1024;
 
-    private readonly ulong maxDataBytes = ring is null ? MaxDataBytes : MaxSharedDataBytes;
+    /// <summary>
+    /// With the guest stopped a record costs no copy either; a run this long is still checksummed and sent while it
+    /// is in the cache, and one in the destination's cache while it checksums what it read straight into guest RAM.
+    /// </summary>
+    public const ulong MaxStableDataBytes = 1 << 20;
+
+    private readonly ulong maxDataBytes = ring is not null ? MaxSharedDataBytes : stable ? MaxStableDataBytes : MaxDataBytes;
 
     /// <summary>Zero runs are capped too: the length field is 32 bits.</summary>
     private const ulong MaxZeroBytes = 1ul << 30;
@@ -76,7 +84,7 @@ internal sealed class PageRunWriter(RecordWriter writer, SharedPageRing? ring = 
         }
         else
         {
-            PageRecord.WriteData(writer, blockIndex, start, block!.GetSpan(start, (int)length));
+            PageRecord.WriteData(writer, blockIndex, start, block!.GetSpan(start, (int)length), stable);
         }
 
         length = 0;

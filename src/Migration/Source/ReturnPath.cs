@@ -41,6 +41,13 @@ public sealed class ReturnPath : IDisposable
     /// </summary>
     public Action<ReturnMessage>? PageRequestHandler { get; set; }
 
+    /// <summary>
+    /// Timestamp (Stopwatch) at which the destination's Complete was read here, 0 before: the end of a precopy's
+    /// downtime, taken where the record arrives rather than when the migration thread gets round to it (a wake-up that
+    /// changes nothing for the guest, which the destination starts on its own).
+    /// </summary>
+    public long CompleteAt => Interlocked.Read(ref completeAt);
+
     /// <summary>Timestamp (Stopwatch) of the destination's PostcopyRunning, 0 before.</summary>
     public long PostcopyRunningAt => Interlocked.Read(ref postcopyRunningAt);
 
@@ -80,6 +87,7 @@ public sealed class ReturnPath : IDisposable
     private volatile string? closedReason;
 
     private long postcopyRunningAt;
+    private long completeAt;
 
     public bool TryTake(out ReturnMessage message) => messages.TryTake(out message!);
 
@@ -147,6 +155,11 @@ public sealed class ReturnPath : IDisposable
                 {
                     serve(message);
                     continue;
+                }
+
+                if (message.Type == RecordType.Complete)
+                {
+                    Interlocked.CompareExchange(ref completeAt, System.Diagnostics.Stopwatch.GetTimestamp(), 0);
                 }
 
                 if (message.Type == RecordType.PostcopyRunning)

@@ -31,6 +31,15 @@ public sealed class RecordReader(System.IO.Stream stream, int maxPayload = Recor
     /// <summary><see cref="Digest"/> before the last record read.</summary>
     public uint DigestBeforeLast { get; private set; }
 
+    /// <summary>
+    /// Where the data of a Page record may be read to directly instead of into this reader's buffer: given the
+    /// record's head (block index, offset, length, flags: <see cref="PageRecord.HeadLength"/> bytes, not yet
+    /// checksummed), the exact span of guest memory the data belongs in, or an empty span for the usual way. Only for
+    /// memory no vCPU runs on (precopy on the destination): a record whose checksum then fails has already written
+    /// there, and the migration fails with the guest never started. Null: every payload goes into the buffer.
+    /// </summary>
+    public PageTarget? DirectPages { get; set; }
+
     /// <summary>Reads the next record; the payload is valid until the next call.</summary>
     public Record Read()
     {
@@ -50,11 +59,37 @@ public sealed class RecordReader(System.IO.Stream stream, int maxPayload = Recor
         }
 
         Span<byte> payload = buffer.AsSpan(0, (int)length);
-        ReadExactly(payload, $"a {type} record");
+        Span<byte> placed = default;
+        if (type == RecordType.Page && DirectPages is { } target && length > PageRecord.HeadLength)
+        {
+            // The head first; the data straight into guest memory if the head points at a place for exactly it.
+            Span<byte> pageHead = payload[..PageRecord.HeadLength];
+            ReadExactly(pageHead, $"a {type} record");
+            Span<byte> into = target(pageHead);
+            if (into.Length == length - PageRecord.HeadLength)
+            {
+                placed = into;
+                payload = pageHead;
+            }
+            else
+            {
+                ReadExactly(payload[PageRecord.HeadLength..], $"a {type} record");
+            }
+        }
+        else
+        {
+            ReadExactly(payload, $"a {type} record");
+        }
+
+        if (!placed.IsEmpty)
+        {
+            ReadExactly(placed, $"a {type} record");
+        }
+
         Span<byte> tail = stackalloc byte[4];
         ReadExactly(tail, $"the checksum of a {type} record");
         uint expected = BinaryPrimitives.ReadUInt32LittleEndian(tail);
-        uint actual = ~Crc32C.Append(Crc32C.Append(uint.MaxValue, head), payload);
+        uint actual = ~Crc32C.Append(Crc32C.Append(Crc32C.Append(uint.MaxValue, head), payload), placed);
         if (actual != expected)
         {
             throw new MigrationStreamException($"corrupt migration stream: CRC-32C mismatch in a {type} record at byte {BytesRead - length - 9}");
@@ -65,7 +100,7 @@ public sealed class RecordReader(System.IO.Stream stream, int maxPayload = Recor
         digestState = Crc32C.Append(digestState, tail);
         Records++;
 
-        return new Record(type, buffer, (int)length);
+        return new Record(type, buffer, payload.Length, placed: !placed.IsEmpty);
     }
 
     private void ReadExactly(Span<byte> destination, string what, bool allowCleanEnd = false)
@@ -101,10 +136,20 @@ public sealed class RecordReader(System.IO.Stream stream, int maxPayload = Recor
     }
 }
 
+/// <summary>
+/// Given a Page record's head, the guest memory its data may be read into directly, or empty
+/// (<see cref="RecordReader.DirectPages"/>).
+/// </summary>
+public delegate Span<byte> PageTarget(ReadOnlySpan<byte> head);
+
 /// <summary>One record; <see cref="Payload"/> borrows the reader's buffer.</summary>
-public readonly ref struct Record(RecordType type, byte[] buffer, int length)
+/// <param name="placed">A Page record whose data the reader put straight into guest memory: the payload is only its head.</param>
+public readonly ref struct Record(RecordType type, byte[] buffer, int length, bool placed = false)
 {
     public RecordType Type { get; } = type;
+
+    /// <summary>A Page record whose data is already where it belongs, checksum verified (<see cref="RecordReader.DirectPages"/>).</summary>
+    public bool Placed { get; } = placed;
 
     public ReadOnlySpan<byte> Payload => buffer.AsSpan(0, length);
 

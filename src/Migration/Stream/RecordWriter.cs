@@ -10,15 +10,27 @@ namespace Vmm.Migration.Stream;
 /// <remarks>
 /// The writer buffers itself (up to <see cref="BufferSize"/>) and checksums the bytes once they are in its buffer,
 /// never the caller's memory: a live precopy reads guest memory the guest keeps writing, and the checksum must
-/// describe exactly the bytes that go out. That copy is the only one between guest memory and the socket.
+/// describe exactly the bytes that go out. That copy is the only one between guest memory and the socket — except
+/// for <see cref="WriteStable"/>: memory nothing writes any more (guest RAM with every vCPU stopped) is checksummed
+/// where it lies and handed to <paramref name="direct"/> from there, with no copy at all.
 /// </remarks>
 /// <param name="maxPayload">
 /// The largest payload built with <see cref="Begin"/>, and a bound on the buffer: a writer for a few small records
 /// (the preempt channel's introduction) need not allocate megabytes.
 /// </param>
-public sealed class RecordWriter(System.IO.Stream stream, int maxPayload = RecordReader.MaxPayload)
+/// <param name="direct">
+/// The stream beneath <paramref name="stream"/> (whose buffer <see cref="Flush"/> empties into it), for
+/// <see cref="WriteStable"/>; null: stable data is copied like any other.
+/// </param>
+public sealed class RecordWriter(System.IO.Stream stream, int maxPayload = RecordReader.MaxPayload, System.IO.Stream? direct = null)
 {
     private const int BufferSize = 1 << 20;
+
+    /// <summary>
+    /// Stable data shorter than this is copied all the same: the two writes a direct record costs (what is buffered,
+    /// then the data) are worth it only when they save a large copy.
+    /// </summary>
+    public const int DirectMinimum = 32 * 1024;
 
     private readonly byte[] scratch = new byte[maxPayload + 16];
     private readonly byte[] buffer = new byte[Math.Min(BufferSize, maxPayload + 16)];
@@ -55,6 +67,42 @@ public sealed class RecordWriter(System.IO.Stream stream, int maxPayload = Recor
         Span<byte> tail = stackalloc byte[4];
         BinaryPrimitives.WriteUInt32LittleEndian(tail, ~crc);
         Append(tail, 0); // the checksum itself is not checksummed: the value returned is dropped
+        BytesWritten += 9 + payload.Length + data.Length;
+        digestState = Crc32C.Append(digestState, tail);
+        Records++;
+    }
+
+    /// <summary>
+    /// As <see cref="Write(RecordType, ReadOnlySpan{byte}, ReadOnlySpan{byte})"/>, for <paramref name="data"/> that
+    /// nothing changes until this returns (guest RAM with every vCPU stopped): the bytes go from there to the socket
+    /// and the checksum is computed over the memory itself, so it still describes exactly what went out.
+    /// Memory the guest may still write must never come here: a write between the checksum and the send would reach the
+    /// destination as a corrupt record.
+    /// </summary>
+    public void WriteStable(RecordType type, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> data)
+    {
+        if (direct is null || data.Length < DirectMinimum)
+        {
+            Write(type, payload, data);
+            return;
+        }
+
+        Span<byte> head = stackalloc byte[5];
+        head[0] = (byte)type;
+        BinaryPrimitives.WriteUInt32LittleEndian(head[1..], (uint)(payload.Length + data.Length));
+        uint crc = Append(head, uint.MaxValue);
+        crc = Append(payload, crc);
+
+        // The header goes first (with whatever was buffered before it), then the data from where it lies. Its checksum
+        // is computed after the send, which has just brought the data into the cache (guest memory holds still, so the
+        // bytes are the same): checksumming first would read it cold from memory while the destination waits. The
+        // checksum then waits in the buffer for the next flush.
+        Flush();
+        direct.Write(data);
+        crc = Crc32C.Append(crc, data);
+        Span<byte> tail = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(tail, ~crc);
+        Append(tail, 0);
         BytesWritten += 9 + payload.Length + data.Length;
         digestState = Crc32C.Append(digestState, tail);
         Records++;
