@@ -87,6 +87,7 @@ public sealed class VirtualMachine : IDisposable
             BiosMemory = new BiosMemory(Memory, vm.Memory);
             Bios = new BiosServices(BiosMemory, Serial, serialSink, Ram, message => biosLog.Information("bios: {Message}", message));
             Ports.Register(BiosLayout.ServicePortBase, BiosLayout.ServicePortCount, Bios, "bios services");
+            ProtectBiosRom(biosLog);
         }
 
         var disassembler = new Disassembler(Memory);
@@ -434,6 +435,30 @@ public sealed class VirtualMachine : IDisposable
             vm.Memory.RemoveHole(block, offset);
             return true;
         });
+    }
+
+    /// <summary>
+    /// Makes F0000–FFFFF (what of it is RAM) a ROM to the guest on either accelerator: its stores are dropped, while
+    /// POST, a reset and an incoming migration still write it through the host mapping. The block's dirty bitmap still
+    /// covers it, so migration sends it like any other page.
+    /// </summary>
+    private void ProtectBiosRom(ILogger biosLog)
+    {
+        if (Ram.FindByGuestAddress(BiosLayout.RomBase) is not { } block || BiosMemory is null)
+        {
+            return;
+        }
+
+        ulong offset = BiosLayout.RomBase - block.GuestBase;
+        ulong length = Math.Min((ulong)BiosLayout.RomSize, block.UsedLength - offset);
+        if (vm.Memory.AddReadOnly(block, offset, length))
+        {
+            Mmio.Register(BiosLayout.RomBase, length, new BiosRomMmio(BiosMemory), "bios rom (writes dropped)");
+        }
+        else
+        {
+            biosLog.Warning("this KVM cannot map memory read-only (no KVM_CAP_READONLY_MEM): the BIOS ROM is writable by the guest");
+        }
     }
 
     /// <summary>Whether [address, +length) lies inside the used length of one RAM block (length non-zero).</summary>
