@@ -77,6 +77,7 @@ public sealed class VirtualMachine : IDisposable
         Pit = new Pit8254(PitTimer.NowNs, Pic.PulseIrq);
         Ports.Register(DualPic.MasterBase, 2, Pic.MasterPorts, "pic (master)");
         Ports.Register(DualPic.SlaveBase, 2, Pic.SlavePorts, "pic (slave)");
+        Ports.Register(DualPic.ElcrBase, 2, Pic.ElcrPorts, "pic edge/level control (ELCR)");
         Ports.Register(Pit8254.BasePort, Pit8254.PortCount, Pit, "pit");
         Ports.Register(SystemControlPort.Port, 1, new SystemControlPort(Pit), "system control port B");
         Serial.InterruptLine = level => Pic.SetIrq(Com1Irq, level);
@@ -129,7 +130,7 @@ public sealed class VirtualMachine : IDisposable
     /// <summary>Ports 0x5A0–0x5A7: the guest reports free RAM when an outgoing migration asks (MigratableMachine).</summary>
     public FreePageHintDevice FreePageHints { get; }
 
-    /// <summary>The 8259A pair (ports 0x20–0x21, 0xA0–0xA1): the vCPU's interrupt line on either accelerator.</summary>
+    /// <summary>The 8259A pair (ports 0x20–0x21, 0xA0–0xA1, ELCR 0x4D0–0x4D1): the vCPU's interrupt line on either accelerator.</summary>
     public DualPic Pic { get; }
 
     /// <summary>The 8254 (ports 0x40–0x43, 0x61); channel 0 drives IRQ 0.</summary>
