@@ -53,6 +53,13 @@ public class BiosBootSectorTests
     }
 
     [Fact]
+    public void TheRomAreaIsReadOnlyUnderTheBiosAndOrdinaryRamOnTheBareMachine()
+    {
+        Assert.Equal("read-only\r\n", RunFixture("rom-area", []).Stdout);
+        Assert.Equal("writable\r\n", RunFixture("rom-area", [], bios: false).Stdout);
+    }
+
+    [Fact]
     public void VideoCursorScrollAndModeCallsAnswerLikeABios()
     {
         VmmResult result = RunFixture("bios-video", []);
