@@ -10,7 +10,7 @@ namespace Vmm.Bench;
 
 /// <summary>
 /// Timer interrupts delivered per second, from the PIT through the PIC into a guest's handler and back (EOI, IRET,
-/// HLT): the irq-rate guest on the bare machine (it programs the PIC and a ~50 kHz PIT itself) on the software CPU,
+/// HLT): the irq-rate guest on the bare machine (it programs the PIC and a ~100 kHz PIT itself) on the software CPU,
 /// on KVM where it works, and on QEMU 7.2's TCG from the same image. The guest prints a mark every 1000 interrupts;
 /// the figure is marks a second after a warm-up. Rounds alternate the engines A B B A; medians are reported.
 /// </summary>
