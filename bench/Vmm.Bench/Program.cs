@@ -5,6 +5,7 @@ var benchmarks = new Dictionary<string, Action>(StringComparer.OrdinalIgnoreCase
 {
     ["exit-cost"] = ExitCostBenchmark.Run,
     ["cpu"] = CpuBenchmark.Run,
+    ["interrupts"] = InterruptRateBenchmark.Run,
 
     // Each benchmark lives in its own file; add yours here with one line.
     ["precopy"] = PrecopyBenchmark.Run,

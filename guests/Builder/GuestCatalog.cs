@@ -18,6 +18,7 @@ public static class GuestCatalog
         new TscCounter(),
         new RamTop(),
         new Alu(),
+        new IrqRate(),
     ];
 
     public static IGuest? Find(string name) =>

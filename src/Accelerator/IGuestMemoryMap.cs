@@ -30,6 +30,14 @@ public interface IGuestMemoryMap
     void RemoveHole(RamBlock block, ulong offset);
 
     /// <summary>
+    /// Makes [offset, offset+length) of a block a ROM (<see cref="RamReadOnlyRanges"/>): the guest reads and runs it,
+    /// its stores are dropped (on KVM they exit as MMIO writes, which the caller's bus ignores), the host still writes
+    /// it. Page-aligned. Returns false where the accelerator cannot protect memory (the range stays writable). vCPUs
+    /// must be parked.
+    /// </summary>
+    bool AddReadOnly(RamBlock block, ulong offset, ulong length);
+
+    /// <summary>
     /// The host changed or dropped the memory of a range behind the vCPUs (discard, remap): whatever an accelerator
     /// cached about it (decoded code, resident pages) is forgotten.
     /// </summary>

@@ -28,6 +28,7 @@ public sealed class KvmVm : IAcceleratorVm
             }
 
             MaxMemslots = system.CheckExtension(KvmCapability.NrMemslots);
+            SupportsReadOnlyMemory = system.CheckExtension(KvmCapability.ReadonlyMem) > 0;
             memslots = ram is null ? null : new Memslots(this, ram);
         }
         catch
@@ -41,18 +42,24 @@ public sealed class KvmVm : IAcceleratorVm
 
     public int MaxMemslots { get; }
 
+    /// <summary>KVM_CAP_READONLY_MEM: a memslot may be KVM_MEM_READONLY (guest stores to it exit as MMIO writes).</summary>
+    public bool SupportsReadOnlyMemory { get; }
+
     /// <summary>The memslots of a VM made for a RAM registry.</summary>
     public Memslots Memslots => memslots ?? throw new InvalidOperationException("this VM was created without guest RAM");
 
     IGuestMemoryMap IAcceleratorVm.Memory => Memslots;
 
-    /// <summary>Creates, replaces (same slot id) or, with size 0, deletes a memslot.</summary>
-    public void SetUserMemoryRegion(uint slot, ulong guestPhysAddr, ulong size, nint hostAddress, bool logDirtyPages)
+    /// <summary>
+    /// Creates, replaces (same slot id) or, with size 0, deletes a memslot. A <paramref name="readOnly"/> slot needs
+    /// <see cref="SupportsReadOnlyMemory"/>.
+    /// </summary>
+    public void SetUserMemoryRegion(uint slot, ulong guestPhysAddr, ulong size, nint hostAddress, bool logDirtyPages, bool readOnly = false)
     {
         var region = new KvmUserspaceMemoryRegion
         {
             Slot = slot,
-            Flags = logDirtyPages ? KvmUserspaceMemoryRegion.FlagLogDirtyPages : 0,
+            Flags = (logDirtyPages ? KvmUserspaceMemoryRegion.FlagLogDirtyPages : 0) | (readOnly ? KvmUserspaceMemoryRegion.FlagReadonly : 0),
             GuestPhysAddr = guestPhysAddr,
             MemorySize = size,
             UserspaceAddr = (ulong)hostAddress,

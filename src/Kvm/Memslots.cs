@@ -5,7 +5,8 @@ namespace Vmm.Kvm;
 
 /// <summary>
 /// KVM's <see cref="IGuestMemoryMap"/>: mirrors RAM blocks into KVM memslots, each block covered by one slot per
-/// contiguous range of its used length that is not an MMIO hole (<see cref="RamHoles"/>). Owns dirty logging: KVM
+/// contiguous range of its used length that is not an MMIO hole (<see cref="RamHoles"/>), a ROM range
+/// (<see cref="RamReadOnlyRanges"/>) being a slot of its own with KVM_MEM_READONLY. Owns dirty logging: KVM
 /// logs per slot, this class folds the logs into each block's <see cref="RamBlock.DirtyBitmap"/>, including the log
 /// of a slot about to be deleted, so no dirty bit is lost when a block's slots change. KVM has no atomic multi-slot update (seeds/004): callers park the vCPUs around
 /// <see cref="Refresh"/>, <see cref="AddHole"/> and <see cref="RemoveHole"/> so the guest never sees a half-applied layout.
@@ -18,6 +19,7 @@ public sealed class Memslots : IGuestMemoryMap, IDisposable
     private readonly RamBlockRegistry registry;
     private readonly Dictionary<RamBlock, BlockSlots> blocks = [];
     private readonly RamHoles holes = new();
+    private readonly RamReadOnlyRanges readOnly = new();
     private readonly Stack<uint> freeSlotIds = new();
     private readonly object gate = new();
     private uint nextSlotId;
@@ -83,6 +85,26 @@ public sealed class Memslots : IGuestMemoryMap, IDisposable
         {
             holes.Remove(block, offset);
             Rebuild(blocks[block]);
+        }
+    }
+
+    /// <summary>
+    /// A ROM range: its own slot with KVM_MEM_READONLY, so guest stores exit as MMIO writes and never reach the
+    /// memory, while the VMM keeps writing it through the block's mapping. Without KVM_CAP_READONLY_MEM the range
+    /// stays ordinary RAM and this returns false. vCPUs must be parked.
+    /// </summary>
+    public bool AddReadOnly(RamBlock block, ulong offset, ulong length)
+    {
+        if (!vm.SupportsReadOnlyMemory)
+        {
+            return false;
+        }
+
+        lock (gate)
+        {
+            readOnly.Add(block, offset, length);
+            Rebuild(blocks[block]);
+            return true;
         }
     }
 
@@ -163,6 +185,7 @@ public sealed class Memslots : IGuestMemoryMap, IDisposable
         lock (gate)
         {
             holes.Forget(block);
+            readOnly.Forget(block);
             if (blocks.Remove(block, out BlockSlots? slots))
             {
                 foreach (Slot slot in slots.Slots)
@@ -189,11 +212,14 @@ public sealed class Memslots : IGuestMemoryMap, IDisposable
         slots.Slots.Clear();
         foreach ((ulong offset, ulong length) in holes.MappedRanges(slots.Block))
         {
-            AddSlot(slots, offset, length);
+            foreach ((ulong pieceOffset, ulong pieceLength, bool pieceReadOnly) in readOnly.Split(slots.Block, offset, length))
+            {
+                AddSlot(slots, pieceOffset, pieceLength, pieceReadOnly);
+            }
         }
     }
 
-    private void AddSlot(BlockSlots slots, ulong offset, ulong length)
+    private void AddSlot(BlockSlots slots, ulong offset, ulong length, bool isReadOnly)
     {
         if (length == 0)
         {
@@ -215,13 +241,15 @@ public sealed class Memslots : IGuestMemoryMap, IDisposable
             id = nextSlotId++;
         }
 
-        var slot = new Slot(id, offset, length);
+        var slot = new Slot(id, offset, length, isReadOnly);
         SetRegion(slots.Block, slot);
         slots.Slots.Add(slot);
     }
 
+    // The guest cannot dirty a read-only slot (only the VMM writes it, and marks the block's bitmap itself), so it
+    // logs nothing and is never harvested.
     private void SetRegion(RamBlock block, Slot slot) =>
-        vm.SetUserMemoryRegion(slot.Id, block.GuestBase + slot.Offset, slot.Length, block.HostAddressOf(slot.Offset), logging);
+        vm.SetUserMemoryRegion(slot.Id, block.GuestBase + slot.Offset, slot.Length, block.HostAddressOf(slot.Offset), logging && !slot.ReadOnly, slot.ReadOnly);
 
     private void DeleteSlot(RamBlock block, Slot slot)
     {
@@ -231,6 +259,11 @@ public sealed class Memslots : IGuestMemoryMap, IDisposable
 
     private void Harvest(RamBlock block, Slot slot)
     {
+        if (slot.ReadOnly)
+        {
+            return;
+        }
+
         ulong pages = slot.Length / LogPageSize;
         int words = (int)((pages + 63) / 64);
         if (logBuffer.Length < words)
@@ -249,7 +282,7 @@ public sealed class Memslots : IGuestMemoryMap, IDisposable
         registry.BlockRemoved -= Remove;
     }
 
-    private readonly record struct Slot(uint Id, ulong Offset, ulong Length);
+    private readonly record struct Slot(uint Id, ulong Offset, ulong Length, bool ReadOnly);
 
     private sealed class BlockSlots(RamBlock block)
     {

@@ -122,8 +122,82 @@ public sealed class DualPicTests
         Assert.Equal(pic.SaveState(), copy.SaveState());
         Assert.True(copy.OutputAsserted); // IRQ 0 outranks the IRQ 1 in service
         Assert.Equal(0x08, copy.Acknowledge());
-        Assert.Throws<InvalidDataException>(() => copy.RestoreState(2, pic.SaveState()));
+        Assert.Throws<InvalidDataException>(() => copy.RestoreState(3, pic.SaveState()));
         Assert.Throws<InvalidDataException>(() => copy.RestoreState(1, pic.SaveState()[..5]));
+    }
+
+    private byte ReadElcr(ushort offset)
+    {
+        Span<byte> b = stackalloc byte[1];
+        pic.ElcrPorts.Read(offset, b);
+        return b[0];
+    }
+
+    [Fact]
+    public void ElcrPortsReadBackWhatWasWrittenExceptTheEdgeOnlyLines()
+    {
+        Assert.Equal(0x00, ReadElcr(0));
+        Assert.Equal(0x00, ReadElcr(1));
+
+        pic.ElcrPorts.Write(0, [0xFF]);
+        pic.ElcrPorts.Write(1, [0xFF]);
+
+        // IRQ 0, 1, 2 (master) and 8, 13 (slave) are edge-triggered on a PC whatever is written.
+        Assert.Equal(DualPic.MasterElcrMask, ReadElcr(0));
+        Assert.Equal(DualPic.SlaveElcrMask, ReadElcr(1));
+
+        // The machine's reset (not the guest's ICW1) clears them.
+        Initialize(pic.MasterPorts, 0x08, 0x04);
+        Assert.Equal(DualPic.MasterElcrMask, ReadElcr(0));
+        pic.Reset();
+        Assert.Equal(0x00, ReadElcr(0));
+    }
+
+    [Fact]
+    public void ALevelTriggeredLineIsRequestedAgainAfterEoiWhileHighAndNotAfterItDrops()
+    {
+        pic.ElcrPorts.Write(0, [0x20]); // IRQ 5 level-triggered
+        pic.SetIrq(5, true);
+
+        Assert.True(pic.OutputAsserted);
+        Assert.Equal(0x0D, pic.Acknowledge());
+        pic.MasterPorts.Write(0, [0x20]);
+        Assert.True(pic.OutputAsserted); // still high: requested again, no new edge needed
+        Assert.Equal(0x0D, pic.Acknowledge());
+
+        pic.SetIrq(5, false);
+        pic.MasterPorts.Write(0, [0x20]);
+        Assert.False(pic.OutputAsserted);
+        Assert.Equal(0x00, ReadRegister(pic.MasterPorts, 0x0A));
+
+        // An edge-triggered line held high is requested once.
+        pic.SetIrq(4, true);
+        Assert.Equal(0x0C, pic.Acknowledge());
+        pic.MasterPorts.Write(0, [0x20]);
+        Assert.False(pic.OutputAsserted);
+    }
+
+    [Fact]
+    public void ElcrTravelsInThePicSectionAndAVersion1SectionRestoresAsAllEdge()
+    {
+        pic.ElcrPorts.Write(0, [0x28]);
+        pic.ElcrPorts.Write(1, [0x0C]);
+        byte[] saved = pic.SaveState();
+
+        var copy = new DualPic();
+        copy.RestoreState(DualPic.StateVersion, saved);
+        Span<byte> b = stackalloc byte[1];
+        copy.ElcrPorts.Read(0, b);
+        Assert.Equal(0x28, b[0]);
+        copy.ElcrPorts.Read(1, b);
+        Assert.Equal(0x0C, b[0]);
+
+        // Version 1 was the two chips alone.
+        var old = new DualPic();
+        old.RestoreState(1, saved[..^2]);
+        old.ElcrPorts.Read(0, b);
+        Assert.Equal(0x00, b[0]);
+        Assert.Equal(saved[..^2], old.SaveState()[..^2]);
     }
 }
 

@@ -115,4 +115,81 @@ public sealed class Pit8254Tests
         Assert.InRange(low | (b[0] << 8), 695, 705);
         Assert.Equal(later + (700 * 1_000_000_000L / PitChannel.Frequency), copy.NextDeadline!.Value, 2.0 * Tick);
     }
+
+    private byte ReadPort(int channel)
+    {
+        Span<byte> b = stackalloc byte[1];
+        pit.Read((ushort)channel, b);
+        return b[0];
+    }
+
+    [Fact]
+    public void ReadBackLatchesTheStatusOfTheSelectedCounters()
+    {
+        Program(0, 2, 1000);
+        now += 100 * Tick;
+
+        // 11 1 0 001 0: status only, counter 0. OUT high (mode 2 between pulses), count loaded, low-then-high, mode 2.
+        pit.Write(3, [0xE2]);
+        Assert.Equal(0xB4, ReadPort(0));
+
+        // After a control word and before its count: null count set; a mode 0 counter's OUT is low.
+        pit.Write(3, [0x80 | 0x30]); // channel 2, mode 0
+        pit.Write(3, [0xE8]); // status of counter 2
+        Assert.Equal(0x70, ReadPort(2));
+    }
+
+    [Fact]
+    public void ReadBackOfStatusAndCountReturnsTheStatusFirstThenTheFrozenCount()
+    {
+        Program(0, 2, 1000);
+        now += 300 * Tick;
+
+        pit.Write(3, [0xC2]); // count and status, counter 0
+        now += 200 * Tick; // the latched count does not move
+        Assert.Equal(0xB4, ReadPort(0));
+        int count = ReadPort(0) | (ReadPort(0) << 8);
+        Assert.InRange(count, 695, 705);
+
+        // Latches consumed: the next reads follow the live count.
+        int live = ReadPort(0) | (ReadPort(0) << 8);
+        Assert.InRange(live, 495, 505);
+    }
+
+    [Fact]
+    public void ReadBackLatchesTheCountOfSeveralCountersAtOnce()
+    {
+        Program(0, 2, 1000);
+        Program(2, 2, 3000);
+        pit.SetChannel2Gate(true);
+        now += 100 * Tick;
+
+        pit.Write(3, [0xDA]); // 11 0 1 101 0: counts of counters 0 and 2
+        now += 400 * Tick;
+        Assert.InRange(ReadPort(0) | (ReadPort(0) << 8), 895, 905);
+        Assert.InRange(ReadPort(2) | (ReadPort(2) << 8), 2895, 2905);
+    }
+
+    [Fact]
+    public void ALatchedStatusTravelsInThePitSectionAndAVersion1SectionRestores()
+    {
+        Program(0, 2, 1000);
+        pit.Write(3, [0xE2]);
+        byte[] saved = pit.SaveState();
+
+        var copy = new Pit8254(() => now, _ => { });
+        copy.RestoreState(Pit8254.StateVersion, saved);
+        Span<byte> b = stackalloc byte[1];
+        copy.Read(0, b);
+        Assert.Equal(0xB4, b[0]);
+
+        // Version 1 ended after the deadline: three (latched, status) pairs fewer.
+        var old = new Pit8254(() => now, _ => { });
+        old.RestoreState(1, saved[..^6]);
+        old.Write(3, [0x00]);
+        old.Read(0, b);
+        int low = b[0];
+        old.Read(0, b);
+        Assert.InRange(low | (b[0] << 8), 995, 1000);
+    }
 }

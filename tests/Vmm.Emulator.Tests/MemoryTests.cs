@@ -110,4 +110,65 @@ public sealed class MemoryTests
         Assert.Equal(CpuStop.Halted, h.Run());
         Assert.Equal(1u, h.Read32(0x6000));
     }
+
+    [Fact]
+    public void StoresToReadOnlyPagesAreDroppedOnEveryPathWhileLoadsAndFetchesWork()
+    {
+        using var h = new CpuHarness();
+
+        // A ROM at F000:0000 (the BIOS's place): far-callable code `mov al, 5Ah; retf`, then a known pattern.
+        h.Memory[0xF0000..0x100000].Fill(0x11);
+        new byte[] { 0xB0, 0x5A, 0xCB }.CopyTo(h.Memory[0xF0000..]);
+        byte[] rom = h.Memory[0xF0000..0x100000].ToArray();
+        Assert.True(h.Map.AddReadOnly(h.Ram, 0xF0000, 0x10000));
+        h.Map.StartDirtyLogging();
+
+        h.Execute("""
+            call 0xF000:0x0000          ; the ROM's code runs (its page now holds decoded code)
+            mov bl, al
+            mov ax, 0xF000
+            mov es, ax
+            mov byte [es:0x0000], 0xF4  ; over the code just run
+            mov word [es:0x0FFF], 0x2222 ; straddles two ROM pages
+            mov dword [es:0xFFFC], 0x44444444
+            mov di, 0x0100
+            mov cx, 0x2000
+            mov al, 0x33
+            cld
+            rep stosb                   ; the bulk store path, across pages
+            mov si, 0x7C00
+            mov di, 0x3000
+            mov cx, 0x0100
+            rep movsb                   ; the bulk copy path
+            mov ax, 0xEFFF
+            mov ds, ax
+            mov dword [0x000E], 0x55555555 ; 0xEFFFE-0xF0001: two bytes of RAM, two of ROM
+            xor ax, ax
+            mov ds, ax
+            mov al, 0
+            call 0xF000:0x0000          ; still the original code
+            hlt
+            """);
+        h.Map.SyncDirtyLog();
+
+        Assert.Equal(0x5Au, h.Reg(RegisterIndex.Ebx) & 0xFF);
+        Assert.Equal(0x5Au, h.Reg(RegisterIndex.Eax) & 0xFF);
+        Assert.True(rom.AsSpan().SequenceEqual(h.Memory[0xF0000..0x100000]), "a guest store reached the ROM");
+        Assert.Equal(0x5555, h.Read16(0xEFFFE));
+        Assert.True(h.Ram.DirtyBitmap.IsSet(0xEF));
+        for (ulong page = 0xF0; page < 0x100; page++)
+        {
+            Assert.False(h.Ram.DirtyBitmap.IsSet(page), $"ROM page 0x{page:x} logged dirty");
+        }
+
+        // The host still writes the ROM (POST, a reset, an incoming migration); the CPU runs what it wrote.
+        new byte[] { 0xB0, 0x77, 0xCB }.CopyTo(h.Memory[0xF0000..]);
+        h.Map.ContentChanged(h.Ram, 0xF0000, 0x1000);
+        h.Cpu.Eip = CpuHarness.LoadAddress;
+        h.Execute("""
+            call 0xF000:0x0000
+            hlt
+            """);
+        Assert.Equal(0x77u, h.Reg(RegisterIndex.Eax) & 0xFF);
+    }
 }

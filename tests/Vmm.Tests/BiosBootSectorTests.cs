@@ -41,6 +41,25 @@ public class BiosBootSectorTests
     }
 
     [Fact]
+    public void TheGuestCannotOverwriteTheBiosRomAndItsServicesKeepWorking()
+    {
+        // Byte, word, REP STOSB, REP MOVSB and dword stores over the int 10h handler and F000:FFF0 are all dropped
+        // (KVM: a read-only memslot; the software CPU: pages without a writable mapping).
+        VmmResult result = RunFixture("bios-rom", []);
+
+        Assert.Equal("rom test\r\nrom unchanged\r\nbios ok\r\n", result.Stdout);
+        Assert.Equal(0, result.ExitCode);
+        Assert.Equal(string.Empty, result.Stderr);
+    }
+
+    [Fact]
+    public void TheRomAreaIsReadOnlyUnderTheBiosAndOrdinaryRamOnTheBareMachine()
+    {
+        Assert.Equal("read-only\r\n", RunFixture("rom-area", []).Stdout);
+        Assert.Equal("writable\r\n", RunFixture("rom-area", [], bios: false).Stdout);
+    }
+
+    [Fact]
     public void VideoCursorScrollAndModeCallsAnswerLikeABios()
     {
         VmmResult result = RunFixture("bios-video", []);

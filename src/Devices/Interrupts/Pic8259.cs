@@ -2,8 +2,9 @@ namespace Vmm.Devices.Interrupts;
 
 /// <summary>
 /// One Intel 8259A programmable interrupt controller: IRR, ISR, IMR, the ICW1–ICW4 initialization sequence, OCW2
-/// (non-specific, specific and rotating EOI), OCW3 (read IRR/ISR, poll, special mask) and auto EOI. Edge-triggered
-/// inputs only, as on the ISA bus. Not thread-safe: <see cref="DualPic"/> serializes every access.
+/// (non-specific, specific and rotating EOI), OCW3 (read IRR/ISR, poll, special mask) and auto EOI. Inputs are
+/// edge-triggered as on the ISA bus, except those its <see cref="Elcr"/> makes level-triggered (the PCI-era chipset
+/// register at 0x4D0/0x4D1). Not thread-safe: <see cref="DualPic"/> serializes every access.
 /// </summary>
 public sealed class Pic8259
 {
@@ -30,10 +31,23 @@ public sealed class Pic8259
     /// </summary>
     public bool Initialized;
 
-    /// <summary>An input line changes level: a rising edge latches the request in IRR.</summary>
+    /// <summary>
+    /// The edge/level control register: a set bit makes that input level-triggered (its request follows the line
+    /// and is not consumed by the acknowledge). A chipset register, not the 8259's: ICW1 leaves it alone.
+    /// </summary>
+    public byte Elcr;
+
+    /// <summary>An input line changes level: a rising edge latches the request in IRR; a level-triggered line is IRR.</summary>
     public void SetLevel(int irq, bool high)
     {
         byte mask = (byte)(1 << irq);
+        if ((Elcr & mask) != 0)
+        {
+            Irr = high ? (byte)(Irr | mask) : (byte)(Irr & ~mask);
+            LastLevels = high ? (byte)(LastLevels | mask) : (byte)(LastLevels & ~mask);
+            return;
+        }
+
         if (high)
         {
             if ((LastLevels & mask) == 0)
@@ -105,7 +119,13 @@ public sealed class Pic8259
     public void Acknowledge(int irq)
     {
         byte mask = (byte)(1 << irq);
-        Irr &= (byte)~mask;
+
+        // A level-triggered request stays while its line is high: after the EOI it is taken again.
+        if ((Elcr & mask) == 0)
+        {
+            Irr &= (byte)~mask;
+        }
+
         if (AutoEoi)
         {
             if (RotateOnAutoEoi)

@@ -2,7 +2,7 @@ namespace Vmm.Devices.Interrupts;
 
 /// <summary>
 /// The 8254 programmable interval timer at ports 0x40–0x43: three counters at 1.193182 MHz, the mode/command
-/// register (counter latch, read-back), and channel 0's output wired to IRQ 0. Channel 2's gate and output are
+/// register (counter latch, read-back of counts and status), and channel 0's output wired to IRQ 0. Channel 2's gate and output are
 /// reached through port 0x61 (<see cref="SystemControlPort"/>). Nothing ticks: counts are computed from the clock,
 /// and a timer thread of the VMM calls <see cref="Service"/> at <see cref="NextDeadline"/> to raise IRQ 0. A late
 /// timer thread delivers one edge for the periods it missed (the PIC would merge them anyway), so guest tick counts
@@ -12,7 +12,8 @@ public sealed class Pit8254 : IPortDevice, IStatefulDevice
 {
     public const ushort BasePort = 0x40;
     public const ushort PortCount = 4;
-    public const int StateVersion = 1;
+    /// <summary>Version 2 added each counter's latched read-back status after the channels; version 1 restores with none.</summary>
+    public const int StateVersion = 2;
 
     private readonly object gate = new();
     private readonly Func<long> clockNs;
@@ -87,6 +88,12 @@ public sealed class Pit8254 : IPortDevice, IStatefulDevice
 
     private static byte ReadCounter(PitChannel c, long now)
     {
+        if (c.StatusLatched)
+        {
+            c.StatusLatched = false;
+            return c.StatusValue;
+        }
+
         if (c.Latched)
         {
             byte b = c.Access switch
@@ -192,15 +199,25 @@ public sealed class Pit8254 : IPortDevice, IStatefulDevice
         int select = value >> 6;
         if (select == 3)
         {
-            // Read-back: latch the count of every selected counter (status latching is not modelled).
-            if ((value & 0x20) == 0)
+            // Read-back (11 /COUNT /STATUS C2 C1 C0 0): latch the count (bit 5 clear) and/or the status (bit 4
+            // clear) of every selected counter. A latch already held is kept until read, as on the chip.
+            for (int i = 0; i < 3; i++)
             {
-                for (int i = 0; i < 3; i++)
+                if ((value & (2 << i)) == 0)
                 {
-                    if ((value & (2 << i)) != 0)
-                    {
-                        Latch(channels[i], now);
-                    }
+                    continue;
+                }
+
+                PitChannel counter = channels[i];
+                if ((value & 0x20) == 0)
+                {
+                    Latch(counter, now);
+                }
+
+                if ((value & 0x10) == 0 && !counter.StatusLatched)
+                {
+                    counter.StatusValue = counter.Status(now);
+                    counter.StatusLatched = true;
                 }
             }
 
@@ -221,6 +238,7 @@ public sealed class Pit8254 : IPortDevice, IStatefulDevice
         c.WriteHighNext = false;
         c.ReadHighNext = false;
         c.Latched = false;
+        c.StatusLatched = false;
         // A control word stops the counter until a new count is written.
         c.Counting = false;
         if (select == 0)
@@ -290,13 +308,24 @@ public sealed class Pit8254 : IPortDevice, IStatefulDevice
 
             w.WriteBoolean(nextIrqNs.HasValue);
             w.WriteInt64(nextIrqNs is { } due ? due - now : 0);
+            foreach (PitChannel c in channels)
+            {
+                w.WriteBoolean(c.StatusLatched);
+                w.WriteByte(c.StatusValue);
+            }
+
             return w.ToArray();
         }
     }
 
     public void RestoreState(int version, ReadOnlySpan<byte> state)
     {
-        DeviceStateReader.RequireVersion(SectionName, StateVersion, version);
+        // Version 1 (before the read-back status) is still understood: no status was latched.
+        if (version != 1)
+        {
+            DeviceStateReader.RequireVersion(SectionName, StateVersion, version);
+        }
+
         var r = new DeviceStateReader(SectionName, state);
         long now = clockNs();
         PitChannel[] loaded = [new(), new(), new()];
@@ -307,6 +336,15 @@ public sealed class Pit8254 : IPortDevice, IStatefulDevice
 
         bool hasNext = r.ReadBoolean();
         long nextIn = r.ReadInt64();
+        if (version >= 2)
+        {
+            foreach (PitChannel c in loaded)
+            {
+                c.StatusLatched = r.ReadBoolean();
+                c.StatusValue = r.ReadByte();
+            }
+        }
+
         r.EnsureFullyRead();
         lock (gate)
         {

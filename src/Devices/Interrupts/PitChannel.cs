@@ -23,6 +23,10 @@ public sealed class PitChannel
     public ushort LatchValue;
     public bool LatchHighNext;
 
+    /// <summary>A read-back command latched the status byte: the next read returns it, before any latched count.</summary>
+    public bool StatusLatched;
+    public byte StatusValue;
+
     /// <summary>Input clock ticks since the count was loaded (or the gate rose).</summary>
     public long Ticks(long nowNs) => Counting && Gate ? Math.Max(0, (long)((Int128)(nowNs - LoadTimeNs) * Frequency / 1_000_000_000)) : 0;
 
@@ -95,6 +99,14 @@ public sealed class PitChannel
 
         return LoadTimeNs + (long)((Int128)edgeTick * 1_000_000_000 / Frequency) + 1;
     }
+
+    /// <summary>
+    /// The read-back status byte: OUT (bit 7), null count (bit 6: a control word was written and no count has
+    /// been loaded since; this model loads a written count at once), then the access, mode and BCD bits of the control
+    /// word.
+    /// </summary>
+    public byte Status(long nowNs) =>
+        (byte)((Output(nowNs) ? 0x80 : 0) | (Counting ? 0 : 0x40) | (Access << 4) | (Mode << 1) | (Bcd ? 1 : 0));
 
     /// <summary>A new count was written: counting starts from it now (modes 0, 2 and 3 load on the next clock).</summary>
     public void Load(int value, long nowNs)

@@ -90,6 +90,13 @@ public sealed unsafe class EmulatorMemoryMap : IGuestMemoryMap, IDisposable
         Physical.Forget(block, 0, block.MaxLength);
     }
 
+    /// <summary>The ROM's pages leave the write table: the CPU's slow store path drops what the guest writes there.</summary>
+    public bool AddReadOnly(RamBlock block, ulong offset, ulong length)
+    {
+        Physical.AddReadOnly(block, offset, length);
+        return true;
+    }
+
     public void ContentChanged(RamBlock block, ulong offset, ulong length) => Physical.Forget(block, offset, length);
 
     public void Dispose()
@@ -167,6 +174,7 @@ public sealed unsafe class EmulatorMemoryMap : IGuestMemoryMap, IDisposable
     {
         Physical.Forget(block, 0, block.MaxLength);
         Physical.Holes.Forget(block);
+        Physical.ForgetReadOnly(block);
     }
 
     private void OnBlockResized(RamBlock block, ulong previousUsedLength) =>

@@ -11,7 +11,8 @@ namespace Vmm.Emulator.Memory;
 /// for writes. Real mode and unpaged protected mode have no page tables, so unlike QEMU's soft TLB this map never
 /// misses once a page is in it. A zero entry sends the access to the slow path: a page not yet made resident (under
 /// postcopy it may be missing: <see cref="RamBlock.EnsureResident"/> waits for it outside managed code), no RAM
-/// there (MMIO), or — in the write table — a page that holds decoded code (the write must drop that code first).
+/// there (MMIO), or — in the write table — a page that holds decoded code (the write must drop that code first) or a
+/// ROM page (<see cref="IsReadOnly"/>: the slow path drops the store). So ordinary RAM pays nothing for ROMs.
 /// </summary>
 /// <remarks>
 /// The 32-bit physical address space (what real and protected mode can address without PAE) is 2^20 pages: each
@@ -37,6 +38,7 @@ public sealed unsafe class GuestPhysicalMemory : IDisposable
         ReadPages = (nint*)NativeMemory.AllocZeroed(PageCount, (nuint)sizeof(nint));
         WritePages = (nint*)NativeMemory.AllocZeroed(PageCount, (nuint)sizeof(nint));
         DirtyMap = (byte*)NativeMemory.AllocZeroed(PageCount);
+        ReadOnlyMap = (byte*)NativeMemory.AllocZeroed(PageCount);
         Holes = new RamHoles();
         Code = new CodeCache(this);
     }
@@ -51,6 +53,12 @@ public sealed unsafe class GuestPhysicalMemory : IDisposable
     public byte* DirtyMap { get; }
 
     public RamHoles Holes { get; }
+
+    /// <summary>The ROM ranges of the blocks; <see cref="ReadOnlyMap"/> has their pages for the store path.</summary>
+    public RamReadOnlyRanges ReadOnly { get; } = new();
+
+    /// <summary>One byte per guest page, non-zero where the page is ROM: the guest's stores to it are dropped.</summary>
+    private byte* ReadOnlyMap { get; }
 
     public RamBlockRegistry Registry => registry;
 
@@ -85,12 +93,33 @@ public sealed unsafe class GuestPhysicalMemory : IDisposable
         }
 
         ReadPages[page] = host;
-        if (!Code.Contains(page))
+        if (!Code.Contains(page) && ReadOnlyMap[page] == 0)
         {
             WritePages[page] = host;
         }
 
         return host;
+    }
+
+    /// <summary>Whether guest stores to <paramref name="page"/> are dropped (a ROM page; the slow store path asks).</summary>
+    public bool IsReadOnly(uint page) => ReadOnlyMap[page] != 0;
+
+    /// <summary>
+    /// Makes a range of a block ROM to the guest: its pages leave the write table for good, so every store to them
+    /// (the fast paths, the bulk string paths) reaches the slow path, which drops it. Loads and fetches are unchanged.
+    /// </summary>
+    public void AddReadOnly(RamBlock block, ulong offset, ulong length)
+    {
+        ReadOnly.Add(block, offset, length);
+        SetReadOnlyPages(block, offset, length, 1);
+        Forget(block, offset, length);
+    }
+
+    /// <summary>Forgets a block's ROM ranges (the block left the registry).</summary>
+    public void ForgetReadOnly(RamBlock block)
+    {
+        SetReadOnlyPages(block, 0, block.MaxLength, 0);
+        ReadOnly.Forget(block);
     }
 
     /// <summary>Drops the pages of a range of a block from both tables (and the code decoded from them).</summary>
@@ -122,8 +151,8 @@ public sealed unsafe class GuestPhysicalMemory : IDisposable
     /// <summary>Stops writes to a page from taking the fast path (its code must be dropped first).</summary>
     public void ProtectCode(uint page) => WritePages[page] = 0;
 
-    /// <summary>Lets writes to a page that no longer holds code take the fast path again.</summary>
-    public void UnprotectCode(uint page) => WritePages[page] = ReadPages[page];
+    /// <summary>Lets writes to a page that no longer holds code take the fast path again (unless it is ROM).</summary>
+    public void UnprotectCode(uint page) => WritePages[page] = ReadOnlyMap[page] == 0 ? ReadPages[page] : 0;
 
     public void Dispose()
     {
@@ -136,5 +165,16 @@ public sealed unsafe class GuestPhysicalMemory : IDisposable
         NativeMemory.Free(ReadPages);
         NativeMemory.Free(WritePages);
         NativeMemory.Free(DirtyMap);
+        NativeMemory.Free(ReadOnlyMap);
+    }
+
+    private void SetReadOnlyPages(RamBlock block, ulong offset, ulong length, byte value)
+    {
+        ulong first = (block.GuestBase + offset) >> PageShift;
+        ulong end = Math.Min((block.GuestBase + offset + length + PageMask) >> PageShift, PageCount);
+        for (ulong page = first; page < end; page++)
+        {
+            ReadOnlyMap[page] = value;
+        }
     }
 }

@@ -6,7 +6,7 @@ namespace Vmm.Emulator.Processor;
 /// <summary>
 /// Memory as instructions see it: segment-relative reads and writes of 1, 2 and 4 bytes. The fast path is one limit
 /// compare, one table load and the access itself (plus the page's dirty byte for a write); everything else — a
-/// limit to check properly, a page not in the map, an access that straddles two pages, MMIO, a page holding code —
+/// limit to check properly, a page not in the map, an access that straddles two pages, MMIO, a page holding code, ROM —
 /// goes to the slow path, which handles it byte by byte where it must.
 /// </summary>
 public sealed unsafe partial class Cpu
@@ -250,6 +250,12 @@ public sealed unsafe partial class Cpu
             Span<byte> data = stackalloc byte[4];
             BitConverter.TryWriteBytes(data, value);
             io.MmioWrite(linear, data[..size]);
+            return;
+        }
+
+        // ROM: the store is dropped, as the chip drops it (its pages are never in the write table, so they come here).
+        if (memory.IsReadOnly(page))
+        {
             return;
         }
 

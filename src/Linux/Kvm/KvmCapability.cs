@@ -11,6 +11,7 @@ public enum KvmCapability
     SetGuestDebug = 23,
     VcpuEvents = 41,
     Xcrs = 56,
+    ReadonlyMem = 81,
     ImmediateExit = 136,
     ManualDirtyLogProtect2 = 168,
     DirtyLogRing = 192,

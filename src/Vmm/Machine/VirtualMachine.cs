@@ -77,6 +77,7 @@ public sealed class VirtualMachine : IDisposable
         Pit = new Pit8254(PitTimer.NowNs, Pic.PulseIrq);
         Ports.Register(DualPic.MasterBase, 2, Pic.MasterPorts, "pic (master)");
         Ports.Register(DualPic.SlaveBase, 2, Pic.SlavePorts, "pic (slave)");
+        Ports.Register(DualPic.ElcrBase, 2, Pic.ElcrPorts, "pic edge/level control (ELCR)");
         Ports.Register(Pit8254.BasePort, Pit8254.PortCount, Pit, "pit");
         Ports.Register(SystemControlPort.Port, 1, new SystemControlPort(Pit), "system control port B");
         Serial.InterruptLine = level => Pic.SetIrq(Com1Irq, level);
@@ -87,6 +88,7 @@ public sealed class VirtualMachine : IDisposable
             BiosMemory = new BiosMemory(Memory, vm.Memory);
             Bios = new BiosServices(BiosMemory, Serial, serialSink, Ram, message => biosLog.Information("bios: {Message}", message));
             Ports.Register(BiosLayout.ServicePortBase, BiosLayout.ServicePortCount, Bios, "bios services");
+            ProtectBiosRom(biosLog);
         }
 
         var disassembler = new Disassembler(Memory);
@@ -128,7 +130,7 @@ public sealed class VirtualMachine : IDisposable
     /// <summary>Ports 0x5A0–0x5A7: the guest reports free RAM when an outgoing migration asks (MigratableMachine).</summary>
     public FreePageHintDevice FreePageHints { get; }
 
-    /// <summary>The 8259A pair (ports 0x20–0x21, 0xA0–0xA1): the vCPU's interrupt line on either accelerator.</summary>
+    /// <summary>The 8259A pair (ports 0x20–0x21, 0xA0–0xA1, ELCR 0x4D0–0x4D1): the vCPU's interrupt line on either accelerator.</summary>
     public DualPic Pic { get; }
 
     /// <summary>The 8254 (ports 0x40–0x43, 0x61); channel 0 drives IRQ 0.</summary>
@@ -434,6 +436,30 @@ public sealed class VirtualMachine : IDisposable
             vm.Memory.RemoveHole(block, offset);
             return true;
         });
+    }
+
+    /// <summary>
+    /// Makes F0000–FFFFF (what of it is RAM) a ROM to the guest on either accelerator: its stores are dropped, while
+    /// POST, a reset and an incoming migration still write it through the host mapping. The block's dirty bitmap still
+    /// covers it, so migration sends it like any other page.
+    /// </summary>
+    private void ProtectBiosRom(ILogger biosLog)
+    {
+        if (Ram.FindByGuestAddress(BiosLayout.RomBase) is not { } block || BiosMemory is null)
+        {
+            return;
+        }
+
+        ulong offset = BiosLayout.RomBase - block.GuestBase;
+        ulong length = Math.Min((ulong)BiosLayout.RomSize, block.UsedLength - offset);
+        if (vm.Memory.AddReadOnly(block, offset, length))
+        {
+            Mmio.Register(BiosLayout.RomBase, length, new BiosRomMmio(BiosMemory), "bios rom (writes dropped)");
+        }
+        else
+        {
+            biosLog.Warning("this KVM cannot map memory read-only (no KVM_CAP_READONLY_MEM): the BIOS ROM is writable by the guest");
+        }
     }
 
     /// <summary>Whether [address, +length) lies inside the used length of one RAM block (length non-zero).</summary>
