@@ -232,12 +232,20 @@ public static class MigrateCommand
 
     private static async Task<int> MigrateAsync(QmpClient client, string uri, JsonObject parameters, PostcopyPlan? postcopy, Interrupt interrupt, bool resume)
     {
-        // MIGRATION events wake the poll early, so the end is seen without waiting for the next tick.
+        // MIGRATION events wake the poll early, so the end is seen without waiting for the next tick. Their statuses
+        // are kept too: a phase shorter than a poll (a postcopy that completes within 100 ms) is still reported.
         var wake = new SemaphoreSlim(0);
+        var announced = new System.Collections.Concurrent.ConcurrentQueue<string>();
         client.EventReceived += message =>
         {
             if (message.TryGetProperty("event", out JsonElement name) && name.GetString() is "MIGRATION")
             {
+                if (message.TryGetProperty("data", out JsonElement data) && data.ValueKind == JsonValueKind.Object
+                    && data.TryGetProperty("status", out JsonElement status) && status.GetString() is { } text)
+                {
+                    announced.Enqueue(text);
+                }
+
                 wake.Release();
             }
         };
@@ -284,6 +292,17 @@ public static class MigrateCommand
                 Snapshot now = reply.IsError || reply.Return is not { ValueKind: JsonValueKind.Object } info
                     ? throw new QmpConnectionException($"query-migrate failed: {reply.ErrorDescription}")
                     : Snapshot.From(info, clock.Elapsed);
+
+                // Statuses announced since the last poll that the poll itself did not see, in order, with this
+                // poll's counters; the status the poll returned comes last.
+                while (announced.TryDequeue(out string? passed))
+                {
+                    if (passed != now.Status)
+                    {
+                        report(now with { Status = passed });
+                    }
+                }
+
                 report(now);
                 if (now.IsFinished)
                 {
