@@ -118,12 +118,13 @@ internal static unsafe class Shifts
     /// The destination is read, shifted and written back even for a count of 0 (QEMU stores unconditionally, so a
     /// read-only destination faults the same way).
     /// </summary>
-    private static class Shift<TOp, TW, TDst, TCount>
+    internal static class Shift<TOp, TW, TDst, TCount>
         where TOp : IShiftOp
         where TW : IWidth
         where TDst : IOperand
         where TCount : ICount
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Run(Cpu cpu, ref DecodedInstruction d)
         {
             int count = (int)(TCount.Get(cpu, ref d) & CountMask);
@@ -142,6 +143,7 @@ internal static unsafe class Shifts
 
     public readonly struct Shl : IShiftOp
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static uint Apply<TW>(Cpu cpu, uint value, int count)
             where TW : IWidth
         {
@@ -161,6 +163,7 @@ internal static unsafe class Shifts
     /// <summary>SHR: QEMU records it as a SAR (CF is the low bit of the value shifted by count − 1).</summary>
     public readonly struct Shr : IShiftOp
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static uint Apply<TW>(Cpu cpu, uint value, int count)
             where TW : IWidth
         {
@@ -179,6 +182,7 @@ internal static unsafe class Shifts
 
     public readonly struct Sar : IShiftOp
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static uint Apply<TW>(Cpu cpu, uint value, int count)
             where TW : IWidth
         {
@@ -202,6 +206,7 @@ internal static unsafe class Shifts
     /// </summary>
     public readonly struct Rol : IShiftOp
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static uint Apply<TW>(Cpu cpu, uint value, int count)
             where TW : IWidth
         {
@@ -224,6 +229,7 @@ internal static unsafe class Shifts
     /// <summary>ROR: as <see cref="Rol"/>; CF is the new top bit, OF the xor of the two top bits.</summary>
     public readonly struct Ror : IShiftOp
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static uint Apply<TW>(Cpu cpu, uint value, int count)
             where TW : IWidth
         {
