@@ -53,6 +53,11 @@ public sealed unsafe partial class Cpu
         (Regs[d.Base] + (Regs[d.Index] << d.Scale) + d.Disp) & d.AddressMask;
 
     /// <summary>Runs until a kick, HLT, a triple fault or (with <paramref name="singleStep"/>) one instruction.</summary>
+    /// <remarks>
+    /// Compiled fully optimized at once: a vCPU enters this loop once and stays in it for seconds, so tiering would
+    /// only ever reach it by on-stack replacement, whose code keeps the unoptimized frame.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public CpuStop Run(bool singleStep)
     {
         if (ShutDown)

@@ -174,6 +174,11 @@ public static class LazyFlags
     }
 
     /// <summary>CF alone, for ADC/SBB/RCL/RCR and the carry conditions: cheaper than all six.</summary>
+    /// <remarks>
+    /// Inlined: ADC, SBB, INC and DEC read CF on every execution, and inside the block loop a call costs more than
+    /// the switch (registers saved around it, one shared indirect branch for every caller).
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint ComputeCarry(FlagOp op, uint dst, uint src, uint src2)
     {
         switch (op)
