@@ -68,6 +68,13 @@ public enum InlineForm : byte
     MovRegReg8,
     MovRegImm8,
 
+    // ROL/ROR whose flags the next instruction overwrites unread (Decoding.FlagLiveness); no handler address: the
+    // block decoder sets them, and the loop runs the full form instead when the block stops after the rotate.
+    RolRegImm32FlagsUnread,
+    RolRegImm16FlagsUnread,
+    RorRegImm32FlagsUnread,
+    RorRegImm16FlagsUnread,
+
     /// <summary>From here on a form may fault (memory) or end the block (a taken branch): the loop checks <see cref="Processor.Cpu.Stop"/> after it.</summary>
     FirstMayStop,
     MovRegMem32 = FirstMayStop,

@@ -216,10 +216,7 @@ internal static unsafe class Shifts
             }
 
             int bits = TW.Size * 8;
-            int n = count & (bits - 1);
-
-            // For 32 bits and n = 0, C# masks the shift by 32 to 0: value | value. For 8/16 bits value >> bits is 0.
-            uint result = ((value << n) | (value >> (bits - n))) & TW.Mask;
+            uint result = RotateLeft<TW>(value, count);
             uint carry = result & 1;
             SetCarryOverflow(cpu, carry, ((result >> (bits - 1)) & 1) ^ carry);
             return result;
@@ -239,12 +236,53 @@ internal static unsafe class Shifts
             }
 
             int bits = TW.Size * 8;
-            int n = count & (bits - 1);
-            uint result = ((value >> n) | (value << (bits - n))) & TW.Mask;
+            uint result = RotateRight<TW>(value, count);
             uint carry = (result >> (bits - 1)) & 1;
             SetCarryOverflow(cpu, carry, ((result >> (bits - 2)) & 1) ^ carry);
             return result;
         }
+    }
+
+    /// <summary>
+    /// ROL whose flags the next instruction of the block overwrites unread (<see cref="Decoding.FlagLiveness"/>): the
+    /// rotated value alone. Setting CF and OF would mean materializing the other four flags first, the costliest
+    /// part of a rotate, for nothing.
+    /// </summary>
+    public readonly struct RolFlagsUnread : IShiftOp
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static uint Apply<TW>(Cpu cpu, uint value, int count)
+            where TW : IWidth => count == 0 ? value : RotateLeft<TW>(value, count);
+    }
+
+    /// <summary>ROR as <see cref="RolFlagsUnread"/>.</summary>
+    public readonly struct RorFlagsUnread : IShiftOp
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static uint Apply<TW>(Cpu cpu, uint value, int count)
+            where TW : IWidth => count == 0 ? value : RotateRight<TW>(value, count);
+    }
+
+    /// <summary>The value rotated left by a non-zero 5-bit count modulo the width.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint RotateLeft<TW>(uint value, int count)
+        where TW : IWidth
+    {
+        int bits = TW.Size * 8;
+        int n = count & (bits - 1);
+
+        // For 32 bits and n = 0, C# masks the shift by 32 to 0: value | value. For 8/16 bits value >> bits is 0.
+        return ((value << n) | (value >> (bits - n))) & TW.Mask;
+    }
+
+    /// <summary>The value rotated right by a non-zero 5-bit count modulo the width.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint RotateRight<TW>(uint value, int count)
+        where TW : IWidth
+    {
+        int bits = TW.Size * 8;
+        int n = count & (bits - 1);
+        return ((value >> n) | (value << (bits - n))) & TW.Mask;
     }
 
     /// <summary>QEMU's CC_OP_ADCOX as ROL/ROR use it: the other flags materialized, CF and OF replaced.</summary>

@@ -225,6 +225,54 @@ public sealed unsafe partial class Cpu
                 case InlineForm.MovRegImm8:
                     Moves.Move<W8, Reg0, Imm>.Run(this, ref d);
                     continue;
+                case InlineForm.RolRegImm32FlagsUnread:
+                    // Single-stepping runs the rotate alone: then its flags are what the debugger sees.
+                    if (i + 1 < count)
+                    {
+                        Shifts.Shift<Shifts.RolFlagsUnread, W32, Reg0, Shifts.CountImm>.Run(this, ref d);
+                    }
+                    else
+                    {
+                        Shifts.Shift<Shifts.Rol, W32, Reg0, Shifts.CountImm>.Run(this, ref d);
+                    }
+
+                    continue;
+                case InlineForm.RolRegImm16FlagsUnread:
+                    // Single-stepping runs the rotate alone: then its flags are what the debugger sees.
+                    if (i + 1 < count)
+                    {
+                        Shifts.Shift<Shifts.RolFlagsUnread, W16, Reg0, Shifts.CountImm>.Run(this, ref d);
+                    }
+                    else
+                    {
+                        Shifts.Shift<Shifts.Rol, W16, Reg0, Shifts.CountImm>.Run(this, ref d);
+                    }
+
+                    continue;
+                case InlineForm.RorRegImm32FlagsUnread:
+                    // Single-stepping runs the rotate alone: then its flags are what the debugger sees.
+                    if (i + 1 < count)
+                    {
+                        Shifts.Shift<Shifts.RorFlagsUnread, W32, Reg0, Shifts.CountImm>.Run(this, ref d);
+                    }
+                    else
+                    {
+                        Shifts.Shift<Shifts.Ror, W32, Reg0, Shifts.CountImm>.Run(this, ref d);
+                    }
+
+                    continue;
+                case InlineForm.RorRegImm16FlagsUnread:
+                    // Single-stepping runs the rotate alone: then its flags are what the debugger sees.
+                    if (i + 1 < count)
+                    {
+                        Shifts.Shift<Shifts.RorFlagsUnread, W16, Reg0, Shifts.CountImm>.Run(this, ref d);
+                    }
+                    else
+                    {
+                        Shifts.Shift<Shifts.Ror, W16, Reg0, Shifts.CountImm>.Run(this, ref d);
+                    }
+
+                    continue;
                 case InlineForm.MovRegMem32:
                     current = i;
                     Moves.Move<W32, Reg0, Mem>.Run(this, ref d);
