@@ -33,4 +33,14 @@ public sealed class Block
 
     /// <summary>Cleared when the block's bytes change: a stale reference (a chained successor) must not run it.</summary>
     public bool Valid { get; set; } = true;
+
+    /// <summary>
+    /// The blocks control last went to from this one, most recent first (a loop's own head and its exit, a
+    /// conditional branch's two sides), so that the execution loop finds its next block without a cache lookup.
+    /// Fields rather than properties: the loop swaps them on every miss. A successor is run only after the same
+    /// checks a lookup makes (valid, same entry, CS base and code size).
+    /// </summary>
+    internal Block? Next0;
+
+    internal Block? Next1;
 }

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Iced.Intel;
 using Vmm.Emulator.Memory;
 using Vmm.Emulator.Processor;
@@ -67,6 +68,7 @@ internal sealed class BlockDecoder
             }
         }
 
+        FlagLiveness.EliminateDeadFlags(CollectionsMarshal.AsSpan(scratch));
         var block = new Block(linear, csBase, code32, [.. scratch], end);
         cpu.Memory.Code.Add(block);
         return block;

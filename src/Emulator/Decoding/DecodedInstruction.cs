@@ -55,4 +55,7 @@ public unsafe struct DecodedInstruction
 
     /// <summary>Instruction length in bytes.</summary>
     public byte Length;
+
+    /// <summary>The same handler as <see cref="Execute"/>, when the execution loop runs it inline (no call).</summary>
+    public InlineForm Form;
 }

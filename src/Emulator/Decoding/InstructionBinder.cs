@@ -53,6 +53,7 @@ internal static unsafe class InstructionBinder
             d.Execute = &Undefined;
         }
 
+        d.Form = InlineForms.FormOf(d.Execute);
         return d;
     }
 

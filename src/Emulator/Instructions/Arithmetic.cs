@@ -125,12 +125,13 @@ internal static unsafe class Arithmetic
             where TW : IWidth;
     }
 
-    private static class Binary<TOp, TW, TDst, TSrc>
+    internal static class Binary<TOp, TW, TDst, TSrc>
         where TOp : IBinaryOp
         where TW : IWidth
         where TDst : IOperand
         where TSrc : IOperand
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Run(Cpu cpu, ref DecodedInstruction d)
         {
             uint result = TOp.Apply<TW>(cpu, TDst.Read<TW>(cpu, ref d), TSrc.Read<TW>(cpu, ref d));
@@ -141,11 +142,12 @@ internal static unsafe class Arithmetic
         }
     }
 
-    private static class Unary<TOp, TW, TDst>
+    internal static class Unary<TOp, TW, TDst>
         where TOp : IUnaryOp
         where TW : IWidth
         where TDst : IOperand
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Run(Cpu cpu, ref DecodedInstruction d) =>
             TDst.Write<TW>(cpu, ref d, TOp.Apply<TW>(cpu, TDst.Read<TW>(cpu, ref d)));
     }
@@ -332,6 +334,7 @@ internal static unsafe class Arithmetic
 
     public readonly struct Inc : IUnaryOp
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static uint Apply<TW>(Cpu cpu, uint value)
             where TW : IWidth
         {
@@ -346,6 +349,7 @@ internal static unsafe class Arithmetic
 
     public readonly struct Dec : IUnaryOp
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static uint Apply<TW>(Cpu cpu, uint value)
             where TW : IWidth
         {

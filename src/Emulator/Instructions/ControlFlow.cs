@@ -166,37 +166,53 @@ internal static unsafe class ControlFlow
     }
 
     // One handler per condition, so that each evaluates its condition with the code folded in.
-    private static void JumpIf0(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(0));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void JumpIf0(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(0));
 
-    private static void JumpIf1(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(1));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void JumpIf1(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(1));
 
-    private static void JumpIf2(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(2));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void JumpIf2(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(2));
 
-    private static void JumpIf3(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(3));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void JumpIf3(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(3));
 
-    private static void JumpIf4(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(4));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void JumpIf4(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(4));
 
-    private static void JumpIf5(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(5));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void JumpIf5(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(5));
 
-    private static void JumpIf6(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(6));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void JumpIf6(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(6));
 
-    private static void JumpIf7(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(7));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void JumpIf7(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(7));
 
-    private static void JumpIf8(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(8));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void JumpIf8(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(8));
 
-    private static void JumpIf9(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(9));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void JumpIf9(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(9));
 
-    private static void JumpIf10(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(10));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void JumpIf10(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(10));
 
-    private static void JumpIf11(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(11));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void JumpIf11(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(11));
 
-    private static void JumpIf12(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(12));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void JumpIf12(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(12));
 
-    private static void JumpIf13(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(13));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void JumpIf13(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(13));
 
-    private static void JumpIf14(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(14));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void JumpIf14(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(14));
 
-    private static void JumpIf15(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(15));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void JumpIf15(Cpu cpu, ref DecodedInstruction d) => JumpIf(cpu, ref d, cpu.Condition(15));
 
     // JMP and CALL.
 

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Iced.Intel;
 using Vmm.Emulator.Decoding;
 using Vmm.Emulator.Processor;
@@ -158,11 +159,12 @@ internal static unsafe class Moves
             where TW : IWidth => TW.SignExtend(value & TW.Mask);
     }
 
-    private static class Move<TW, TDst, TSrc>
+    internal static class Move<TW, TDst, TSrc>
         where TW : IWidth
         where TDst : IOperand
         where TSrc : IOperand
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Run(Cpu cpu, ref DecodedInstruction d) => TDst.Write<TW>(cpu, ref d, TSrc.Read<TW>(cpu, ref d));
     }
 

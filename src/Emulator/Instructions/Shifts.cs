@@ -118,12 +118,13 @@ internal static unsafe class Shifts
     /// The destination is read, shifted and written back even for a count of 0 (QEMU stores unconditionally, so a
     /// read-only destination faults the same way).
     /// </summary>
-    private static class Shift<TOp, TW, TDst, TCount>
+    internal static class Shift<TOp, TW, TDst, TCount>
         where TOp : IShiftOp
         where TW : IWidth
         where TDst : IOperand
         where TCount : ICount
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Run(Cpu cpu, ref DecodedInstruction d)
         {
             int count = (int)(TCount.Get(cpu, ref d) & CountMask);
@@ -142,6 +143,7 @@ internal static unsafe class Shifts
 
     public readonly struct Shl : IShiftOp
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static uint Apply<TW>(Cpu cpu, uint value, int count)
             where TW : IWidth
         {
@@ -161,6 +163,7 @@ internal static unsafe class Shifts
     /// <summary>SHR: QEMU records it as a SAR (CF is the low bit of the value shifted by count − 1).</summary>
     public readonly struct Shr : IShiftOp
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static uint Apply<TW>(Cpu cpu, uint value, int count)
             where TW : IWidth
         {
@@ -179,6 +182,7 @@ internal static unsafe class Shifts
 
     public readonly struct Sar : IShiftOp
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static uint Apply<TW>(Cpu cpu, uint value, int count)
             where TW : IWidth
         {
@@ -202,6 +206,7 @@ internal static unsafe class Shifts
     /// </summary>
     public readonly struct Rol : IShiftOp
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static uint Apply<TW>(Cpu cpu, uint value, int count)
             where TW : IWidth
         {
@@ -211,10 +216,7 @@ internal static unsafe class Shifts
             }
 
             int bits = TW.Size * 8;
-            int n = count & (bits - 1);
-
-            // For 32 bits and n = 0, C# masks the shift by 32 to 0: value | value. For 8/16 bits value >> bits is 0.
-            uint result = ((value << n) | (value >> (bits - n))) & TW.Mask;
+            uint result = RotateLeft<TW>(value, count);
             uint carry = result & 1;
             SetCarryOverflow(cpu, carry, ((result >> (bits - 1)) & 1) ^ carry);
             return result;
@@ -224,6 +226,7 @@ internal static unsafe class Shifts
     /// <summary>ROR: as <see cref="Rol"/>; CF is the new top bit, OF the xor of the two top bits.</summary>
     public readonly struct Ror : IShiftOp
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static uint Apply<TW>(Cpu cpu, uint value, int count)
             where TW : IWidth
         {
@@ -233,12 +236,53 @@ internal static unsafe class Shifts
             }
 
             int bits = TW.Size * 8;
-            int n = count & (bits - 1);
-            uint result = ((value >> n) | (value << (bits - n))) & TW.Mask;
+            uint result = RotateRight<TW>(value, count);
             uint carry = (result >> (bits - 1)) & 1;
             SetCarryOverflow(cpu, carry, ((result >> (bits - 2)) & 1) ^ carry);
             return result;
         }
+    }
+
+    /// <summary>
+    /// ROL whose flags the next instruction of the block overwrites unread (<see cref="Decoding.FlagLiveness"/>): the
+    /// rotated value alone. Setting CF and OF would mean materializing the other four flags first, the costliest
+    /// part of a rotate, for nothing.
+    /// </summary>
+    public readonly struct RolFlagsUnread : IShiftOp
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static uint Apply<TW>(Cpu cpu, uint value, int count)
+            where TW : IWidth => count == 0 ? value : RotateLeft<TW>(value, count);
+    }
+
+    /// <summary>ROR as <see cref="RolFlagsUnread"/>.</summary>
+    public readonly struct RorFlagsUnread : IShiftOp
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static uint Apply<TW>(Cpu cpu, uint value, int count)
+            where TW : IWidth => count == 0 ? value : RotateRight<TW>(value, count);
+    }
+
+    /// <summary>The value rotated left by a non-zero 5-bit count modulo the width.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint RotateLeft<TW>(uint value, int count)
+        where TW : IWidth
+    {
+        int bits = TW.Size * 8;
+        int n = count & (bits - 1);
+
+        // For 32 bits and n = 0, C# masks the shift by 32 to 0: value | value. For 8/16 bits value >> bits is 0.
+        return ((value << n) | (value >> (bits - n))) & TW.Mask;
+    }
+
+    /// <summary>The value rotated right by a non-zero 5-bit count modulo the width.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint RotateRight<TW>(uint value, int count)
+        where TW : IWidth
+    {
+        int bits = TW.Size * 8;
+        int n = count & (bits - 1);
+        return ((value >> n) | (value << (bits - n))) & TW.Mask;
     }
 
     /// <summary>QEMU's CC_OP_ADCOX as ROL/ROR use it: the other flags materialized, CF and OF replaced.</summary>

@@ -21,15 +21,33 @@ public sealed partial class Cpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool ZeroFlag()
     {
-        // Every operation but these two keeps the result in CcDst.
-        if (CcOp is FlagOp.Eflags or FlagOp.Adcox)
+        // Every operation but Eflags and Adcox keeps the result in CcDst: their mask is 0, for the slow path.
+        ReadOnlySpan<uint> resultMasks = ResultMasks;
+        uint op = (uint)CcOp;
+        if (op < (uint)resultMasks.Length && resultMasks[(int)op] is var mask and not 0)
         {
-            return (LazyFlags.ComputeAll(CcOp, CcDst, CcSrc, CcSrc2) & LazyFlags.ZF) != 0;
+            return (CcDst & mask) == 0;
         }
 
-        uint mask = 0xFFFF_FFFFu >> (32 - LazyFlags.BitsOf(CcOp));
-        return (CcDst & mask) == 0;
+        return (LazyFlags.ComputeAll(CcOp, CcDst, CcSrc, CcSrc2) & LazyFlags.ZF) != 0;
     }
+
+    /// <summary>By <see cref="FlagOp"/>: the bits of CcDst that are the result (a table: JNZ/JZ run in every loop).</summary>
+    private static ReadOnlySpan<uint> ResultMasks =>
+    [
+        0,
+        0xFF, 0xFFFF, 0xFFFF_FFFF, // Mul
+        0xFF, 0xFFFF, 0xFFFF_FFFF, // Add
+        0xFF, 0xFFFF, 0xFFFF_FFFF, // Adc
+        0xFF, 0xFFFF, 0xFFFF_FFFF, // Sub
+        0xFF, 0xFFFF, 0xFFFF_FFFF, // Sbb
+        0xFF, 0xFFFF, 0xFFFF_FFFF, // Logic
+        0xFF, 0xFFFF, 0xFFFF_FFFF, // Inc
+        0xFF, 0xFFFF, 0xFFFF_FFFF, // Dec
+        0xFF, 0xFFFF, 0xFFFF_FFFF, // Shl
+        0xFF, 0xFFFF, 0xFFFF_FFFF, // Sar
+        0, // Adcox
+    ];
 
     private bool ConditionSlow(int pair)
     {

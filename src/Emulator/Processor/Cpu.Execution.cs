@@ -53,6 +53,11 @@ public sealed unsafe partial class Cpu
         (Regs[d.Base] + (Regs[d.Index] << d.Scale) + d.Disp) & d.AddressMask;
 
     /// <summary>Runs until a kick, HLT, a triple fault or (with <paramref name="singleStep"/>) one instruction.</summary>
+    /// <remarks>
+    /// Compiled fully optimized at once: a vCPU enters this loop once and stays in it for seconds, so tiering would
+    /// only ever reach it by on-stack replacement, whose code keeps the unoptimized frame.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public CpuStop Run(bool singleStep)
     {
         if (ShutDown)
@@ -61,6 +66,9 @@ public sealed unsafe partial class Cpu
         }
 
         Halted = false;
+
+        // The block that ran last: its successors are tried before the code cache.
+        Block? previous = null;
         while (true)
         {
             // A kick is consumed by the run it ends, as KVM's immediate_exit is: whoever kicked has already said
@@ -82,7 +90,8 @@ public sealed unsafe partial class Cpu
             // STI / MOV SS shadow pending. A block is at most 64 instructions, so the latency stays tiny; the shadow
             // is held until the end of the block after the one that set it, which is later than the hardware but
             // never earlier.
-            if (Interrupts is { InterruptPending: true } line && (FlagsRest & IF) != 0 && InterruptShadow == 0)
+            // IF and the shadow are tested first: they are fields, the line is an interface call.
+            if ((FlagsRest & IF) != 0 && InterruptShadow == 0 && Interrupts is { InterruptPending: true } line)
             {
                 TakeExternalInterrupt(line.AcknowledgeInterrupt());
                 if (ShutDown)
@@ -94,17 +103,28 @@ public sealed unsafe partial class Cpu
             bool code32 = Segments[SegmentIndex.Cs].DefaultBig;
             uint csBase = SegBase[SegmentIndex.Cs];
             uint linear = csBase + Eip;
-            Block? block = memory.Code.Lookup(linear);
-            if (block is null || !block.Valid || block.CsBase != csBase || block.Code32 != code32)
+            Block? block = Chained(previous, linear, csBase, code32);
+            if (block is null)
             {
-                block = decoder.Decode(linear, csBase, Eip, code32);
-                if (block is null)
+                block = memory.Code.Lookup(linear);
+                if (block is null || !block.Valid || block.CsBase != csBase || block.Code32 != code32)
                 {
-                    FailureDetail = $"instruction fetch from 0x{linear:x8}, which is not RAM";
-                    return CpuStop.Failed;
+                    block = decoder.Decode(linear, csBase, Eip, code32);
+                    if (block is null)
+                    {
+                        FailureDetail = $"instruction fetch from 0x{linear:x8}, which is not RAM";
+                        return CpuStop.Failed;
+                    }
+                }
+
+                if (previous is not null)
+                {
+                    previous.Next1 = previous.Next0;
+                    previous.Next0 = block;
                 }
             }
 
+            previous = block;
             ExecuteBlock(block, singleStep ? 1 : block.Instructions.Length);
             if (Halted)
             {
@@ -123,47 +143,30 @@ public sealed unsafe partial class Cpu
         }
     }
 
-    private void ExecuteBlock(Block block, int count)
+    /// <summary>
+    /// The successor of <paramref name="previous"/> that starts at <paramref name="linear"/>, if it is still what a
+    /// lookup would find: valid (its bytes unchanged; a replaced block is invalidated too) and decoded for this CS
+    /// base and code size. Null sends the loop to the code cache.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Block? Chained(Block? previous, uint linear, uint csBase, bool code32)
     {
-        DecodedInstruction[] instructions = block.Instructions;
-        byte shadowAtEntry = InterruptShadow;
-        int i = 0;
-        try
+        if (previous is null)
         {
-            for (; i < count; i++)
-            {
-                ref DecodedInstruction d = ref instructions[i];
-                d.Execute(this, ref d);
-                if (Stop != 0)
-                {
-                    if ((Stop & StopJumped) == 0)
-                    {
-                        Eip = d.NextIp;
-                    }
+            return null;
+        }
 
-                    Stop = 0;
-                    break;
-                }
-            }
-
-            if (i == count)
+        Block? next = previous.Next0;
+        if (next is null || next.Linear != linear)
+        {
+            next = previous.Next1;
+            if (next is null || next.Linear != linear)
             {
-                Eip = instructions[count - 1].NextIp;
+                return null;
             }
         }
-        catch (CpuException exception)
-        {
-            // A fault: EIP points at the instruction, so that the handler may return to retry it.
-            Stop = 0;
-            Eip = instructions[i].Ip;
-            DeliverException(exception);
-            Stop = 0;
-        }
 
-        if (shadowAtEntry != 0 && InterruptShadow == shadowAtEntry)
-        {
-            InterruptShadow = 0;
-        }
+        return next.Valid && next.CsBase == csBase && next.Code32 == code32 ? next : null;
     }
 
     /// <summary>Enters the handler of an external interrupt, returning to the current CS:EIP.</summary>
