@@ -250,11 +250,16 @@ public class PostcopyRecoveryTests : IDisposable
             var incoming = Task.Run(() => destination.Machine.Migration.RunIncoming(listener));
             var proxy = new FaultyProxy(Path.Combine(dir, "proxy.sock"), target, long.MaxValue, ProxyFault.Drop);
             MigrationSource migration = source.Machine.Migration.Migrate($"unix:{Path.Combine(dir, "proxy.sock")}");
-            Wait.Until(() => migration.Stats.TransferredBytes > 2 << 20, "precopy never got going");
             if (startPostcopy)
             {
+                // Asked at once, the switchover comes at the precopy loop's first check (a few MiB in), long before it
+                // reaches the 32 MiB of data: the push then has seconds of work at 16 MiB/s, whenever this thread
+                // next gets a CPU. (Asked after 2 MiB of precopy, a switchover that came 14 s late once in CI, cause
+                // not found, found precopy had sent everything and the migration completed before the cut.)
                 source.Machine.Migration.StartPostcopy();
             }
+
+            Wait.Until(() => migration.Stats.TransferredBytes > 2 << 20, "precopy never got going");
 
             return new Pair(dir, source, destination, listener, proxy, migration, incoming);
         }
@@ -264,7 +269,8 @@ public class PostcopyRecoveryTests : IDisposable
         {
             WaitBothPostcopyActive();
             Thread.Sleep(300);
-            Assert.Equal(MigrationStatus.PostcopyActive, Migration.Stats.Status);
+            MigrationStats stats = Migration.Stats;
+            Assert.True(stats.Status == MigrationStatus.PostcopyActive, $"the push was not under way 300 ms into postcopy: {stats}");
             RequestsBeforeCut = Migration.Stats.PostcopyRequests;
             Assert.True(FirstProxy.Drop(0));
             WaitBothPaused();
