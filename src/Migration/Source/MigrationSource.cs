@@ -322,8 +322,14 @@ public sealed partial class MigrationSource
     /// <summary>
     /// Sleeps as needed to keep the average rate under the cap: max-bandwidth for precopy; for the postcopy push
     /// max-postcopy-bandwidth once set (0 = unlimited), else max-bandwidth. A changed cap starts a new average from
-    /// here, so raising it takes effect at once.
+    /// here, so raising it takes effect at once. Time spent not sending (waiting for the destination's discard
+    /// acknowledgement, a pause, a slow disk of a peer) is not saved up: more than <see cref="ThrottleSlack"/> behind
+    /// the cap, the average starts again from here, so the cap still holds right after a stall instead of allowing a
+    /// burst of everything the idle seconds would have paid for (QEMU's rate limit also works in short windows).
     /// </summary>
+    /// <summary>How far behind the cap the average may fall before it starts again (the largest burst it allows).</summary>
+    private static readonly TimeSpan ThrottleSlack = TimeSpan.FromMilliseconds(100);
+
     private void Throttle(ulong bytesWritten)
     {
         // With the guest stopped every millisecond is downtime: the cap is lifted, as QEMU does at completion.
@@ -348,7 +354,12 @@ public sealed partial class MigrationSource
 
         double allowedSeconds = (bytesWritten - throttleBaseBytes) / (double)rate;
         double ahead = allowedSeconds - throttleClock.Elapsed.TotalSeconds;
-        if (ahead > 0.001)
+        if (ahead < -ThrottleSlack.TotalSeconds)
+        {
+            throttleBaseBytes = bytesWritten;
+            throttleClock.Restart();
+        }
+        else if (ahead > 0.001)
         {
             // Under the writer lock: in postcopy the return-path thread writes request answers concurrently.
             lock (writerGate)
