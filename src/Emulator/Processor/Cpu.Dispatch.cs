@@ -226,52 +226,16 @@ public sealed unsafe partial class Cpu
                     Moves.Move<W8, Reg0, Imm>.Run(this, ref d);
                     continue;
                 case InlineForm.RolRegImm32FlagsUnread:
-                    // Single-stepping runs the rotate alone: then its flags are what the debugger sees.
-                    if (i + 1 < count)
-                    {
-                        Shifts.Shift<Shifts.RolFlagsUnread, W32, Reg0, Shifts.CountImm>.Run(this, ref d);
-                    }
-                    else
-                    {
-                        Shifts.Shift<Shifts.Rol, W32, Reg0, Shifts.CountImm>.Run(this, ref d);
-                    }
-
+                    RotateFlagsUnread<Shifts.RolFlagsUnread, Shifts.Rol, W32>(ref d, nextRuns: i + 1 < count);
                     continue;
                 case InlineForm.RolRegImm16FlagsUnread:
-                    // Single-stepping runs the rotate alone: then its flags are what the debugger sees.
-                    if (i + 1 < count)
-                    {
-                        Shifts.Shift<Shifts.RolFlagsUnread, W16, Reg0, Shifts.CountImm>.Run(this, ref d);
-                    }
-                    else
-                    {
-                        Shifts.Shift<Shifts.Rol, W16, Reg0, Shifts.CountImm>.Run(this, ref d);
-                    }
-
+                    RotateFlagsUnread<Shifts.RolFlagsUnread, Shifts.Rol, W16>(ref d, nextRuns: i + 1 < count);
                     continue;
                 case InlineForm.RorRegImm32FlagsUnread:
-                    // Single-stepping runs the rotate alone: then its flags are what the debugger sees.
-                    if (i + 1 < count)
-                    {
-                        Shifts.Shift<Shifts.RorFlagsUnread, W32, Reg0, Shifts.CountImm>.Run(this, ref d);
-                    }
-                    else
-                    {
-                        Shifts.Shift<Shifts.Ror, W32, Reg0, Shifts.CountImm>.Run(this, ref d);
-                    }
-
+                    RotateFlagsUnread<Shifts.RorFlagsUnread, Shifts.Ror, W32>(ref d, nextRuns: i + 1 < count);
                     continue;
                 case InlineForm.RorRegImm16FlagsUnread:
-                    // Single-stepping runs the rotate alone: then its flags are what the debugger sees.
-                    if (i + 1 < count)
-                    {
-                        Shifts.Shift<Shifts.RorFlagsUnread, W16, Reg0, Shifts.CountImm>.Run(this, ref d);
-                    }
-                    else
-                    {
-                        Shifts.Shift<Shifts.Ror, W16, Reg0, Shifts.CountImm>.Run(this, ref d);
-                    }
-
+                    RotateFlagsUnread<Shifts.RorFlagsUnread, Shifts.Ror, W16>(ref d, nextRuns: i + 1 < count);
                     continue;
                 case InlineForm.MovRegMem32:
                     current = i;
@@ -400,5 +364,26 @@ public sealed unsafe partial class Cpu
         }
 
         Eip = instructions[count - 1].NextIp;
+    }
+
+    /// <summary>
+    /// A register rotate whose flags the next instruction overwrites unread (<see cref="FlagLiveness"/>): without
+    /// them when that instruction runs in this same loop, in full when the loop stops after the rotate (single-step),
+    /// so that its flags are then what the debugger sees.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void RotateFlagsUnread<TUnread, TFull, TW>(ref DecodedInstruction d, bool nextRuns)
+        where TUnread : Shifts.IShiftOp
+        where TFull : Shifts.IShiftOp
+        where TW : IWidth
+    {
+        if (nextRuns)
+        {
+            Shifts.Shift<TUnread, TW, Reg0, Shifts.CountImm>.Run(this, ref d);
+        }
+        else
+        {
+            Shifts.Shift<TFull, TW, Reg0, Shifts.CountImm>.Run(this, ref d);
+        }
     }
 }
