@@ -93,7 +93,10 @@ public sealed class TlsMigrationTests : IDisposable
         using TestMachine source = StartSource(new MigrationTls(creds, "migration.example", []));
         using TestMachine destination = TestMachine.Create(Memory);
         destination.Machine.Migration.SetParameters(new MigrationParameters { Tls = new MigrationTls(creds, null, []) });
-        AssertRefused(source, destination, "TLS: the destination's certificate did not verify for 'migration.example'");
+        MigrationStats stats = AssertRefused(source, destination, "TLS: the destination's certificate did not verify for 'migration.example'");
+
+        // The source judged the certificate in the handshake: not one byte of the stream (header, Setup) went out.
+        Assert.Equal(0ul, stats.TransferredBytes);
     }
 
     [Fact]
@@ -106,8 +109,11 @@ public sealed class TlsMigrationTests : IDisposable
         AssertRefused(source, destination, "connection");
     }
 
-    /// <summary>The source fails with its guest running; the destination read no record (still in setup) and waits on.</summary>
-    private void AssertRefused(TestMachine source, TestMachine destination, string sourceError)
+    /// <summary>
+    /// The source fails with its guest running; the destination read no record (still in setup) and waits on. Returns
+    /// the source's final stats.
+    /// </summary>
+    private MigrationStats AssertRefused(TestMachine source, TestMachine destination, string sourceError)
     {
         (Socket listener, string uri) = ListenTcp();
         using (listener)
@@ -125,6 +131,7 @@ public sealed class TlsMigrationTests : IDisposable
             destination.Machine.Migration.InterruptIncoming();
             listener.Dispose();
             Assert.True(incoming.Wait(TimeSpan.FromSeconds(30)));
+            return migration.Stats;
         }
     }
 
