@@ -86,6 +86,32 @@ public sealed class TlsMigrationTests : IDisposable
         AssertRefused(source, destination, "the migration connection broke");
     }
 
+    /// <summary>
+    /// A client certificate another CA signed, with a name tls-authz allows: the chain is what is refused. (The source
+    /// trusts the destination's CA, so only the destination's check can stop it.)
+    /// </summary>
+    [Fact]
+    public void AClientCertificateFromAnotherCaIsRefusedBeforeAnyRecord()
+    {
+        string creds = TestCertificates.Create(Path.Combine(dir, "pki"));
+        string other = TestCertificates.Create(Path.Combine(dir, "other-pki"));
+        string mixed = Directory.CreateDirectory(Path.Combine(dir, "mixed-pki")).FullName;
+        foreach (string file in new[] { "ca-cert.pem", "server-cert.pem", "server-key.pem" })
+        {
+            File.Copy(Path.Combine(creds, file), Path.Combine(mixed, file));
+        }
+
+        foreach (string file in new[] { "client-cert.pem", "client-key.pem" })
+        {
+            File.Copy(Path.Combine(other, file), Path.Combine(mixed, file));
+        }
+
+        using TestMachine source = StartSource(new MigrationTls(mixed, "localhost", []));
+        using TestMachine destination = TestMachine.Create(Memory);
+        destination.Machine.Migration.SetParameters(new MigrationParameters { Tls = new MigrationTls(creds, null, ["vmm-source"]) });
+        AssertRefused(source, destination, "the migration connection broke");
+    }
+
     [Fact]
     public void ADestinationCertificateWithoutTlsHostnameIsRefusedBeforeAnyRecord()
     {
