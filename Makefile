@@ -67,8 +67,8 @@ test: setup
 
 # Coverage-guided fuzzing of what a migration peer controls (issue 18): the destination's receive path and the source's
 # return path (tests/Vmm.Fuzz), Vmm.Migration.dll instrumented by SharpFuzz, driven by afl++ from Debian for
-# FUZZ_SECONDS each, starting from seeds the real stream writers produce. An input that makes the migration allocate
-# more than 128 MiB is a crash (AllocationGuard). Fails when afl saved any crash or hang; they stay in artifacts/fuzz.
+# FUZZ_SECONDS each, starting from seeds the real stream writers produce and recordings of real migrations. An input
+# that makes the migration allocate more than 128 MiB is a crash (AllocationGuard). Fails when afl saved any crash or hang; they stay in artifacts/fuzz.
 FUZZ_SECONDS ?= 60
 FUZZ_ENV := AFL_SKIP_BIN_CHECK=1 AFL_NO_UI=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_SKIP_CPUFREQ=1
 fuzz: build

@@ -18,6 +18,14 @@ internal sealed class FakeMachine : IMigratableMachine, IDisposable
 
     public RamBlockRegistry Ram { get; } = new();
 
+    /// <summary>
+    /// As a migration source (<see cref="RecordedMigration"/>): pages of `pc.ram` the "guest" writes between two dirty
+    /// log syncs, so that precopy has passes to repeat and postcopy has stale pages to discard.
+    /// </summary>
+    public int PagesDirtiedPerSync { get; init; }
+
+    private ulong syncs;
+
     public bool StopForMigration() => true;
 
     public void ResumeAfterFailedMigration()
@@ -44,6 +52,14 @@ internal sealed class FakeMachine : IMigratableMachine, IDisposable
 
     public void SyncDirtyLog()
     {
+        RamBlock ram = Ram.FindByName("pc.ram")!;
+        syncs++;
+        for (ulong i = 0; i < (ulong)PagesDirtiedPerSync; i++)
+        {
+            ulong page = 16 + (((syncs * 7) + i) % 64);
+            ram.GetSpan(page * 4096, 8).Fill((byte)syncs);
+            ram.DirtyBitmap.Set(page);
+        }
     }
 
     public IReadOnlyList<StateSection> SaveState() => [new StateSection("cpu0", 1, new byte[64])];

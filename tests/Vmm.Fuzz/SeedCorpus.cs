@@ -7,7 +7,8 @@ namespace Vmm.Fuzz;
 /// <summary>
 /// The starting inputs, written by the same writers a real migration uses (RamLayout, PageRecord, StateSection,
 /// DiscardRecord, StreamSeal, ReturnPathWriter) for the <see cref="FakeMachine"/>'s layout: a whole precopy, a whole
-/// postcopy switchover, and each return-path record. afl mutates from there.
+/// postcopy switchover, and each return-path record; and both directions of two real migrations between fake
+/// machines, a precopy and a postcopy (<see cref="RecordedMigration"/>). afl mutates from there.
 /// </summary>
 internal static class SeedCorpus
 {
@@ -66,6 +67,14 @@ internal static class SeedCorpus
             answers.SendRunning(123_456_789);
             answers.SendError("the destination failed\n");
         }, header: false));
+
+        foreach (bool postcopy in new[] { false, true })
+        {
+            (byte[] mainStream, byte[] answersBack) = RecordedMigration.Record(postcopy);
+            string name = postcopy ? "recorded-postcopy" : "recorded-precopy";
+            File.WriteAllBytes(Path.Combine(destination, name), mainStream);
+            File.WriteAllBytes(Path.Combine(returnPath, name), answersBack);
+        }
     }
 
     /// <summary>The records <paramref name="write"/> writes, after the stream header when <paramref name="header"/>.</summary>

@@ -179,12 +179,14 @@ public sealed partial class MigrationSource
             returnPath.Expect(RecordType.SetupAccepted, TimeSpan.FromSeconds(30), () => cancelRequested);
             if (capabilities.PostcopyRam)
             {
-                // ADVISE: the destination checks userfaultfd support now, before anything irreversible.
-                ring = OfferSharedRing();
+                // ADVISE: the destination checks userfaultfd support now, before anything irreversible. Under TLS no
+                // preempt channel is asked for: it would be a second, plain connection carrying guest pages.
+                bool preemptWanted = capabilities.PostcopyPreempt && !connection.Encrypted;
+                ring = preemptWanted ? OfferSharedRing() : null;
                 var advise = connection.Writer.Begin(RecordType.PostcopyAdvise);
                 advise.U32(
                     (capabilities.PostcopyMinorFaults ? PostcopyAdviseFlags.MinorFaults : 0)
-                    | (capabilities.PostcopyPreempt ? PostcopyAdviseFlags.Preempt : 0)
+                    | (preemptWanted ? PostcopyAdviseFlags.Preempt : 0)
                     | (ring is not null ? PostcopyAdviseFlags.SharedMemory : 0));
                 advise.Commit();
 
@@ -205,7 +207,13 @@ public sealed partial class MigrationSource
                     ring = null;
                 }
 
-                if (capabilities.PostcopyPreempt && returnPath.PreemptToken is { } token)
+                if (!preemptWanted && returnPath.PreemptToken is not null)
+                {
+                    // Never taken: under TLS the pages would leave the encrypted connection.
+                    throw new MigrationStreamException("protocol error: the destination offered a postcopy preempt channel that was not asked for");
+                }
+
+                if (returnPath.PreemptToken is { } token)
                 {
                     preempt = PreemptChannel.Open(uri, token, ring, parameters.WriteTimeout);
                 }

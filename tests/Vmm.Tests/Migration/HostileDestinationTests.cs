@@ -162,6 +162,41 @@ public sealed class HostileDestinationTests : IDisposable
         WaitFinished(migration, TimeSpan.FromSeconds(30));
     }
 
+    /// <summary>
+    /// Under TLS the source asks for no preempt channel (it would be a second, plain connection carrying guest pages),
+    /// and a destination that offers one anyway is refused: the migration fails, nothing connects a second time, and
+    /// the guest runs on.
+    /// </summary>
+    [Fact]
+    public void UnderTlsAPreemptChannelIsNeitherAskedForNorTaken()
+    {
+        string creds = TestCertificates.Create(Path.Combine(dir, "pki"));
+        using TestMachine source = StartSource(new MigrationParameters { Tls = new MigrationTls(creds, "localhost", []) });
+        source.Machine.Migration.SetCapabilities(new MigrationCapabilities { PostcopyRam = true });
+        Assert.True(source.Machine.Migration.Capabilities.PostcopyPreempt);
+        using Socket listener = Listen("tls.sock");
+        MigrationSource migration = source.Machine.Migration.Migrate($"unix:{Path.Combine(dir, "tls.sock")}");
+        Assert.True(listener.Poll(TimeSpan.FromSeconds(30), SelectMode.SelectRead), "the source did not connect");
+        using MigrationConnection connection = MigrationConnection.Adopt(listener.Accept(), new MigrationTls(creds, null, []));
+        StreamHeader.Read(connection.InputStream);
+        Assert.Equal(RecordType.Setup, connection.Reader.Read().Type);
+        connection.Writer.Write(RecordType.SetupAccepted, []);
+        connection.Writer.Flush();
+
+        Vmm.Migration.Stream.Record advise = connection.Reader.Read();
+        Assert.Equal(RecordType.PostcopyAdvise, advise.Type);
+        uint flags = advise.Reader().U32();
+        Assert.Equal(0u, flags & (PostcopyAdviseFlags.Preempt | PostcopyAdviseFlags.SharedMemory));
+        Assert.Equal(RecordType.PostcopyName, connection.Reader.Read().Type);
+        new ReturnPathWriter(connection.Writer).SendAdviseAccepted(Guid.NewGuid().ToByteArray());
+
+        MigrationStats stats = WaitFinished(migration, TimeSpan.FromSeconds(30));
+        Assert.Equal(MigrationStatus.Failed, stats.Status);
+        Assert.Contains("protocol error: the destination offered a postcopy preempt channel that was not asked for", stats.ErrorDescription);
+        Assert.False(listener.Poll(TimeSpan.FromMilliseconds(200), SelectMode.SelectRead), "the source opened a second connection");
+        AssertGuestRunsOn(source);
+    }
+
     private TestMachine StartSource(MigrationParameters parameters)
     {
         TestMachine source = TestMachine.Create(Memory, guest: "dirty-16m");

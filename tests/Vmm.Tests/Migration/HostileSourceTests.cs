@@ -170,6 +170,23 @@ public sealed class HostileSourceTests : IDisposable
         source.ExpectFailed($"more than {RecordLimits.MaxSections} state sections");
     }
 
+    /// <summary>Few sections but large ones: their bytes together are bounded too (500 × 2 MiB once took +1 GB).</summary>
+    [Fact]
+    public void StateBytesAreBounded()
+    {
+        using FakeSource source = FakeSource.Start(dir);
+        byte[] data = new byte[RecordLimits.MaxSectionBytes];
+        int sections = (RecordLimits.MaxStateBytes / RecordLimits.MaxSectionBytes) + 1;
+        Assert.True(sections < RecordLimits.MaxSections);
+        for (int i = 0; i < sections; i++)
+        {
+            new StateSection($"junk{i}", 1, data).Write(source.Writer);
+        }
+
+        source.Writer.Flush();
+        source.ExpectFailed($"or {RecordLimits.MaxStateBytes} bytes of state");
+    }
+
     [Fact]
     public void AStateSectionNameMayComeOnlyOnce()
     {

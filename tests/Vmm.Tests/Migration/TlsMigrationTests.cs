@@ -86,6 +86,32 @@ public sealed class TlsMigrationTests : IDisposable
         AssertRefused(source, destination, "the migration connection broke");
     }
 
+    /// <summary>
+    /// A client certificate another CA signed, with a name tls-authz allows: the chain is what is refused. (The source
+    /// trusts the destination's CA, so only the destination's check can stop it.)
+    /// </summary>
+    [Fact]
+    public void AClientCertificateFromAnotherCaIsRefusedBeforeAnyRecord()
+    {
+        string creds = TestCertificates.Create(Path.Combine(dir, "pki"));
+        string other = TestCertificates.Create(Path.Combine(dir, "other-pki"));
+        string mixed = Directory.CreateDirectory(Path.Combine(dir, "mixed-pki")).FullName;
+        foreach (string file in new[] { "ca-cert.pem", "server-cert.pem", "server-key.pem" })
+        {
+            File.Copy(Path.Combine(creds, file), Path.Combine(mixed, file));
+        }
+
+        foreach (string file in new[] { "client-cert.pem", "client-key.pem" })
+        {
+            File.Copy(Path.Combine(other, file), Path.Combine(mixed, file));
+        }
+
+        using TestMachine source = StartSource(new MigrationTls(mixed, "localhost", []));
+        using TestMachine destination = TestMachine.Create(Memory);
+        destination.Machine.Migration.SetParameters(new MigrationParameters { Tls = new MigrationTls(creds, null, ["vmm-source"]) });
+        AssertRefused(source, destination, "the migration connection broke");
+    }
+
     [Fact]
     public void ADestinationCertificateWithoutTlsHostnameIsRefusedBeforeAnyRecord()
     {
@@ -93,7 +119,10 @@ public sealed class TlsMigrationTests : IDisposable
         using TestMachine source = StartSource(new MigrationTls(creds, "migration.example", []));
         using TestMachine destination = TestMachine.Create(Memory);
         destination.Machine.Migration.SetParameters(new MigrationParameters { Tls = new MigrationTls(creds, null, []) });
-        AssertRefused(source, destination, "TLS: the destination's certificate did not verify for 'migration.example'");
+        MigrationStats stats = AssertRefused(source, destination, "TLS: the destination's certificate did not verify for 'migration.example'");
+
+        // The source judged the certificate in the handshake: not one byte of the stream (header, Setup) went out.
+        Assert.Equal(0ul, stats.TransferredBytes);
     }
 
     [Fact]
@@ -106,8 +135,11 @@ public sealed class TlsMigrationTests : IDisposable
         AssertRefused(source, destination, "connection");
     }
 
-    /// <summary>The source fails with its guest running; the destination read no record (still in setup) and waits on.</summary>
-    private void AssertRefused(TestMachine source, TestMachine destination, string sourceError)
+    /// <summary>
+    /// The source fails with its guest running; the destination read no record (still in setup) and waits on. Returns
+    /// the source's final stats.
+    /// </summary>
+    private MigrationStats AssertRefused(TestMachine source, TestMachine destination, string sourceError)
     {
         (Socket listener, string uri) = ListenTcp();
         using (listener)
@@ -125,6 +157,7 @@ public sealed class TlsMigrationTests : IDisposable
             destination.Machine.Migration.InterruptIncoming();
             listener.Dispose();
             Assert.True(incoming.Wait(TimeSpan.FromSeconds(30)));
+            return migration.Stats;
         }
     }
 
