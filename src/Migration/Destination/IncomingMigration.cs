@@ -385,9 +385,38 @@ public sealed partial class IncomingMigration(
         }
     }
 
+    /// <summary>
+    /// The header of the first connection that sent bytes. A peer whose bytes cannot begin the magic is not a vmm
+    /// source (a service probe from a port scanner, a client at the wrong port): it is dropped and the wait goes on, so
+    /// no stranger can end the migration before it starts. One that sends the magic is a vmm source, and a wrong
+    /// version or a header cut short fails the migration as any corrupt stream does.
+    /// </summary>
+    private static void ReadSourceHeader(System.IO.Stream input, ReadOnlySpan<byte> alreadyRead)
+    {
+        Span<byte> header = stackalloc byte[StreamHeader.Size];
+        alreadyRead.CopyTo(header);
+        int got = alreadyRead.Length;
+        try
+        {
+            got += input.ReadAtLeast(header[got..], header.Length - got, throwOnEndOfStream: false);
+        }
+        catch (IOException e) when (!StreamHeader.CouldStartWithMagic(header[..got]))
+        {
+            throw new NotTheSourceException($"it sent {got} bytes that do not start a vmm migration stream, then {e.Message}");
+        }
+
+        if (!StreamHeader.CouldStartWithMagic(header[..got]))
+        {
+            string start = PeerText.Name(string.Concat(header[..Math.Min(got, 8)].ToArray().Select(b => (char)b)));
+            throw new NotTheSourceException($"it is not a vmm migration source (its first bytes \"{start}\" are not the stream header)");
+        }
+
+        StreamHeader.Read(input, header[..got]);
+    }
+
     private void Receive(Socket listener, MigrationConnection connection, ReturnPathWriter returnPath)
     {
-        clock.Start();
+        clock.Restart();
         if (connection.Encrypted)
         {
             // On Linux a TLS client may judge our certificate only once the handshake is done: a client that refused it
@@ -407,11 +436,11 @@ public sealed partial class IncomingMigration(
                 throw new NotTheSourceException("it closed right after the TLS handshake (did it refuse this side's certificate?)");
             }
 
-            StreamHeader.Read(connection.InputStream, [(byte)first]);
+            ReadSourceHeader(connection.InputStream, [(byte)first]);
         }
         else
         {
-            StreamHeader.Read(connection.InputStream);
+            ReadSourceHeader(connection.InputStream, []);
         }
 
         Record setup = connection.Reader.Read();

@@ -18,6 +18,16 @@ public static class StreamHeader
         stream.Write(header);
     }
 
+    /// <summary>
+    /// Whether <paramref name="start"/>, the first bytes a peer sent, can begin a stream: the magic so far. A
+    /// destination tells a vmm source (whose header may still be wrong) from anything else by this.
+    /// </summary>
+    public static bool CouldStartWithMagic(ReadOnlySpan<byte> start)
+    {
+        int length = Math.Min(start.Length, Magic.Length);
+        return start[..length].SequenceEqual(Magic[..length]);
+    }
+
     /// <param name="stream">The stream, at the header (or just past <paramref name="alreadyRead"/>).</param>
     /// <param name="alreadyRead">The header's first bytes, when the caller had to read them to know anything came.</param>
     public static void Read(System.IO.Stream stream, ReadOnlySpan<byte> alreadyRead = default)

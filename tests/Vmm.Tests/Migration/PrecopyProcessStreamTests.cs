@@ -17,7 +17,6 @@ public sealed class PrecopyProcessStreamTests : IDisposable
 {
     public enum Corruption
     {
-        RandomBytes,
         OtherVersion,
         BadCrc,
         TruncatedPage,
@@ -31,7 +30,6 @@ public sealed class PrecopyProcessStreamTests : IDisposable
     private readonly string dir = Directory.CreateTempSubdirectory("vmm-mig-").FullName;
 
     [Theory]
-    [InlineData(Corruption.RandomBytes, "not a vmm migration stream (bad magic)")]
     [InlineData(Corruption.OtherVersion, "migration stream version 99 is not supported (this vmm speaks version 1)")]
     [InlineData(Corruption.BadCrc, "corrupt migration stream: CRC-32C mismatch in a Setup record")]
     [InlineData(Corruption.TruncatedPage, "truncated migration stream: the connection closed in the middle of a Page record")]
@@ -62,16 +60,55 @@ public sealed class PrecopyProcessStreamTests : IDisposable
         Assert.Contains(expected, line);
     }
 
+    /// <summary>
+    /// Bytes that cannot begin a stream (a port scanner's HTTP probe, noise) are not a vmm source: the connection is
+    /// dropped without an answer and the destination still waits; the next connection is heard as usual.
+    /// </summary>
+    [Theory]
+    [InlineData("GET / HTTP/1.0\r\n\r\n")]
+    [InlineData("noise")]
+    public void BytesThatAreNotAStreamAreDroppedAndTheWaitGoesOn(string probe)
+    {
+        using MigrationVmm destination = MigrationVmm.StartDestination(dir, memory: "16M");
+        using (var stranger = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { ReceiveTimeout = 30_000 })
+        {
+            stranger.Connect(new UnixDomainSocketEndPoint(destination.IncomingPath));
+            byte[] bytes = probe == "noise" ? new byte[64 << 10] : System.Text.Encoding.ASCII.GetBytes(probe);
+            if (probe == "noise")
+            {
+                new Random(5).NextBytes(bytes);
+                bytes[0] = 0xFF; // surely not the magic's first byte
+            }
+
+            stranger.Send(bytes);
+            stranger.Shutdown(SocketShutdown.Send);
+
+            // Dropped: no Error record (it was never a migration), just the end of the connection.
+            byte[] answer = new byte[16];
+            Assert.Equal(0, stranger.Receive(answer));
+        }
+
+        Assert.False(destination.Process.HasExited, "the destination ended on a stranger's bytes");
+
+        // Still listening: the next peer is the migration, and its wrong version fails it as it should.
+        using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { ReceiveTimeout = 30_000, SendTimeout = 30_000 };
+        socket.Connect(new UnixDomainSocketEndPoint(destination.IncomingPath));
+        using var network = new NetworkStream(socket, ownsSocket: false);
+        Send(Corruption.OtherVersion, network, new RecordReader(network));
+        socket.Shutdown(SocketShutdown.Send);
+        Vmm.Migration.Stream.Record error = new RecordReader(network).Read();
+        Assert.Equal(RecordType.Error, error.Type);
+
+        VmmResult result = destination.Process.WaitForExit(TimeSpan.FromSeconds(30));
+        Assert.Equal(8, result.ExitCode);
+        Assert.Contains(result.StderrLines, l => l.Contains("is not a vmm migration source"));
+        Assert.StartsWith("vmm: error: incoming migration failed: ", result.StderrLines[^1]);
+    }
+
     private static void Send(Corruption corruption, NetworkStream network, RecordReader returnPath)
     {
         switch (corruption)
         {
-            case Corruption.RandomBytes:
-                byte[] noise = new byte[64 << 10];
-                new Random(5).NextBytes(noise);
-                network.Write(noise);
-                return;
-
             case Corruption.OtherVersion:
                 byte[] header = Header();
                 BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(8), 99);
