@@ -486,7 +486,9 @@ public sealed partial class IncomingMigration(
                     break;
 
                 case RecordType.Page:
-                    PageRecord.Parsed page = PageRecord.Read(record);
+                    // A delta changes what an earlier record put here: only while that is still what the source sent
+                    // (a discard makes pages stale; from Listen on pages are placed whole).
+                    PageRecord.Parsed page = PageRecord.Read(record, allowDelta: phase is IncomingPhase.Precopy or IncomingPhase.Advised);
                     if (page.Shared is not null)
                     {
                         throw new MigrationStreamException("protocol error: a shared-ring Page record before PostcopyListen (the ring carries only the postcopy push)");
@@ -815,6 +817,18 @@ public sealed partial class IncomingMigration(
                     (viaAlias ? block.GetAliasSpan(p * PageSize, (int)PageSize) : block.GetSpan(p * PageSize, (int)PageSize)).Clear();
                 }
             }
+        }
+        else if (page.Delta)
+        {
+            // The delta was made against the bytes the source last sent for this page, which are here only if a data
+            // record (or an earlier delta) put them here; a page never received, or last received as a zero page, is
+            // not what the source encoded against. The record's CRC was verified before it was parsed.
+            if (count != 1 || !data.IsSet(first))
+            {
+                throw new MigrationStreamException($"protocol error: an XBZRLE delta for page 0x{page.Offset:x} of block '{block.Name}', which holds no data received in this migration");
+            }
+
+            XbzrleEncoding.Apply(page.Data, viaAlias ? block.GetAliasSpan(page.Offset, (int)PageSize) : block.GetSpan(page.Offset, (int)PageSize));
         }
         else if (page.Placed)
         {

@@ -66,6 +66,9 @@ public sealed partial class MigrationSource
     private bool endSent;
     private long postcopyRequests;
     private FreePageHintSkips? hintSkips;
+
+    /// <summary>The xbzrle capability's sender and cache, during precopy only (postcopy sends whole pages).</summary>
+    private XbzrlePageSender? xbzrle;
     private IDisposable? hintRequest;
     private MigrationStats stats = new() { Status = MigrationStatus.Setup };
 
@@ -215,6 +218,8 @@ public sealed partial class MigrationSource
             RunPrecopy(blocks, returnPath);
             if (postcopyRequested)
             {
+                // Postcopy moves whole pages: the destination refuses deltas from the first discard on.
+                xbzrle = null;
                 RunPostcopy(blocks, returnPath);
 
                 // Close now: the destination reads until the source closes, and the return path reader ends with it.
@@ -267,6 +272,7 @@ public sealed partial class MigrationSource
         finally
         {
             CloseHintRequest();
+            xbzrle = null;
             connection?.Dispose();
             preempt?.Dispose();
             ring?.Dispose();

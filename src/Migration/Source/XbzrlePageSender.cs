@@ -1,0 +1,102 @@
+using Vmm.Migration.Stream;
+using Vmm.Ram;
+
+namespace Vmm.Migration.Source;
+
+/// <summary>
+/// Precopy with the <c>xbzrle</c> capability: sends each non-zero page as a delta against the bytes last sent for it
+/// when the cache holds them (<see cref="XbzrleCache"/>, <see cref="XbzrleEncoding"/>), whole otherwise, and keeps the
+/// cache equal to what the destination holds. Not thread-safe: the migration thread's.
+/// </summary>
+/// <remarks>
+/// While the guest runs, each page is first copied out of guest memory (a snapshot): the guest may write it during
+/// the encoding, and both the record and the cache must describe one and the same version of it. With every vCPU
+/// stopped (<c>stable</c>) guest memory holds still and is encoded where it lies.
+/// </remarks>
+internal sealed class XbzrlePageSender(XbzrleCache cache, RecordWriter writer)
+{
+    private const int PageSize = XbzrleEncoding.PageSize;
+
+    /// <summary>
+    /// The largest delta sent: half a page. Past that a delta saves less than half the bytes, while a whole page costs
+    /// the destination one copy (read straight into guest RAM, with no decoding) and the encoder can stop early;
+    /// QEMU's own limit is the whole page, which would save a few hundred bytes at most at a higher cost on both ends.
+    /// </summary>
+    public const int MaxDeltaBytes = PageSize / 2;
+
+    private readonly byte[] snapshot = GC.AllocateUninitializedArray<byte>(PageSize);
+    private readonly byte[] encoded = GC.AllocateUninitializedArray<byte>(MaxDeltaBytes);
+
+    public ulong CacheSize => cache.Size;
+
+    /// <summary>Pages sent as deltas (QEMU's xbzrle-cache.pages).</summary>
+    public ulong Pages { get; private set; }
+
+    /// <summary>Bytes of delta data sent, framing not included (QEMU's xbzrle-cache.bytes).</summary>
+    public ulong Bytes { get; private set; }
+
+    /// <summary>Non-zero pages not in the cache, sent whole (QEMU's xbzrle-cache.cache-miss).</summary>
+    public ulong CacheMisses { get; private set; }
+
+    /// <summary>Cached pages whose delta exceeded <see cref="MaxDeltaBytes"/>, sent whole (QEMU's xbzrle-cache.overflow).</summary>
+    public ulong Overflows { get; private set; }
+
+    /// <summary>Cached pages found unchanged (dirtied with the same bytes): nothing sent, the destination has them.</summary>
+    public ulong Unchanged { get; private set; }
+
+    /// <summary>Page bytes the deltas (and unchanged pages) did not send: what the rate estimate adds back.</summary>
+    public ulong SavedBytes { get; private set; }
+
+    /// <summary>Sends page <paramref name="page"/> (4 KiB index) of a block, which is not all zeros. Returns true if it went whole.</summary>
+    public bool Send(int blockIndex, RamBlock block, ulong page, bool stable)
+    {
+        ulong offset = page * PageSize;
+        Span<byte> guest = block.GetSpan(offset, PageSize);
+        Span<byte> cached = cache.Find(blockIndex, page);
+        if (cached.IsEmpty)
+        {
+            // A miss: what goes out is what the slot gets, copied from guest memory once.
+            Span<byte> slot = cache.Claim(blockIndex, page);
+            guest.CopyTo(slot);
+            PageRecord.WriteData(writer, blockIndex, offset, slot);
+            CacheMisses++;
+            return true;
+        }
+
+        ReadOnlySpan<byte> current = guest;
+        if (!stable)
+        {
+            guest.CopyTo(snapshot);
+            current = snapshot;
+        }
+
+        int length = XbzrleEncoding.Encode(cached, current, encoded, MaxDeltaBytes);
+        if (length < 0)
+        {
+            current.CopyTo(cached);
+            PageRecord.WriteData(writer, blockIndex, offset, cached);
+            Overflows++;
+            return true;
+        }
+
+        if (length == 0)
+        {
+            Unchanged++;
+            SavedBytes += PageSize;
+            return false;
+        }
+
+        ReadOnlySpan<byte> delta = encoded.AsSpan(0, length);
+        PageRecord.WriteDelta(writer, blockIndex, offset, delta);
+
+        // The slot takes the change the same way the destination does: both then hold the same bytes.
+        XbzrleEncoding.Apply(delta, cached);
+        Pages++;
+        Bytes += (ulong)length;
+        SavedBytes += (ulong)(PageSize - length);
+        return false;
+    }
+
+    /// <summary>The page went as a zero page: its slot no longer holds what the destination has.</summary>
+    public void Forget(int blockIndex, ulong page) => cache.Forget(blockIndex, page);
+}
