@@ -74,8 +74,14 @@ internal sealed class XbzrleCache
         }
     }
 
+    /// <summary>
+    /// Slots <paramref name="first"/> to <paramref name="first"/> + <paramref name="count"/> - 1 as one span: consecutive
+    /// pages claimed into consecutive slots go out as one record from here.
+    /// </summary>
+    public ReadOnlySpan<byte> SlotRange(int first, int count) => slots.AsSpan(first * PageSize, count * PageSize);
+
     private static long Tag(int block, ulong page) => ((long)block << 48) | (long)page;
 
-    /// <summary>Consecutive pages of a block take consecutive slots; blocks start at scattered offsets.</summary>
-    private int SlotOf(int block, ulong page) => (int)((page + ((ulong)block * 0x9E3779B1ul)) & (ulong)slotMask);
+    /// <summary>Consecutive pages of a block take consecutive slots (until the last slot); blocks start at scattered offsets.</summary>
+    public int SlotOf(int block, ulong page) => (int)((page + ((ulong)block * 0x9E3779B1ul)) & (ulong)slotMask);
 }

@@ -24,7 +24,19 @@ internal sealed class XbzrlePageSender(XbzrleCache cache, RecordWriter writer)
     /// </summary>
     public const int MaxDeltaBytes = PageSize / 2;
 
+    /// <summary>Pages missed in a row go as one data record of up to this many (64 KiB, as <see cref="PageRunWriter"/>'s runs).</summary>
+    private const int MaxMissRun = 16;
+
     private readonly byte[] snapshot = GC.AllocateUninitializedArray<byte>(PageSize);
+
+    /// <summary>
+    /// Consecutive missed pages of one block, already copied into consecutive slots and not yet written: the first
+    /// pass is mostly misses, and one record per page would cost the destination thousands of records.
+    /// </summary>
+    private int missBlock;
+    private ulong missFirstPage;
+    private int missFirstSlot;
+    private int missPages;
     private readonly byte[] encoded = GC.AllocateUninitializedArray<byte>(MaxDeltaBytes);
 
     public ulong CacheSize => cache.Size;
@@ -55,13 +67,26 @@ internal sealed class XbzrlePageSender(XbzrleCache cache, RecordWriter writer)
         Span<byte> cached = cache.Find(blockIndex, page);
         if (cached.IsEmpty)
         {
-            // A miss: what goes out is what the slot gets, copied from guest memory once.
-            Span<byte> slot = cache.Claim(blockIndex, page);
-            guest.CopyTo(slot);
-            PageRecord.WriteData(writer, blockIndex, offset, slot);
+            // A miss: what goes out is what the slot gets, copied from guest memory once, and sent from the slot (with
+            // the next misses, if they follow in the block and in the cache).
+            int slot = cache.SlotOf(blockIndex, page);
+            bool extends = missPages > 0 && missPages < MaxMissRun && blockIndex == missBlock
+                && page == missFirstPage + (ulong)missPages && slot == missFirstSlot + missPages;
+            if (!extends)
+            {
+                Flush();
+                missBlock = blockIndex;
+                missFirstPage = page;
+                missFirstSlot = slot;
+            }
+
+            guest.CopyTo(cache.Claim(blockIndex, page));
+            missPages++;
             CacheMisses++;
             return true;
         }
+
+        Flush();
 
         ReadOnlySpan<byte> current = guest;
         if (!stable)
@@ -98,5 +123,24 @@ internal sealed class XbzrlePageSender(XbzrleCache cache, RecordWriter writer)
     }
 
     /// <summary>The page went as a zero page: its slot no longer holds what the destination has.</summary>
-    public void Forget(int blockIndex, ulong page) => cache.Forget(blockIndex, page);
+    public void Forget(int blockIndex, ulong page)
+    {
+        // Tags change here, not slots: a pending run is safe unless it holds this very page (never, within one pass).
+        if (missPages > 0 && blockIndex == missBlock && page >= missFirstPage && page < missFirstPage + (ulong)missPages)
+        {
+            Flush();
+        }
+
+        cache.Forget(blockIndex, page);
+    }
+
+    /// <summary>Writes the pending missed pages (into the writer's buffer: the caller flushes the stream).</summary>
+    public void Flush()
+    {
+        if (missPages > 0)
+        {
+            PageRecord.WriteData(writer, missBlock, missFirstPage * PageSize, cache.SlotRange(missFirstSlot, missPages));
+            missPages = 0;
+        }
+    }
 }
