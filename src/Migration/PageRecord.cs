@@ -7,7 +7,7 @@ namespace Vmm.Migration;
 /// The Page record: block index (u16, position in the Setup layout), byte offset in the block (u64), length (u32),
 /// flags (u8: 1 = zero page, no data follows; 2 = the data is in the postcopy push's shared ring, and what follows is
 /// its position there, u64, and the CRC-32C of the data, u32 — see <see cref="Postcopy.SharedPageRing"/>; 4 = the data is
-/// an XBZRLE delta of one 4 KiB page against the bytes last sent for it, <see cref="XbzrleEncoding"/>), then the data.
+/// the deltas of consecutive 4 KiB pages against the bytes last sent for each, <see cref="WriteDeltas"/>), then the data.
 /// </summary>
 public static class PageRecord
 {
@@ -15,8 +15,11 @@ public static class PageRecord
 
     public const byte FlagShared = 2;
 
-    /// <summary>The data is a delta (<see cref="XbzrleEncoding"/>) of the one page at the offset: precopy only.</summary>
+    /// <summary>The data is the deltas (<see cref="XbzrleEncoding"/>) of the pages the record covers: precopy only.</summary>
     public const byte FlagDelta = 4;
+
+    /// <summary>The bytes before each page's delta in a delta record: its length, u16.</summary>
+    public const int DeltaLengthBytes = 2;
 
     /// <summary>Block index, offset, length and flags: the bytes before the data.</summary>
     internal const int HeadLength = 2 + 8 + 4 + 1;
@@ -66,15 +69,28 @@ public static class PageRecord
         payload.Commit();
     }
 
-    /// <summary>Writes the delta of one 4 KiB page against the bytes last sent for it (<see cref="XbzrleEncoding.Encode"/>).</summary>
-    public static void WriteDelta(RecordWriter writer, int blockIndex, ulong offset, ReadOnlySpan<byte> delta)
+    /// <summary>
+    /// Writes the deltas of <paramref name="pages"/> consecutive 4 KiB pages from <paramref name="offset"/> against the
+    /// bytes last sent for each: <paramref name="deltas"/> holds, page after page, a u16 length and that many bytes of
+    /// delta (<see cref="XbzrleEncoding.Encode"/>; a length of 0: the page is unchanged).
+    /// </summary>
+    public static void WriteDeltas(RecordWriter writer, int blockIndex, ulong offset, int pages, ReadOnlySpan<byte> deltas)
     {
         Span<byte> head = stackalloc byte[HeadLength];
         BinaryPrimitives.WriteUInt16LittleEndian(head, (ushort)blockIndex);
         BinaryPrimitives.WriteUInt64LittleEndian(head[2..], offset);
-        BinaryPrimitives.WriteUInt32LittleEndian(head[10..], XbzrleEncoding.PageSize);
+        BinaryPrimitives.WriteUInt32LittleEndian(head[10..], (uint)(pages * XbzrleEncoding.PageSize));
         head[14] = FlagDelta;
-        writer.Write(RecordType.Page, head, delta);
+        writer.Write(RecordType.Page, head, deltas);
+    }
+
+    /// <summary>The delta record of one page (tests, seeds).</summary>
+    public static void WriteDelta(RecordWriter writer, int blockIndex, ulong offset, ReadOnlySpan<byte> delta)
+    {
+        byte[] entry = new byte[DeltaLengthBytes + delta.Length];
+        BinaryPrimitives.WriteUInt16LittleEndian(entry, (ushort)delta.Length);
+        delta.CopyTo(entry.AsSpan(DeltaLengthBytes));
+        WriteDeltas(writer, blockIndex, offset, 1, entry);
     }
 
     /// <summary>Writes a run whose data the caller has put in the shared ring at <paramref name="position"/>.</summary>
@@ -108,7 +124,7 @@ public static class PageRecord
         /// <summary>The data is already in guest memory (<see cref="Record.Placed"/>); <see cref="Data"/> is empty then.</summary>
         public bool Placed { get; } = placed;
 
-        /// <summary>A delta page: <see cref="Data"/> is the encoded change to the one page at <see cref="Offset"/>, whose <see cref="Length"/> is 4096.</summary>
+        /// <summary>Delta pages: <see cref="Data"/> holds each page's u16 length and delta, for the pages of [<see cref="Offset"/>, +<see cref="Length"/>).</summary>
         public bool Delta { get; } = delta;
     }
 
@@ -144,9 +160,9 @@ public static class PageRecord
                 throw new MigrationStreamException("protocol error: an XBZRLE delta Page record outside precopy (deltas are refused from the first PostcopyDiscard on, and on the preempt channel)");
             }
 
-            if (length != XbzrleEncoding.PageSize)
+            if (length == 0 || length % XbzrleEncoding.PageSize != 0)
             {
-                throw new MigrationStreamException($"corrupt migration stream: an XBZRLE delta Page record of length {length} (a delta is of one 4096-byte page)");
+                throw new MigrationStreamException($"corrupt migration stream: an XBZRLE delta Page record of length {length} (deltas are of whole 4096-byte pages)");
             }
 
             ReadOnlySpan<byte> delta = reader.Bytes(reader.Remaining);

@@ -820,15 +820,31 @@ public sealed partial class IncomingMigration(
         }
         else if (page.Delta)
         {
-            // The delta was made against the bytes the source last sent for this page, which are here only if a data
+            // Each delta was made against the bytes the source last sent for its page, which are here only if a data
             // record (or an earlier delta) put them here; a page never received, or last received as a zero page, is
             // not what the source encoded against. The record's CRC was verified before it was parsed.
-            if (count != 1 || !data.IsSet(first))
+            ReadOnlySpan<byte> deltas = page.Data;
+            for (ulong p = first; p < first + count; p++)
             {
-                throw new MigrationStreamException($"protocol error: an XBZRLE delta for page 0x{page.Offset:x} of block '{block.Name}', which holds no data received in this migration");
+                if (!data.IsSet(p))
+                {
+                    throw new MigrationStreamException($"protocol error: an XBZRLE delta for page 0x{p * PageSize:x} of block '{block.Name}', which holds no data received in this migration");
+                }
+
+                int length = deltas.Length >= PageRecord.DeltaLengthBytes ? System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(deltas) : -1;
+                if (length < 0 || length > deltas.Length - PageRecord.DeltaLengthBytes)
+                {
+                    throw new MigrationStreamException($"corrupt migration stream: the deltas of a Page record end before its {count} pages do");
+                }
+
+                XbzrleEncoding.Apply(deltas.Slice(PageRecord.DeltaLengthBytes, length), viaAlias ? block.GetAliasSpan(p * PageSize, (int)PageSize) : block.GetSpan(p * PageSize, (int)PageSize));
+                deltas = deltas[(PageRecord.DeltaLengthBytes + length)..];
             }
 
-            XbzrleEncoding.Apply(page.Data, viaAlias ? block.GetAliasSpan(page.Offset, (int)PageSize) : block.GetSpan(page.Offset, (int)PageSize));
+            if (!deltas.IsEmpty)
+            {
+                throw new MigrationStreamException($"corrupt migration stream: {deltas.Length} unexpected trailing bytes after the deltas of a Page record");
+            }
         }
         else if (page.Placed)
         {

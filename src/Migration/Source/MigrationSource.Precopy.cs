@@ -205,15 +205,6 @@ public sealed partial class MigrationSource
                     }
                 }
 
-                if (guestStopped && xbzrle is not null && ((normal + zero + encoded) & 255) == 0)
-                {
-                    // Deltas are small: without this they would all wait in the writer's buffer until End, and the
-                    // destination would apply them only then, one after the other, instead of while these are encoded.
-                    xbzrle.Flush();
-                    runs.Flush();
-                    writer.Flush();
-                }
-
                 if (((normal + zero + encoded) & 1023) == 0)
                 {
                     xbzrle?.Flush();

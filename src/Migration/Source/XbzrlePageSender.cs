@@ -27,7 +27,21 @@ internal sealed class XbzrlePageSender(XbzrleCache cache, RecordWriter writer)
     /// <summary>Pages missed in a row go as one data record of up to this many (64 KiB, as <see cref="PageRunWriter"/>'s runs).</summary>
     private const int MaxMissRun = 16;
 
+    /// <summary>
+    /// Deltas of consecutive pages go as one record of up to this many: a record per page would cost both ends a header,
+    /// two checksum calls and a trip through the receive loop for three bytes of delta, thousands of times in the
+    /// downtime.
+    /// </summary>
+    private const int MaxDeltaRun = 64;
+
     private readonly byte[] snapshot = GC.AllocateUninitializedArray<byte>(PageSize);
+
+    /// <summary>The pending delta record's body: per page a u16 length and the delta (<see cref="PageRecord.WriteDeltas"/>).</summary>
+    private readonly byte[] deltaRun = GC.AllocateUninitializedArray<byte>(MaxDeltaRun * (PageRecord.DeltaLengthBytes + MaxDeltaBytes));
+    private int deltaBlock;
+    private ulong deltaFirstPage;
+    private int deltaPages;
+    private int deltaUsed;
 
     /// <summary>
     /// Consecutive missed pages of one block, already copied into consecutive slots and not yet written: the first
@@ -37,7 +51,6 @@ internal sealed class XbzrlePageSender(XbzrleCache cache, RecordWriter writer)
     private ulong missFirstPage;
     private int missFirstSlot;
     private int missPages;
-    private readonly byte[] encoded = GC.AllocateUninitializedArray<byte>(MaxDeltaBytes);
 
     public ulong CacheSize => cache.Size;
 
@@ -74,7 +87,8 @@ internal sealed class XbzrlePageSender(XbzrleCache cache, RecordWriter writer)
                 && page == missFirstPage + (ulong)missPages && slot == missFirstSlot + missPages;
             if (!extends)
             {
-                Flush();
+                FlushDeltas();
+                FlushMisses();
                 missBlock = blockIndex;
                 missFirstPage = page;
                 missFirstSlot = slot;
@@ -86,8 +100,7 @@ internal sealed class XbzrlePageSender(XbzrleCache cache, RecordWriter writer)
             return true;
         }
 
-        Flush();
-
+        FlushMisses();
         ReadOnlySpan<byte> current = guest;
         if (!stable)
         {
@@ -95,30 +108,52 @@ internal sealed class XbzrlePageSender(XbzrleCache cache, RecordWriter writer)
             current = snapshot;
         }
 
-        int length = XbzrleEncoding.Encode(cached, current, encoded, MaxDeltaBytes);
+        bool extendsRun = deltaPages > 0 && deltaPages < MaxDeltaRun && blockIndex == deltaBlock && page == deltaFirstPage + (ulong)deltaPages;
+        if (!extendsRun)
+        {
+            FlushDeltas();
+        }
+
+        // Encoded straight into the pending record, after the room for its length.
+        Span<byte> entry = deltaRun.AsSpan(deltaUsed);
+        int length = XbzrleEncoding.Encode(cached, current, entry[PageRecord.DeltaLengthBytes..], MaxDeltaBytes);
         if (length < 0)
         {
+            FlushDeltas();
             current.CopyTo(cached);
             PageRecord.WriteData(writer, blockIndex, offset, cached);
             Overflows++;
             return true;
         }
 
+        SavedBytes += (ulong)(PageSize - length);
         if (length == 0)
         {
             Unchanged++;
-            SavedBytes += PageSize;
-            return false;
+            if (deltaPages == 0)
+            {
+                // Nothing to say, and no record to say it in.
+                return false;
+            }
+        }
+        else
+        {
+            // The slot takes the change the same way the destination does: both then hold the same bytes.
+            XbzrleEncoding.Apply(entry.Slice(PageRecord.DeltaLengthBytes, length), cached);
+            Pages++;
+            Bytes += (ulong)length;
         }
 
-        ReadOnlySpan<byte> delta = encoded.AsSpan(0, length);
-        PageRecord.WriteDelta(writer, blockIndex, offset, delta);
+        // An unchanged page inside a run costs its two length bytes and keeps the run going.
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(entry, (ushort)length);
+        if (deltaPages == 0)
+        {
+            deltaBlock = blockIndex;
+            deltaFirstPage = page;
+        }
 
-        // The slot takes the change the same way the destination does: both then hold the same bytes.
-        XbzrleEncoding.Apply(delta, cached);
-        Pages++;
-        Bytes += (ulong)length;
-        SavedBytes += (ulong)(PageSize - length);
+        deltaPages++;
+        deltaUsed += PageRecord.DeltaLengthBytes + length;
         return false;
     }
 
@@ -128,19 +163,35 @@ internal sealed class XbzrlePageSender(XbzrleCache cache, RecordWriter writer)
         // Tags change here, not slots: a pending run is safe unless it holds this very page (never, within one pass).
         if (missPages > 0 && blockIndex == missBlock && page >= missFirstPage && page < missFirstPage + (ulong)missPages)
         {
-            Flush();
+            FlushMisses();
         }
 
         cache.Forget(blockIndex, page);
     }
 
-    /// <summary>Writes the pending missed pages (into the writer's buffer: the caller flushes the stream).</summary>
+    /// <summary>Writes the pending records, missed pages and deltas (into the writer's buffer: the caller flushes the stream).</summary>
     public void Flush()
+    {
+        FlushMisses();
+        FlushDeltas();
+    }
+
+    private void FlushMisses()
     {
         if (missPages > 0)
         {
             PageRecord.WriteData(writer, missBlock, missFirstPage * PageSize, cache.SlotRange(missFirstSlot, missPages));
             missPages = 0;
+        }
+    }
+
+    private void FlushDeltas()
+    {
+        if (deltaPages > 0)
+        {
+            PageRecord.WriteDeltas(writer, deltaBlock, deltaFirstPage * PageSize, deltaPages, deltaRun.AsSpan(0, deltaUsed));
+            deltaPages = 0;
+            deltaUsed = 0;
         }
     }
 }

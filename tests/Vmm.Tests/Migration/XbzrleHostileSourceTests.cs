@@ -75,14 +75,39 @@ public sealed class XbzrleHostileSourceTests : IDisposable
         Assert.Equal(Data, Read(source, Target + 4096));
     }
 
+    /// <summary>One record carries the deltas of consecutive pages; a length of 0 says the page is unchanged.</summary>
     [Fact]
-    public void ADeltaWhoseHeadSaysMoreThanOnePageIsCorrupt()
+    public void ARunOfDeltasAppliesPageAfterPage()
     {
         using FakeSource source = FakeSource.Start(dir);
         PageRecord.Write(source.Writer, 0, Target, Data);
         PageRecord.Write(source.Writer, 0, Target + 4096, Data);
-        source.Send(RecordType.Page, [.. Head(Target, 8192, PageRecord.FlagDelta), 0, 1, 1]);
-        source.ExpectFailed("an XBZRLE delta Page record of length 8192");
+        PageRecord.Write(source.Writer, 0, Target + 8192, Data);
+        PageRecord.WriteDeltas(source.Writer, 0, Target, 3, [3, 0, 0, 1, 0xA1, 0, 0, 4, 0, 0xFF, 0x1F, 1, 0xA3]);
+        PageRecord.WriteDelta(source.Writer, 0, 0x20000, [0, 1, 1]);
+        source.Writer.Flush();
+        source.ExpectFailed("which holds no data received in this migration");
+        Assert.Equal(0xA1, Read(source, Target)[0]);
+        Assert.Equal(Data, Read(source, Target + 4096));
+        Assert.Equal(0xA3, Read(source, Target + 8192)[4095]);
+        Assert.Equal(Data.AsSpan(0, 4095).ToArray(), Read(source, Target + 8192)[..4095]);
+    }
+
+    [Theory]
+    [InlineData(8192u, new byte[] { 3, 0, 0, 1, 1 }, "the deltas of a Page record end before its 2 pages do")]
+    [InlineData(4096u, new byte[] { 3, 0, 0, 1 }, "the deltas of a Page record end before its 1 pages do")]
+    [InlineData(4096u, new byte[] { 3 }, "the deltas of a Page record end before its 1 pages do")]
+    [InlineData(4096u, new byte[] { 3, 0, 0, 1, 1, 7 }, "1 unexpected trailing bytes after the deltas of a Page record")]
+    [InlineData(2048u, new byte[] { 3, 0, 0, 1, 1 }, "an XBZRLE delta Page record of length 2048 (deltas are of whole 4096-byte pages)")]
+    [InlineData(0u, new byte[] { 3, 0, 0, 1, 1 }, "an XBZRLE delta Page record of length 0")]
+    public void DeltasThatDoNotMatchTheRecordLengthAreCorrupt(uint length, byte[] deltas, string expected)
+    {
+        using FakeSource source = FakeSource.Start(dir);
+        PageRecord.Write(source.Writer, 0, Target, Data);
+        PageRecord.Write(source.Writer, 0, Target + 4096, Data);
+        source.Send(RecordType.Page, [.. Head(Target, length, PageRecord.FlagDelta), .. deltas]);
+        source.ExpectFailed(expected);
+        Assert.Equal(Data, Read(source, Target + 4096));
     }
 
     [Fact]
