@@ -19,7 +19,9 @@ namespace Vmm.Bench;
 /// Precopy of a running dirty-16m guest (128 MiB of RAM, [1 MiB, 17 MiB) dirtied every 10–20 ms) between two
 /// VirtualMachines in this process over a Unix socket, as PrecopyTests.Migrate does it: total time, downtime, setup
 /// time, throughput and pages sent over several runs (medians, min–max), against the same migration by two QEMU 7.2
-/// processes on TCG (<see cref="QemuMigration"/>), run by run alternating A B B A in this invocation. Each run also times the phases (through a timing proxy around the machine interface migration drives) and checks that the
+/// processes on TCG (<see cref="QemuMigration"/>), each with the xbzrle capability off and on (vmm's delta pages; QEMU's
+/// XBZRLE, which QEMU only uses after its first full pass, so a migration that switches over after one pass sends no
+/// delta there), the four configurations in an order reversed every round, in this invocation. Each run also times the phases (through a timing proxy around the machine interface migration drives) and checks that the
 /// guest kept every byte (DESIGN §7). A few stream-only measurements at the end show the ceiling of the data path.
 /// </summary>
 public static class PrecopyBenchmark
