@@ -178,7 +178,10 @@ public sealed partial class MigrationSource
                     continue;
                 }
 
-                bool isZero = zeroPages.IsZero(block, page);
+                // A page in the xbzrle cache goes as a delta whatever it holds now (zeros too, then as an overflow or
+                // a short delta): the zero test would only read it (and the page map) once more.
+                bool cached = xbzrle?.Holds(index, page) == true;
+                bool isZero = !cached && zeroPages.IsZero(block, page);
                 if (xbzrle is not null && !isZero)
                 {
                     // Each page alone, from the cache or a snapshot: never from a run read later out of guest memory.

@@ -72,7 +72,10 @@ internal sealed class XbzrlePageSender(XbzrleCache cache, RecordWriter writer)
     /// <summary>Page bytes the deltas (and unchanged pages) did not send: what the rate estimate adds back.</summary>
     public ulong SavedBytes { get; private set; }
 
-    /// <summary>Sends page <paramref name="page"/> (4 KiB index) of a block, which is not all zeros. Returns true if it went whole.</summary>
+    /// <summary>Whether the cache holds what was last sent for this page (then <see cref="Send"/> makes a delta).</summary>
+    public bool Holds(int blockIndex, ulong page) => !cache.Find(blockIndex, page).IsEmpty;
+
+    /// <summary>Sends page <paramref name="page"/> (4 KiB index) of a block, which is not all zeros or is in the cache. Returns true if it went whole.</summary>
     public bool Send(int blockIndex, RamBlock block, ulong page, bool stable)
     {
         ulong offset = page * PageSize;
