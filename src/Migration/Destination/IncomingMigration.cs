@@ -434,7 +434,7 @@ public sealed partial class IncomingMigration(
         JitWarmUp.InBackground(
             () => JitWarmUp.Prepare(
                 typeof(IncomingMigration), typeof(PostcopyDestination), typeof(PostcopyFaultThread), typeof(ReturnPathWriter), typeof(StateSection),
-                typeof(DirtyBitmap), typeof(RamBlockRegistry), typeof(RamBlock), typeof(Userfaultfd), typeof(PageRecord), typeof(SharedPageRing), typeof(PreemptChannelReceiver)),
+                typeof(DirtyBitmap), typeof(RamBlockRegistry), typeof(RamBlock), typeof(Userfaultfd), typeof(PageRecord), typeof(SharedPageRing), typeof(PreemptChannelReceiver), typeof(XbzrleEncoding)),
             message => log.Debug("{Message}", message));
         SetStatus(MigrationStatus.Active, null);
 

@@ -175,7 +175,7 @@ public sealed partial class MigrationSource
             JitWarmUp.InBackground(
                 () => JitWarmUp.Prepare(
                     typeof(MigrationSource), typeof(StateSection), typeof(DiscardRecord), typeof(ReturnPath), typeof(DirtyBitmap), typeof(PageRunWriter),
-                    typeof(PageRecord), typeof(SharedPageRing)),
+                    typeof(PageRecord), typeof(SharedPageRing), typeof(XbzrlePageSender), typeof(XbzrleCache), typeof(XbzrleEncoding)),
                 message => log.Debug("{Message}", message));
 
             using var returnPath = returnPathReader = new ReturnPath(connection.Reader, connection.Abort);

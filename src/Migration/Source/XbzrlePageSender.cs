@@ -76,6 +76,7 @@ internal sealed class XbzrlePageSender(XbzrleCache cache, RecordWriter writer)
     public bool Holds(int blockIndex, ulong page) => !cache.Find(blockIndex, page).IsEmpty;
 
     /// <summary>Sends page <paramref name="page"/> (4 KiB index) of a block, which is not all zeros or is in the cache. Returns true if it went whole.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public bool Send(int blockIndex, RamBlock block, ulong page, bool stable)
     {
         ulong offset = page * PageSize;
