@@ -132,7 +132,7 @@ public sealed partial class MigrationSource
 
         machine.StopDirtyLogging();
         loggingStarted = false;
-        xbzrle = null; // the cache's memory goes now, not when the controller drops this migration
+        DropXbzrle(); // the cache's memory goes now, not when the controller drops this migration
         machine.CompleteOutgoingMigration();
         totalClock.Stop();
         Update(s => s with
@@ -272,6 +272,14 @@ public sealed partial class MigrationSource
         }
 
         return returned;
+    }
+
+    /// <summary>Ends the xbzrle cache's use and frees its memory; the statistics keep their last figures.</summary>
+    private void DropXbzrle()
+    {
+        XbzrlePageSender? sender = xbzrle;
+        xbzrle = null;
+        sender?.Dispose();
     }
 
     private void PublishProgress(ulong normal, ulong zero) => Update(s => s with

@@ -219,7 +219,7 @@ public sealed partial class MigrationSource
             if (postcopyRequested)
             {
                 // Postcopy moves whole pages: the destination refuses deltas from the first discard on.
-                xbzrle = null;
+                DropXbzrle();
                 RunPostcopy(blocks, returnPath);
 
                 // Close now: the destination reads until the source closes, and the return path reader ends with it.
@@ -272,7 +272,7 @@ public sealed partial class MigrationSource
         finally
         {
             CloseHintRequest();
-            xbzrle = null;
+            DropXbzrle();
             connection?.Dispose();
             preempt?.Dispose();
             ring?.Dispose();

@@ -13,7 +13,7 @@ namespace Vmm.Migration.Source;
 /// the encoding, and both the record and the cache must describe one and the same version of it. With every vCPU
 /// stopped (<c>stable</c>) guest memory holds still and is encoded where it lies.
 /// </remarks>
-internal sealed class XbzrlePageSender(XbzrleCache cache, RecordWriter writer)
+internal sealed class XbzrlePageSender(XbzrleCache cache, RecordWriter writer) : IDisposable
 {
     private const int PageSize = XbzrleEncoding.PageSize;
 
@@ -172,6 +172,9 @@ internal sealed class XbzrlePageSender(XbzrleCache cache, RecordWriter writer)
 
         cache.Forget(blockIndex, page);
     }
+
+    /// <summary>Releases the cache's memory; counters stay readable.</summary>
+    public void Dispose() => cache.Dispose();
 
     /// <summary>Writes the pending records, missed pages and deltas (into the writer's buffer: the caller flushes the stream).</summary>
     public void Flush()

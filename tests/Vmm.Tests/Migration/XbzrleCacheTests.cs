@@ -12,7 +12,7 @@ public sealed class XbzrleCacheTests
     [InlineData(4096ul, 1)]
     public void TheCacheHoldsAPowerOfTwoOfPagesWithinItsSize(ulong size, int slots)
     {
-        var cache = new XbzrleCache(size);
+        using var cache = new XbzrleCache(size);
         Assert.Equal(slots, cache.SlotCount);
         Assert.Equal((ulong)slots * 4096, cache.Size);
         Assert.True(cache.Size <= size);
@@ -23,12 +23,12 @@ public sealed class XbzrleCacheTests
     [InlineData(4095ul)]
     [InlineData((1ul << 30) + 1)]
     public void ASizeOutsideTheBoundsIsRefused(ulong size) =>
-        Assert.Throws<ArgumentOutOfRangeException>(() => new XbzrleCache(size));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new XbzrleCache(size).Dispose());
 
     [Fact]
     public void APageIsFoundOnlyAfterItWasClaimedAndUntilSomethingTakesItsSlot()
     {
-        var cache = new XbzrleCache(4 * 4096);
+        using var cache = new XbzrleCache(4 * 4096);
         Assert.True(cache.Find(0, 5).IsEmpty);
         cache.Claim(0, 5).Fill(0x55);
         Assert.True(cache.Find(0, 5).ToArray().All(b => b == 0x55));
@@ -44,7 +44,7 @@ public sealed class XbzrleCacheTests
     [Fact]
     public void AForgottenPageIsGoneAndForgettingAnotherLeavesItsSlotAlone()
     {
-        var cache = new XbzrleCache(4 * 4096);
+        using var cache = new XbzrleCache(4 * 4096);
         cache.Claim(0, 1).Fill(1);
         cache.Forget(0, 5); // same slot, another page: nothing happens to page 1
         Assert.False(cache.Find(0, 1).IsEmpty);
@@ -53,9 +53,18 @@ public sealed class XbzrleCacheTests
     }
 
     [Fact]
+    public void ADisposedCacheRefusesToBeUsed()
+    {
+        var cache = new XbzrleCache(4096);
+        cache.Dispose();
+        cache.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => cache.Claim(0, 0).Length);
+    }
+
+    [Fact]
     public void ConsecutivePagesOfABlockTakeDistinctSlots()
     {
-        var cache = new XbzrleCache(1 << 20);
+        using var cache = new XbzrleCache(1 << 20);
         for (ulong page = 100; page < 100 + 256; page++)
         {
             cache.Claim(2, page)[0] = (byte)page;
