@@ -4,9 +4,11 @@ using Vmm.Ram;
 namespace Vmm.Migration.Source;
 
 /// <summary>
-/// Precopy with the <c>xbzrle</c> capability: sends each non-zero page as a delta against the bytes last sent for it
-/// when the cache holds them (<see cref="XbzrleCache"/>, <see cref="XbzrleEncoding"/>), whole otherwise, and keeps the
-/// cache equal to what the destination holds. Not thread-safe: the migration thread's.
+/// Precopy with the <c>xbzrle</c> capability: sends each page it is given (one the cache holds, or a non-zero one) as a
+/// delta against the bytes last sent for it when the cache holds them (<see cref="XbzrleCache"/>,
+/// <see cref="XbzrleEncoding"/>), whole otherwise, and keeps the cache equal to what the destination holds. Deltas of
+/// consecutive pages share a record, and so do consecutive pages sent whole from consecutive slots; the caller calls
+/// <see cref="Flush"/> before it flushes the stream. Not thread-safe: the migration thread's.
 /// </summary>
 /// <remarks>
 /// While the guest runs, each page is first copied out of guest memory (a snapshot): the guest may write it during
