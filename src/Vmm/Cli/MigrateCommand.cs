@@ -412,7 +412,8 @@ public static class MigrateCommand
         ulong DirtyPagesRate,
         ulong DirtySyncCount,
         long Passes,
-        double Mbps)
+        double Mbps,
+        XbzrleFigures? Xbzrle = null)
     {
         public bool IsFinished => Status is "completed" or "failed" or "cancelled" or "postcopy-paused";
 
@@ -441,9 +442,15 @@ public static class MigrateCommand
                 DirtyPagesRate: U(ram, "dirty-pages-rate"),
                 DirtySyncCount: syncs,
                 Passes: ram.ValueKind == JsonValueKind.Object && ram.TryGetProperty("passes", out JsonElement p) && p.TryGetInt64(out long n) ? n : (long)syncs,
-                Mbps: ram.ValueKind == JsonValueKind.Object && ram.TryGetProperty("mbps", out JsonElement m) && m.TryGetDouble(out double d) ? d : 0);
+                Mbps: ram.ValueKind == JsonValueKind.Object && ram.TryGetProperty("mbps", out JsonElement m) && m.TryGetDouble(out double d) ? d : 0,
+                Xbzrle: info.TryGetProperty("xbzrle-cache", out JsonElement x) && x.ValueKind == JsonValueKind.Object
+                    ? new XbzrleFigures(U(x, "pages"), U(x, "bytes"), U(x, "cache-miss"), U(x, "overflow"))
+                    : null);
         }
     }
+
+    /// <summary>query-migrate's xbzrle-cache object, when the source uses xbzrle.</summary>
+    internal sealed record XbzrleFigures(ulong Pages, ulong Bytes, ulong CacheMisses, ulong Overflows);
 
     /// <summary>How progress and the summary reach stdout: a live Spectre display on a terminal, plain lines otherwise.</summary>
     private abstract class Progress
@@ -465,6 +472,12 @@ public static class MigrateCommand
             Row("downtime", s.DowntimeUs is { } us ? $"{us} us ({us / 1000.0:F1} ms)" : s.DowntimeMs is { } ms ? $"{ms} ms" : "-");
             Row("transferred", $"{s.Transferred} bytes ({Mib(s.Transferred)})");
             Row("pages normal / zero", $"{s.NormalPages} / {s.ZeroPages}");
+            if (s.Xbzrle is { } x)
+            {
+                Row("xbzrle delta pages / bytes", $"{x.Pages} / {x.Bytes}");
+                Row("xbzrle cache misses / overflows", $"{x.CacheMisses} / {x.Overflows}");
+            }
+
             Row("passes", s.Passes.ToString(CultureInfo.InvariantCulture));
             Row("throughput", $"{s.Mbps:F1} Mbps (last pass), {AverageMbps(s):F1} Mbps (average)");
             return table;

@@ -27,6 +27,8 @@ public sealed class XbzrleProcessTests : IDisposable
         VmmResult verb = PrecopyProcessTests.Verb(source, destination.IncomingUri, "--xbzrle", "--xbzrle-cache-size", "32M");
 
         Assert.True(verb.ExitCode == 0, $"migrate exited {verb.ExitCode}; stdout: {verb.Stdout} stderr: {verb.Stderr}");
+        Assert.True(PrecopyProcessTests.SummaryRow("xbzrle delta pages / bytes", @"[1-9]\d* / [1-9]\d*").IsMatch(verb.Stdout), verb.Stdout);
+        Assert.True(PrecopyProcessTests.SummaryRow("xbzrle cache misses / overflows", @"\d+ / 0").IsMatch(verb.Stdout), verb.Stdout);
         Assert.True(Capability(client, "xbzrle"));
         Assert.Equal(32ul << 20, client.Return("query-migrate-parameters").GetProperty("xbzrle-cache-size").GetUInt64());
         JsonElement info = client.Return("query-migrate");
