@@ -19,7 +19,9 @@ namespace Vmm.Bench;
 /// Precopy of a running dirty-16m guest (128 MiB of RAM, [1 MiB, 17 MiB) dirtied every 10–20 ms) between two
 /// VirtualMachines in this process over a Unix socket, as PrecopyTests.Migrate does it: total time, downtime, setup
 /// time, throughput and pages sent over several runs (medians, min–max), against the same migration by two QEMU 7.2
-/// processes on TCG (<see cref="QemuMigration"/>), run by run alternating A B B A in this invocation. Each run also times the phases (through a timing proxy around the machine interface migration drives) and checks that the
+/// processes on TCG (<see cref="QemuMigration"/>), each with the xbzrle capability off and on (vmm's delta pages; QEMU's
+/// XBZRLE, which QEMU only uses after its first full pass, so a migration that switches over after one pass sends no
+/// delta there), the four configurations in an order reversed every round, in this invocation. Each run also times the phases (through a timing proxy around the machine interface migration drives) and checks that the
 /// guest kept every byte (DESIGN §7). A few stream-only measurements at the end show the ceiling of the data path.
 /// </summary>
 public static class PrecopyBenchmark
@@ -47,27 +49,41 @@ public static class PrecopyBenchmark
         }
 
         MigrateOnce(kvm, image, log); // warm-up: JIT, first mappings
+        MigrateOnce(kvm, image, log, xbzrle: true);
         var results = new List<Result>();
+        var xbzrleResults = new List<Result>();
         var qemu = new List<QemuMigration.Result>();
+        var qemuXbzrle = new List<QemuMigration.Result>();
+
+        // Four configurations per round, vmm and QEMU each with xbzrle off and on, in an order that reverses every
+        // round (A B C D, D C B A, …): whichever runs later in a round has the others' leftovers (page cache, CPU
+        // frequency, the other engineers' load).
+        var round = new List<Action>
+        {
+            () => results.Add(MigrateOnce(kvm, image, log)),
+            () => xbzrleResults.Add(MigrateOnce(kvm, image, log, xbzrle: true)),
+        };
+        if (qemuProblem is null)
+        {
+            round.Add(() => qemu.Add(QemuMigration.Run(image, Memory >> 20, QemuWarmUp, postcopyAfter: null)));
+            round.Add(() => qemuXbzrle.Add(QemuMigration.Run(image, Memory >> 20, QemuWarmUp, postcopyAfter: null, xbzrle: true)));
+        }
+
         for (int i = 0; i < Runs; i++)
         {
-            // A B B A: whichever runs second in a pair has the other's leftovers (page cache, CPU frequency).
-            if (qemuProblem is null && i % 2 == 1)
+            foreach (Action run in i % 2 == 0 ? round : Enumerable.Reverse(round))
             {
-                qemu.Add(QemuMigration.Run(image, Memory >> 20, QemuWarmUp, postcopyAfter: null));
-            }
-
-            results.Add(MigrateOnce(kvm, image, log));
-            if (qemuProblem is null && i % 2 == 0)
-            {
-                qemu.Add(QemuMigration.Run(image, Memory >> 20, QemuWarmUp, postcopyAfter: null));
+                run();
             }
         }
 
-        Report(results, qemu, selected.Accelerator.Kind == AcceleratorKind.Kvm ? "KVM" : "the software CPU");
+        string accelerator = selected.Accelerator.Kind == AcceleratorKind.Kvm ? "KVM" : "the software CPU";
+        Report(results, qemu, accelerator, "xbzrle off");
+        Report(xbzrleResults, qemu, accelerator, "xbzrle on");
+        Compare(results, xbzrleResults, qemu, qemuXbzrle);
         if (Environment.GetEnvironmentVariable("PRECOPY_BENCH_TIMELINE") == "1")
         {
-            foreach (Result result in results)
+            foreach (Result result in results.Concat(xbzrleResults))
             {
                 Console.WriteLine("    timeline:");
                 result.Timeline.Dump(Console.Out);
@@ -84,7 +100,7 @@ public static class PrecopyBenchmark
 
     private sealed record Result(MigrationStats Stats, Timeline Timeline, bool Consistent, string? Problem);
 
-    private static Result MigrateOnce(IAccelerator kvm, string image, ILogger log, bool stopped = false)
+    private static Result MigrateOnce(IAccelerator kvm, string image, ILogger log, bool stopped = false, bool xbzrle = false)
     {
         string dir = Directory.CreateTempSubdirectory("vmm-bench-").FullName;
         var config = new MachineConfig { MemorySize = Memory, RamBackend = RamBackend.Anonymous };
@@ -106,6 +122,7 @@ public static class PrecopyBenchmark
             var outgoing = new MigrationController(TimingProxy.Wrap(new MigratableMachine(source), timeline, "src"), log);
             var incoming = new MigrationController(TimingProxy.Wrap(new MigratableMachine(destination), timeline, "dst"), log);
             outgoing.PassCompleted += pass => timeline.Mark($"pass {pass} done");
+            outgoing.SetCapabilities(outgoing.Capabilities with { Xbzrle = xbzrle });
 
             string uri = $"unix:{Path.Combine(dir, "m.sock")}";
             destination.SetStoppedState(RunState.InMigrate);
@@ -143,7 +160,42 @@ public static class PrecopyBenchmark
         }
     }
 
-    private static void Report(List<Result> results, List<QemuMigration.Result> qemu, string accelerator)
+    /// <summary>
+    /// The four configurations side by side: downtime and total time medians, and each vmm figure over each QEMU one
+    /// (issue 15's goal: vmm's downtime at most half of QEMU's).
+    /// </summary>
+    private static void Compare(List<Result> off, List<Result> on, List<QemuMigration.Result> qemuOff, List<QemuMigration.Result> qemuOn)
+    {
+        static double Downtime(List<Result> r) => Stats.Median(r.Select(x => x.Stats.DowntimeUs / 1000.0));
+        static double Total(List<Result> r) => Stats.Median(r.Select(x => (double)x.Stats.TotalTimeMs));
+        Console.WriteLine("  comparison (medians; downtime ms / total ms):");
+        Console.WriteLine($"    vmm  xbzrle off  {Downtime(off),7:F2} / {Total(off),6:F0}   runs {string.Join(" ", off.Select(r => $"{r.Stats.DowntimeUs / 1000.0:F1}/{r.Stats.TotalTimeMs}"))}");
+        Console.WriteLine($"    vmm  xbzrle on   {Downtime(on),7:F2} / {Total(on),6:F0}   runs {string.Join(" ", on.Select(r => $"{r.Stats.DowntimeUs / 1000.0:F1}/{r.Stats.TotalTimeMs}"))}");
+        Console.WriteLine($"         xbzrle on: {Stats.Median(on.Select(r => (double)r.Stats.XbzrlePages)):F0} delta pages, {Stats.Median(on.Select(r => (double)r.Stats.XbzrleBytes)) / 1024:F1} KiB of delta data, {Stats.Median(on.Select(r => (double)r.Stats.XbzrleCacheMisses)):F0} cache misses, {Stats.Median(on.Select(r => (double)r.Stats.XbzrleOverflows)):F0} overflows, {Stats.Median(on.Select(r => (double)r.Stats.XbzrleUnchanged)):F0} unchanged (medians per migration)");
+        if (qemuOff.Count == 0)
+        {
+            return;
+        }
+
+        double qemuOffDowntime = Stats.Median(qemuOff.Select(q => q.DowntimeMs));
+        double qemuOffTotal = Stats.Median(qemuOff.Select(q => q.TotalMs));
+        double qemuOnDowntime = Stats.Median(qemuOn.Select(q => q.DowntimeMs));
+        double qemuOnTotal = Stats.Median(qemuOn.Select(q => q.TotalMs));
+        Console.WriteLine($"    QEMU xbzrle off  {qemuOffDowntime,7:F2} / {qemuOffTotal,6:F0}   runs {string.Join(" ", qemuOff.Select(q => $"{q.DowntimeMs:F0}/{q.TotalMs:F0}"))}");
+        Console.WriteLine($"    QEMU xbzrle on   {qemuOnDowntime,7:F2} / {qemuOnTotal,6:F0}   runs {string.Join(" ", qemuOn.Select(q => $"{q.DowntimeMs:F0}/{q.TotalMs:F0}"))}");
+        Console.WriteLine($"         QEMU xbzrle on: {Stats.Median(qemuOn.Select(q => (double)q.XbzrlePages)):F0} delta pages, {Stats.Median(qemuOn.Select(q => (double)q.XbzrleBytes)) / 1024:F1} KiB of delta data (medians)");
+        Console.WriteLine("    ratios vmm/QEMU (downtime, total; goal: downtime <= 0.50):");
+        foreach ((string name, List<Result> mine) in new[] { ("vmm off", off), ("vmm on ", on) })
+        {
+            foreach ((string qemuName, double downtime, double total) in new[] { ("QEMU off", qemuOffDowntime, qemuOffTotal), ("QEMU on ", qemuOnDowntime, qemuOnTotal) })
+            {
+                double ratio = Downtime(mine) / downtime;
+                Console.WriteLine($"      {name} / {qemuName}: downtime {ratio:F2} ({(ratio <= 0.5 ? "met" : "NOT met")}), total {Total(mine) / total:F2}");
+            }
+        }
+    }
+
+    private static void Report(List<Result> results, List<QemuMigration.Result> qemu, string accelerator, string label)
     {
         double Med(Func<Result, double> f) => Stats.Median(results.Select(f));
         string Spread(Func<Result, double> f, string format) => $"{results.Min(f).ToString(format)}–{results.Max(f).ToString(format)}";
@@ -155,7 +207,7 @@ public static class PrecopyBenchmark
         static double Passes(Result r) => r.Stats.Passes;
         static double GuestPauseUs(Result r) => r.Timeline.Between("src StopForMigration", "dst StartIncomingGuest", endOfSecond: true);
 
-        Console.WriteLine($"precopy: running dirty-16m guest on {accelerator}, {Memory >> 20} MiB RAM ({Dirtied >> 20} MiB dirtied over and over), anonymous RAM, Unix socket, in-process, {Runs} runs after a warm-up");
+        Console.WriteLine($"precopy, {label}: running dirty-16m guest on {accelerator}, {Memory >> 20} MiB RAM ({Dirtied >> 20} MiB dirtied over and over), anonymous RAM, Unix socket, in-process, {Runs} runs after a warm-up");
         Console.WriteLine("  run   total ms  setup ms  downtime us  guest pause us  passes  sent MiB  pages sent (data/zero)  MB/s   consistent");
         for (int i = 0; i < results.Count; i++)
         {

@@ -16,6 +16,12 @@ public sealed record MigrationParameters
     /// </summary>
     public ulong? MaxPostcopyBandwidth { get; init; }
 
+    /// <summary>
+    /// xbzrle-cache-size: bytes of the source's cache of sent pages for the xbzrle capability (QEMU's default, 64 MiB),
+    /// from 4096 to 1 GiB; rounded down to a power of two of 4 KiB pages.
+    /// </summary>
+    public ulong XbzrleCacheSize { get; init; } = 64 << 20;
+
     /// <summary>Precopy passes before switching over regardless of the estimate.</summary>
     public int MaxPasses { get; init; } = 30;
 
@@ -58,6 +64,12 @@ public sealed record MigrationCapabilities
     /// byte is copied twice on its way instead of four times. Both sides must have it on.
     /// </summary>
     public bool PostcopySharedMemory { get; init; } = true;
+
+    /// <summary>
+    /// "xbzrle" (off by default, as QEMU's): precopy sends a page sent before as a delta against the bytes sent then,
+    /// kept in a cache of xbzrle-cache-size bytes. Only the source needs it; every destination takes deltas.
+    /// </summary>
+    public bool Xbzrle { get; init; }
 
     /// <summary>"events": MIGRATION events on state changes (always sent here; kept for QMP compatibility).</summary>
     public bool Events { get; init; } = true;

@@ -86,6 +86,24 @@ public sealed record MigrationStats
     /// <summary>Source: pages a precopy pass skipped because the guest reported them free and they stayed clean.</summary>
     public ulong FreePageHintSkippedPages { get; init; }
 
+    /// <summary>Source, xbzrle on: the cache's bytes (QEMU's xbzrle-cache.cache-size); 0 without xbzrle.</summary>
+    public ulong XbzrleCacheSize { get; init; }
+
+    /// <summary>Source, xbzrle: bytes of delta data sent (QEMU's xbzrle-cache.bytes).</summary>
+    public ulong XbzrleBytes { get; init; }
+
+    /// <summary>Source, xbzrle: pages sent as deltas (QEMU's xbzrle-cache.pages).</summary>
+    public ulong XbzrlePages { get; init; }
+
+    /// <summary>Source, xbzrle: non-zero pages not in the cache, sent whole (QEMU's xbzrle-cache.cache-miss).</summary>
+    public ulong XbzrleCacheMisses { get; init; }
+
+    /// <summary>Source, xbzrle: deltas too large, pages sent whole (QEMU's xbzrle-cache.overflow).</summary>
+    public ulong XbzrleOverflows { get; init; }
+
+    /// <summary>Source, xbzrle: dirty pages found unchanged against the cache, so not sent at all (vmm's).</summary>
+    public ulong XbzrleUnchanged { get; init; }
+
     public ulong FaultCount { get; init; }
 
     public double FaultLatencyP50Us { get; init; }

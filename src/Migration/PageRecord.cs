@@ -6,13 +6,20 @@ namespace Vmm.Migration;
 /// <summary>
 /// The Page record: block index (u16, position in the Setup layout), byte offset in the block (u64), length (u32),
 /// flags (u8: 1 = zero page, no data follows; 2 = the data is in the postcopy push's shared ring, and what follows is
-/// its position there, u64, and the CRC-32C of the data, u32 — see <see cref="Postcopy.SharedPageRing"/>), then the data.
+/// its position there, u64, and the CRC-32C of the data, u32 — see <see cref="Postcopy.SharedPageRing"/>; 4 = the data is
+/// the deltas of consecutive 4 KiB pages against the bytes last sent for each, <see cref="WriteDeltas"/>), then the data.
 /// </summary>
 public static class PageRecord
 {
     public const byte FlagZero = 1;
 
     public const byte FlagShared = 2;
+
+    /// <summary>The data is the deltas (<see cref="XbzrleEncoding"/>) of the pages the record covers: precopy only.</summary>
+    public const byte FlagDelta = 4;
+
+    /// <summary>The bytes before each page's delta in a delta record: its length, u16.</summary>
+    public const int DeltaLengthBytes = 2;
 
     /// <summary>Block index, offset, length and flags: the bytes before the data.</summary>
     internal const int HeadLength = 2 + 8 + 4 + 1;
@@ -62,6 +69,30 @@ public static class PageRecord
         payload.Commit();
     }
 
+    /// <summary>
+    /// Writes the deltas of <paramref name="pages"/> consecutive 4 KiB pages from <paramref name="offset"/> against the
+    /// bytes last sent for each: <paramref name="deltas"/> holds, page after page, a u16 length and that many bytes of
+    /// delta (<see cref="XbzrleEncoding.Encode"/>; a length of 0: the page is unchanged).
+    /// </summary>
+    public static void WriteDeltas(RecordWriter writer, int blockIndex, ulong offset, int pages, ReadOnlySpan<byte> deltas)
+    {
+        Span<byte> head = stackalloc byte[HeadLength];
+        BinaryPrimitives.WriteUInt16LittleEndian(head, (ushort)blockIndex);
+        BinaryPrimitives.WriteUInt64LittleEndian(head[2..], offset);
+        BinaryPrimitives.WriteUInt32LittleEndian(head[10..], (uint)(pages * XbzrleEncoding.PageSize));
+        head[14] = FlagDelta;
+        writer.Write(RecordType.Page, head, deltas);
+    }
+
+    /// <summary>The delta record of one page (tests, seeds).</summary>
+    public static void WriteDelta(RecordWriter writer, int blockIndex, ulong offset, ReadOnlySpan<byte> delta)
+    {
+        byte[] entry = new byte[DeltaLengthBytes + delta.Length];
+        BinaryPrimitives.WriteUInt16LittleEndian(entry, (ushort)delta.Length);
+        delta.CopyTo(entry.AsSpan(DeltaLengthBytes));
+        WriteDeltas(writer, blockIndex, offset, 1, entry);
+    }
+
     /// <summary>Writes a run whose data the caller has put in the shared ring at <paramref name="position"/>.</summary>
     public static void WriteShared(RecordWriter writer, int blockIndex, ulong offset, ulong length, ulong position, uint crc)
     {
@@ -75,7 +106,7 @@ public static class PageRecord
         payload.Commit();
     }
 
-    public readonly ref struct Parsed(int blockIndex, ulong offset, uint length, bool zero, ReadOnlySpan<byte> data, (ulong Position, uint Crc)? shared = null, bool placed = false)
+    public readonly ref struct Parsed(int blockIndex, ulong offset, uint length, bool zero, ReadOnlySpan<byte> data, (ulong Position, uint Crc)? shared = null, bool placed = false, bool delta = false)
     {
         public int BlockIndex { get; } = blockIndex;
 
@@ -93,6 +124,8 @@ public static class PageRecord
         /// <summary>The data is already in guest memory (<see cref="Record.Placed"/>); <see cref="Data"/> is empty then.</summary>
         public bool Placed { get; } = placed;
 
+        /// <summary>Delta pages: <see cref="Data"/> holds each page's u16 length and delta, for the pages of [<see cref="Offset"/>, +<see cref="Length"/>).</summary>
+        public bool Delta { get; } = delta;
     }
 
     /// <summary>
@@ -104,16 +137,36 @@ public static class PageRecord
             ? (BinaryPrimitives.ReadUInt16LittleEndian(head), BinaryPrimitives.ReadUInt64LittleEndian(head[2..]), BinaryPrimitives.ReadUInt32LittleEndian(head[10..]))
             : null;
 
-    public static Parsed Read(Record record)
+    /// <param name="allowDelta">
+    /// Whether a delta page may come here: only in precopy (before any discard), where the page it changes holds what
+    /// the source last sent. Anywhere else (postcopy placement, the preempt channel, a recovery) it is a protocol error.
+    /// </param>
+    public static Parsed Read(Record record, bool allowDelta = false)
     {
         PayloadReader reader = record.Reader();
         int block = reader.U16();
         ulong offset = reader.U64();
         uint length = reader.U32();
         byte flags = reader.U8();
-        if ((flags & ~(FlagZero | FlagShared)) != 0 || flags == (FlagZero | FlagShared))
+        if ((flags & ~(FlagZero | FlagShared | FlagDelta)) != 0 || (flags != 0 && !System.Numerics.BitOperations.IsPow2(flags)))
         {
             throw new MigrationStreamException($"corrupt migration stream: unknown page flags 0x{flags:x2}");
+        }
+
+        if (flags == FlagDelta)
+        {
+            if (!allowDelta)
+            {
+                throw new MigrationStreamException("protocol error: an XBZRLE delta Page record outside precopy (deltas are refused from the first PostcopyDiscard on, and on the preempt channel)");
+            }
+
+            if (length == 0 || length % XbzrleEncoding.PageSize != 0)
+            {
+                throw new MigrationStreamException($"corrupt migration stream: an XBZRLE delta Page record of length {length} (deltas are of whole 4096-byte pages)");
+            }
+
+            ReadOnlySpan<byte> delta = reader.Bytes(reader.Remaining);
+            return new Parsed(block, offset, length, zero: false, delta, delta: true);
         }
 
         if (flags == FlagShared)

@@ -32,6 +32,28 @@ internal static class SeedCorpus
             StreamSeal.Write(writer, RecordType.End);
         }, header: true));
 
+        // The xbzrle capability's delta pages: a page sent whole, then twice as a delta against it (one changed byte, then
+        // a few runs, as XbzrleEncoding writes them), and a delta over a page the second block holds.
+        File.WriteAllBytes(Path.Combine(destination, "precopy-xbzrle"), Stream(writer =>
+        {
+            layout.Write(writer);
+            PageRecord.Write(writer, 0, 0x7000, page);
+            PageRecord.Write(writer, 1, 0x1000, page);
+            writer.Write(RecordType.PassEnd, [1, 0, 0, 0]);
+            byte[] changed = (byte[])page.Clone();
+            changed[0]++;
+            PageRecord.WriteDelta(writer, 0, 0x7000, Delta(page, changed));
+            byte[] again = (byte[])changed.Clone();
+            again[200] ^= 0xFF;
+            again[201] ^= 0xFF;
+            again[4095] ^= 0x5A;
+            PageRecord.WriteDelta(writer, 0, 0x7000, Delta(changed, again));
+            PageRecord.WriteDelta(writer, 1, 0x1000, Delta(page, again));
+            writer.Write(RecordType.PassEnd, [2, 0, 0, 0]);
+            new StateSection("cpu0", 1, new byte[64]).Write(writer);
+            StreamSeal.Write(writer, RecordType.End);
+        }, header: true));
+
         File.WriteAllBytes(Path.Combine(destination, "postcopy"), Stream(writer =>
         {
             layout.Write(writer);
@@ -75,6 +97,14 @@ internal static class SeedCorpus
             File.WriteAllBytes(Path.Combine(destination, name), mainStream);
             File.WriteAllBytes(Path.Combine(returnPath, name), answersBack);
         }
+    }
+
+    /// <summary>The delta the source would send for a page that went from <paramref name="previous"/> to <paramref name="current"/>.</summary>
+    private static byte[] Delta(byte[] previous, byte[] current)
+    {
+        byte[] delta = new byte[XbzrleEncoding.PageSize];
+        int length = XbzrleEncoding.Encode(previous, current, delta, delta.Length);
+        return delta[..length];
     }
 
     /// <summary>The records <paramref name="write"/> writes, after the stream header when <paramref name="header"/>.</summary>

@@ -463,7 +463,7 @@ public sealed partial class IncomingMigration(
         JitWarmUp.InBackground(
             () => JitWarmUp.Prepare(
                 typeof(IncomingMigration), typeof(PostcopyDestination), typeof(PostcopyFaultThread), typeof(ReturnPathWriter), typeof(StateSection),
-                typeof(DirtyBitmap), typeof(RamBlockRegistry), typeof(RamBlock), typeof(Userfaultfd), typeof(PageRecord), typeof(SharedPageRing), typeof(PreemptChannelReceiver)),
+                typeof(DirtyBitmap), typeof(RamBlockRegistry), typeof(RamBlock), typeof(Userfaultfd), typeof(PageRecord), typeof(SharedPageRing), typeof(PreemptChannelReceiver), typeof(XbzrleEncoding)),
             message => log.Debug("{Message}", message));
         SetStatus(MigrationStatus.Active, null);
 
@@ -515,7 +515,9 @@ public sealed partial class IncomingMigration(
                     break;
 
                 case RecordType.Page:
-                    PageRecord.Parsed page = PageRecord.Read(record);
+                    // A delta changes what an earlier record put here: only while that is still what the source sent
+                    // (a discard makes pages stale; from Listen on pages are placed whole).
+                    PageRecord.Parsed page = PageRecord.Read(record, allowDelta: phase is IncomingPhase.Precopy or IncomingPhase.Advised);
                     if (page.Shared is not null)
                     {
                         throw new MigrationStreamException("protocol error: a shared-ring Page record before PostcopyListen (the ring carries only the postcopy push)");
@@ -843,6 +845,34 @@ public sealed partial class IncomingMigration(
                 {
                     (viaAlias ? block.GetAliasSpan(p * PageSize, (int)PageSize) : block.GetSpan(p * PageSize, (int)PageSize)).Clear();
                 }
+            }
+        }
+        else if (page.Delta)
+        {
+            // Each delta was made against the bytes the source last sent for its page, which are here only if a data
+            // record (or an earlier delta) put them here; a page never received, or last received as a zero page, is
+            // not what the source encoded against. The record's CRC was verified before it was parsed.
+            ReadOnlySpan<byte> deltas = page.Data;
+            for (ulong p = first; p < first + count; p++)
+            {
+                if (!data.IsSet(p))
+                {
+                    throw new MigrationStreamException($"protocol error: an XBZRLE delta for page 0x{p * PageSize:x} of block '{block.Name}', which holds no data received in this migration");
+                }
+
+                int length = deltas.Length >= PageRecord.DeltaLengthBytes ? System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(deltas) : -1;
+                if (length < 0 || length > deltas.Length - PageRecord.DeltaLengthBytes)
+                {
+                    throw new MigrationStreamException($"corrupt migration stream: the deltas of a Page record end before its {count} pages do");
+                }
+
+                XbzrleEncoding.Apply(deltas.Slice(PageRecord.DeltaLengthBytes, length), viaAlias ? block.GetAliasSpan(p * PageSize, (int)PageSize) : block.GetSpan(p * PageSize, (int)PageSize));
+                deltas = deltas[(PageRecord.DeltaLengthBytes + length)..];
+            }
+
+            if (!deltas.IsEmpty)
+            {
+                throw new MigrationStreamException($"corrupt migration stream: {deltas.Length} unexpected trailing bytes after the deltas of a Page record");
             }
         }
         else if (page.Placed)

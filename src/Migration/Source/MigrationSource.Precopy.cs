@@ -20,6 +20,12 @@ public sealed partial class MigrationSource
     {
         MigrationConnection connection = this.connection!;
 
+        if (capabilities.Xbzrle)
+        {
+            var sender = xbzrle = new XbzrlePageSender(new XbzrleCache(parameters.XbzrleCacheSize), connection.Writer);
+            Update(s => s with { XbzrleCacheSize = sender.CacheSize });
+        }
+
         machine.StartDirtyLogging();
         loggingStarted = true;
         foreach (RamBlock block in blocks)
@@ -42,6 +48,7 @@ public sealed partial class MigrationSource
             pass++;
             var passClock = Stopwatch.StartNew();
             ulong bytesBefore = (ulong)connection.Writer.BytesWritten;
+            ulong savedBefore = xbzrle?.SavedBytes ?? 0;
             SendDirtyPages(blocks, returnPath);
             WritePassEnd(pass);
             connection.Writer.Flush();
@@ -50,7 +57,10 @@ public sealed partial class MigrationSource
             hintSkips?.ForgetRedirtied();
             ulong dirtyPages = (ulong)blocks.Sum(b => (long)b.DirtyBitmap.CountSet());
             double seconds = Math.Max(passClock.Elapsed.TotalSeconds, 1e-6);
-            double bytesPerSecond = ((ulong)connection.Writer.BytesWritten - bytesBefore) / seconds;
+            // The rate of pages moved, as if each had gone whole: with xbzrle the stream carries far fewer bytes than
+            // the pages it moves, and the remaining dirty bytes are divided by this rate.
+            ulong saved = (xbzrle?.SavedBytes ?? 0) - savedBefore;
+            double bytesPerSecond = ((ulong)connection.Writer.BytesWritten - bytesBefore + saved) / seconds;
             ulong remaining = dirtyPages * PageSize;
             long expectedDowntimeMs = (long)(remaining / Math.Max(bytesPerSecond, 1) * 1000);
             Update(s => s with
@@ -122,6 +132,7 @@ public sealed partial class MigrationSource
 
         machine.StopDirtyLogging();
         loggingStarted = false;
+        DropXbzrle(); // the cache's memory goes now, not when the controller drops this migration
         machine.CompleteOutgoingMigration();
         totalClock.Stop();
         Update(s => s with
@@ -152,6 +163,7 @@ public sealed partial class MigrationSource
         zeroPages.Invalidate();
         ulong normal = 0;
         ulong zero = 0;
+        ulong encoded = 0;
         for (int index = 0; index < blocks.Count; index++)
         {
             RamBlock block = blocks[index];
@@ -166,19 +178,39 @@ public sealed partial class MigrationSource
                     continue;
                 }
 
-                bool isZero = zeroPages.IsZero(block, page);
-                runs.Add(index, block, page * PageSize, PageSize, isZero);
-                if (isZero)
+                // A page in the xbzrle cache goes as a delta whatever it holds now (zeros too, then as an overflow or
+                // a short delta): the zero test would only read it (and the page map) once more.
+                bool cached = xbzrle?.Holds(index, page) == true;
+                bool isZero = !cached && zeroPages.IsZero(block, page);
+                if (xbzrle is not null && !isZero)
                 {
-                    zero++;
+                    // Each page alone, from the cache or a snapshot: never from a run read later out of guest memory.
+                    if (xbzrle.Send(index, block, page, stable: guestStopped))
+                    {
+                        normal++;
+                    }
+                    else
+                    {
+                        encoded++;
+                    }
                 }
                 else
                 {
-                    normal++;
+                    xbzrle?.Forget(index, page);
+                    runs.Add(index, block, page * PageSize, PageSize, isZero);
+                    if (isZero)
+                    {
+                        zero++;
+                    }
+                    else
+                    {
+                        normal++;
+                    }
                 }
 
-                if (((normal + zero) & 1023) == 0)
+                if (((normal + zero + encoded) & 1023) == 0)
                 {
+                    xbzrle?.Flush();
                     runs.Flush();
                     if (postcopyRequested && !guestStopped)
                     {
@@ -190,10 +222,11 @@ public sealed partial class MigrationSource
                     CheckReturnPath(returnPath);
                     Throttle((ulong)writer.BytesWritten);
                     PublishProgress(normal, zero);
-                    normal = zero = 0;
+                    normal = zero = encoded = 0;
                 }
             }
 
+            xbzrle?.Flush();
             runs.Flush();
         }
 
@@ -241,6 +274,14 @@ public sealed partial class MigrationSource
         return returned;
     }
 
+    /// <summary>Ends the xbzrle cache's use and frees its memory; the statistics keep their last figures.</summary>
+    private void DropXbzrle()
+    {
+        XbzrlePageSender? sender = xbzrle;
+        xbzrle = null;
+        sender?.Dispose();
+    }
+
     private void PublishProgress(ulong normal, ulong zero) => Update(s => s with
     {
         NormalPages = s.NormalPages + normal,
@@ -248,6 +289,11 @@ public sealed partial class MigrationSource
         DuplicatePages = s.DuplicatePages + zero,
         TransferredBytes = (ulong)connection!.Writer.BytesWritten,
         PagesPerSecond = (ulong)((s.NormalPages + s.DuplicatePages + normal + zero) / Math.Max(totalClock.Elapsed.TotalSeconds, 1e-6)),
+        XbzrleBytes = xbzrle?.Bytes ?? s.XbzrleBytes,
+        XbzrlePages = xbzrle?.Pages ?? s.XbzrlePages,
+        XbzrleCacheMisses = xbzrle?.CacheMisses ?? s.XbzrleCacheMisses,
+        XbzrleOverflows = xbzrle?.Overflows ?? s.XbzrleOverflows,
+        XbzrleUnchanged = xbzrle?.Unchanged ?? s.XbzrleUnchanged,
     });
 
     private void WritePassEnd(int pass)

@@ -66,6 +66,9 @@ public sealed partial class MigrationSource
     private bool endSent;
     private long postcopyRequests;
     private FreePageHintSkips? hintSkips;
+
+    /// <summary>The xbzrle capability's sender and cache, during precopy only (postcopy sends whole pages).</summary>
+    private XbzrlePageSender? xbzrle;
     private IDisposable? hintRequest;
     private MigrationStats stats = new() { Status = MigrationStatus.Setup };
 
@@ -172,7 +175,7 @@ public sealed partial class MigrationSource
             JitWarmUp.InBackground(
                 () => JitWarmUp.Prepare(
                     typeof(MigrationSource), typeof(StateSection), typeof(DiscardRecord), typeof(ReturnPath), typeof(DirtyBitmap), typeof(PageRunWriter),
-                    typeof(PageRecord), typeof(SharedPageRing)),
+                    typeof(PageRecord), typeof(SharedPageRing), typeof(XbzrlePageSender), typeof(XbzrleCache), typeof(XbzrleEncoding)),
                 message => log.Debug("{Message}", message));
 
             using var returnPath = returnPathReader = new ReturnPath(connection.Reader, connection.Abort);
@@ -223,6 +226,8 @@ public sealed partial class MigrationSource
             RunPrecopy(blocks, returnPath);
             if (postcopyRequested)
             {
+                // Postcopy moves whole pages: the destination refuses deltas from the first discard on.
+                DropXbzrle();
                 RunPostcopy(blocks, returnPath);
 
                 // Close now: the destination reads until the source closes, and the return path reader ends with it.
@@ -275,6 +280,7 @@ public sealed partial class MigrationSource
         finally
         {
             CloseHintRequest();
+            DropXbzrle();
             connection?.Dispose();
             preempt?.Dispose();
             ring?.Dispose();

@@ -39,13 +39,15 @@ public static class MigrateCommand
     private static readonly Option<bool> NoPreempt = new("--no-preempt") { Description = "With --postcopy: turn postcopy-preempt off on the source (page-request answers then share the main connection with the push)" };
     private static readonly Option<string> DestinationMonitor = new("--destination-monitor") { Description = "The destination's QMP monitor: with --postcopy, postcopy-ram is enabled there too (otherwise do it yourself)", HelpName = "PATH" };
     private static readonly Option<bool> Resume = new("--resume") { Description = "Resume a postcopy paused on a broken connection: migrate-recover on the destination (with --destination-monitor), then migrate with resume to --to" };
+    private static readonly Option<bool> Xbzrle = new("--xbzrle") { Description = "Enable the xbzrle capability on the source: precopy sends pages sent before as deltas against the bytes sent then" };
+    private static readonly Option<string> XbzrleCacheSize = new("--xbzrle-cache-size") { Description = "With --xbzrle: the source's cache of sent pages in bytes, K/M/G suffixes allowed, 4K to 1G (migrate-set-parameters xbzrle-cache-size) [default: 64M]", HelpName = "BYTES" };
     private static readonly Option<string> MaxBandwidth = new("--max-bandwidth") { Description = "Bandwidth cap in bytes per second, K/M/G suffixes allowed; 0 = unlimited (migrate-set-parameters max-bandwidth)", HelpName = "BYTES_PER_S" };
 
     public static Command Create()
     {
         var command = new Command("migrate", "Live-migrate the guest of a running VMM (precopy, optionally switching to postcopy) through its monitor, with live progress")
         {
-            MonitorOption, To, DowntimeLimit, MaxBandwidth, Postcopy, PostcopyAfter, NoMinorFaults, NoPreempt, DestinationMonitor, Resume,
+            MonitorOption, To, DowntimeLimit, MaxBandwidth, Xbzrle, XbzrleCacheSize, Postcopy, PostcopyAfter, NoMinorFaults, NoPreempt, DestinationMonitor, Resume,
         };
 
         // Synchronous on purpose: System.CommandLine installs its own Ctrl-C handling for asynchronous actions, and
@@ -94,13 +96,30 @@ public static class MigrateCommand
             }
         }
 
+        bool xbzrle = parse.GetValue(Xbzrle);
+        if (parse.GetValue(XbzrleCacheSize) is { } cacheText)
+        {
+            if (!xbzrle)
+            {
+                problems.Add("--xbzrle-cache-size goes with --xbzrle");
+            }
+            else if (SizeParser.TryParseSize(cacheText, out ulong cacheSize) && cacheSize is >= 4096 and <= 1ul << 30)
+            {
+                parameters["xbzrle-cache-size"] = cacheSize;
+            }
+            else
+            {
+                problems.Add($"--xbzrle-cache-size: '{cacheText}' is not a size from 4K to 1G");
+            }
+        }
+
         PostcopyPlan? postcopy = null;
         string? recoverMonitor = null;
         bool resume = parse.GetValue(Resume);
         if (resume)
         {
             // A resume only reconnects: what precopy and the switchover take does not apply to it.
-            if (parse.GetValue(Postcopy) || parse.GetValue(PostcopyAfter) is not null || parse.GetValue(NoMinorFaults) || parse.GetValue(NoPreempt) || parameters.Count > 0)
+            if (parse.GetValue(Postcopy) || parse.GetValue(PostcopyAfter) is not null || parse.GetValue(NoMinorFaults) || parse.GetValue(NoPreempt) || xbzrle || parameters.Count > 0)
             {
                 problems.Add("--resume takes only --monitor, --to and --destination-monitor");
             }
@@ -135,7 +154,7 @@ public static class MigrateCommand
         }
 
         using var interrupt = new Interrupt();
-        return RunAsync(path, uri, parameters, postcopy, interrupt, resume, recoverMonitor).GetAwaiter().GetResult();
+        return RunAsync(path, uri, parameters, postcopy, xbzrle, interrupt, resume, recoverMonitor).GetAwaiter().GetResult();
     }
 
     /// <summary>--resume with --destination-monitor: migrate-recover there, so the destination listens on the URI again.</summary>
@@ -182,7 +201,7 @@ public static class MigrateCommand
         }
     }
 
-    private static async Task<int> RunAsync(string path, string uri, JsonObject parameters, PostcopyPlan? postcopy, Interrupt interrupt, bool resume, string? recoverMonitor)
+    private static async Task<int> RunAsync(string path, string uri, JsonObject parameters, PostcopyPlan? postcopy, bool xbzrle, Interrupt interrupt, bool resume, string? recoverMonitor)
     {
         if (recoverMonitor is not null && await RecoverAsync(recoverMonitor, uri) is { } recoverError)
         {
@@ -216,6 +235,20 @@ public static class MigrateCommand
                 {
                     CliErrors.Print(sourceError);
                     return StatusUsageOrConnection;
+                }
+
+                if (xbzrle)
+                {
+                    // Only the source needs it: every destination takes deltas.
+                    QmpResponse enabled = await ExecuteAsync(client, "migrate-set-capabilities", new JsonObject
+                    {
+                        ["capabilities"] = new JsonArray(new JsonObject { ["capability"] = "xbzrle", ["state"] = true }),
+                    });
+                    if (enabled.IsError)
+                    {
+                        CliErrors.Print($"migrate-set-capabilities on {path}: {enabled.ErrorDescription}");
+                        return StatusUsageOrConnection;
+                    }
                 }
 
                 return await MigrateAsync(client, uri, parameters, postcopy, interrupt, resume);
@@ -379,7 +412,8 @@ public static class MigrateCommand
         ulong DirtyPagesRate,
         ulong DirtySyncCount,
         long Passes,
-        double Mbps)
+        double Mbps,
+        XbzrleFigures? Xbzrle = null)
     {
         public bool IsFinished => Status is "completed" or "failed" or "cancelled" or "postcopy-paused";
 
@@ -408,9 +442,15 @@ public static class MigrateCommand
                 DirtyPagesRate: U(ram, "dirty-pages-rate"),
                 DirtySyncCount: syncs,
                 Passes: ram.ValueKind == JsonValueKind.Object && ram.TryGetProperty("passes", out JsonElement p) && p.TryGetInt64(out long n) ? n : (long)syncs,
-                Mbps: ram.ValueKind == JsonValueKind.Object && ram.TryGetProperty("mbps", out JsonElement m) && m.TryGetDouble(out double d) ? d : 0);
+                Mbps: ram.ValueKind == JsonValueKind.Object && ram.TryGetProperty("mbps", out JsonElement m) && m.TryGetDouble(out double d) ? d : 0,
+                Xbzrle: info.TryGetProperty("xbzrle-cache", out JsonElement x) && x.ValueKind == JsonValueKind.Object
+                    ? new XbzrleFigures(U(x, "pages"), U(x, "bytes"), U(x, "cache-miss"), U(x, "overflow"))
+                    : null);
         }
     }
+
+    /// <summary>query-migrate's xbzrle-cache object, when the source uses xbzrle.</summary>
+    internal sealed record XbzrleFigures(ulong Pages, ulong Bytes, ulong CacheMisses, ulong Overflows);
 
     /// <summary>How progress and the summary reach stdout: a live Spectre display on a terminal, plain lines otherwise.</summary>
     private abstract class Progress
@@ -432,6 +472,12 @@ public static class MigrateCommand
             Row("downtime", s.DowntimeUs is { } us ? $"{us} us ({us / 1000.0:F1} ms)" : s.DowntimeMs is { } ms ? $"{ms} ms" : "-");
             Row("transferred", $"{s.Transferred} bytes ({Mib(s.Transferred)})");
             Row("pages normal / zero", $"{s.NormalPages} / {s.ZeroPages}");
+            if (s.Xbzrle is { } x)
+            {
+                Row("xbzrle delta pages / bytes", $"{x.Pages} / {x.Bytes}");
+                Row("xbzrle cache misses / overflows", $"{x.CacheMisses} / {x.Overflows}");
+            }
+
             Row("passes", s.Passes.ToString(CultureInfo.InvariantCulture));
             Row("throughput", $"{s.Mbps:F1} Mbps (last pass), {AverageMbps(s):F1} Mbps (average)");
             return table;

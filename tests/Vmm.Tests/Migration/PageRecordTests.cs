@@ -34,7 +34,9 @@ public class PageRecordTests
 
     [Theory]
     [InlineData(PageRecord.FlagZero | PageRecord.FlagShared)]
-    [InlineData(4)]
+    [InlineData(PageRecord.FlagDelta | PageRecord.FlagZero)]
+    [InlineData(PageRecord.FlagDelta | PageRecord.FlagShared)]
+    [InlineData(8)]
     [InlineData(0x80)]
     public void UnknownOrContradictoryFlagsAreRefused(byte flags)
     {

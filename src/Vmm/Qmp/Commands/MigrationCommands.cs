@@ -11,7 +11,7 @@ namespace Vmm.Qmp.Commands;
 /// </summary>
 public static class MigrationCommands
 {
-    private static readonly string[] CapabilityNames = ["postcopy-ram", "postcopy-minor-faults", "postcopy-preempt", "postcopy-shared-memory", "events"];
+    private static readonly string[] CapabilityNames = ["xbzrle", "postcopy-ram", "postcopy-minor-faults", "postcopy-preempt", "postcopy-shared-memory", "events"];
 
     public static void Register(QmpCommandRegistry registry)
     {
@@ -74,6 +74,7 @@ public static class MigrationCommands
                         : throw QmpException.Generic("Parameter 'state' is missing");
                     capabilities = name switch
                     {
+                        "xbzrle" => capabilities with { Xbzrle = on },
                         "postcopy-ram" => capabilities with { PostcopyRam = on },
                         "postcopy-minor-faults" => capabilities with { PostcopyMinorFaults = on },
                         "postcopy-preempt" => capabilities with { PostcopyPreempt = on },
@@ -96,6 +97,7 @@ public static class MigrationCommands
                     ["capability"] = name,
                     ["state"] = name switch
                     {
+                        "xbzrle" => capabilities.Xbzrle,
                         "postcopy-ram" => capabilities.PostcopyRam,
                         "postcopy-minor-faults" => capabilities.PostcopyMinorFaults,
                         "postcopy-preempt" => capabilities.PostcopyPreempt,
@@ -111,6 +113,7 @@ public static class MigrationCommands
                 QmpParameter.Maybe("downtime-limit", QmpParameterType.Unsigned),
                 QmpParameter.Maybe("max-bandwidth", QmpParameterType.Unsigned),
                 QmpParameter.Maybe("max-postcopy-bandwidth", QmpParameterType.Unsigned),
+                QmpParameter.Maybe("xbzrle-cache-size", QmpParameterType.Unsigned),
                 QmpParameter.Maybe("tls-creds", QmpParameterType.String),
                 QmpParameter.Maybe("tls-hostname", QmpParameterType.String),
                 QmpParameter.Maybe("tls-authz", QmpParameterType.String),
@@ -139,6 +142,17 @@ public static class MigrationCommands
                     parameters = parameters with { MaxPostcopyBandwidth = arguments.GetUnsigned("max-postcopy-bandwidth") };
                 }
 
+                if (arguments.Has("xbzrle-cache-size"))
+                {
+                    ulong size = arguments.GetUnsigned("xbzrle-cache-size");
+                    if (size is < 4096 or > 1ul << 30)
+                    {
+                        throw QmpException.Generic("Parameter 'xbzrle-cache-size' expects a size from 4096 bytes to 1 GiB");
+                    }
+
+                    parameters = parameters with { XbzrleCacheSize = size };
+                }
+
                 parameters = parameters with { Tls = TlsParameters(parameters.Tls, arguments) };
 
                 context.Machine.Migration.SetParameters(parameters);
@@ -153,6 +167,7 @@ public static class MigrationCommands
                 ["downtime-limit"] = parameters.DowntimeLimitMs,
                 ["max-bandwidth"] = parameters.MaxBandwidth,
                 ["max-postcopy-bandwidth"] = parameters.MaxPostcopyBandwidth ?? 0,
+                ["xbzrle-cache-size"] = parameters.XbzrleCacheSize,
                 ["tls-creds"] = parameters.Tls?.CredsDirectory ?? string.Empty,
                 ["tls-hostname"] = parameters.Tls?.Hostname ?? string.Empty,
                 ["tls-authz"] = string.Join(",", parameters.Tls?.Authz ?? []),
@@ -212,6 +227,20 @@ public static class MigrationCommands
             ["postcopy-shared-memory-pages"] = stats.PostcopySharedPages,
             ["free-page-hint-skipped"] = stats.FreePageHintSkippedPages,
         };
+
+        if (stats.XbzrleCacheSize > 0)
+        {
+            // QEMU's object (its two per-pass rates left out), present when the source uses xbzrle.
+            info["xbzrle-cache"] = new JsonObject
+            {
+                ["cache-size"] = stats.XbzrleCacheSize,
+                ["bytes"] = stats.XbzrleBytes,
+                ["pages"] = stats.XbzrlePages,
+                ["cache-miss"] = stats.XbzrleCacheMisses,
+                ["overflow"] = stats.XbzrleOverflows,
+                ["unchanged"] = stats.XbzrleUnchanged,
+            };
+        }
 
         if (stats.FaultCount > 0 || stats.PostcopyBlocktimeMs > 0)
         {
