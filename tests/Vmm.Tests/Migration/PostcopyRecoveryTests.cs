@@ -19,20 +19,43 @@ public class PostcopyRecoveryTests : IDisposable
     private const ulong Memory = 128 << 20;
     private const ulong Dirtied = 16 << 20;
 
+    /// <summary>The last page of the data the guest never touches: the push is far from it when the tests cut.</summary>
+    private const ulong LastDataPage = (96 << 20) - 4096;
+
+    /// <summary>A resizable block right after main RAM: 8 MiB used of 16 MiB, all of it data.</summary>
+    private const ulong ExtraGpa = Memory;
+    private const ulong ExtraUsed = 8 << 20;
+
     private readonly string dir = Directory.CreateTempSubdirectory("vmm-recover-").FullName;
 
     public void Dispose() => Directory.Delete(dir, recursive: true);
 
+    /// <summary>
+    /// Every RAM backend, MINOR faults on and off where a backend has them, the preempt channel and the shared ring on
+    /// and off (the proxy passes the ring's memfd on, so "on" means pages really went through the ring before the
+    /// cut), and a resizable block beside main RAM (its bitmap covers its used length, not its maximum).
+    /// </summary>
     [Theory]
-    [InlineData(RamBackend.Anonymous, true, true)]
-    [InlineData(RamBackend.Anonymous, false, true)]
-    [InlineData(RamBackend.Shared, true, true)]
-    [InlineData(RamBackend.Shared, true, false)]
-    [InlineData(RamBackend.Hugetlbfs, true, true)]
-    public void ACutDuringThePushIsRecoveredAndCompletes(RamBackend backend, bool preempt, bool minorFaults)
+    [InlineData(RamBackend.Anonymous, true, true, true, false)]
+    [InlineData(RamBackend.Anonymous, true, false, true, false)]
+    [InlineData(RamBackend.Anonymous, false, false, true, true)]
+    [InlineData(RamBackend.Shared, true, true, true, true)]
+    [InlineData(RamBackend.Shared, true, true, false, false)]
+    [InlineData(RamBackend.Shared, false, false, false, false)]
+    [InlineData(RamBackend.Hugetlbfs, true, true, true, false)]
+    [InlineData(RamBackend.Hugetlbfs, true, false, false, false)]
+    public void ACutDuringThePushIsRecoveredAndCompletes(RamBackend backend, bool preempt, bool ring, bool minorFaults, bool resizable)
     {
-        using Pair run = Pair.Start(dir, backend, preempt, minorFaults);
+        using Pair run = Pair.Start(dir, backend, preempt, minorFaults, ring: ring, resizable: resizable);
         run.CutMidPush();
+        if (ring)
+        {
+            Assert.True(run.Migration.Stats.PostcopySharedPages > 0, $"no page went through the shared ring before the cut: {run.Migration.Stats}");
+        }
+        else
+        {
+            Assert.Equal(0ul, run.Migration.Stats.PostcopySharedPages);
+        }
 
         // Full speed after the recovery: max-postcopy-bandwidth applies at once, also to a paused migration.
         run.Source.Machine.Migration.SetParameters(run.Source.Machine.Migration.Parameters with { MaxPostcopyBandwidth = 0 });
@@ -42,15 +65,42 @@ public class PostcopyRecoveryTests : IDisposable
     }
 
     [Fact]
+    public void ACutWithAPageRequestInFlightIsRecoveredAndTheRequestAnswered()
+    {
+        using Pair run = Pair.Start(dir, RamBackend.Anonymous, preempt: true, minorFaults: true);
+        run.WaitBothPostcopyActive();
+        Thread.Sleep(300);
+
+        // The destination's messages are lost in the network from now on: a request it sends leaves it, and is never
+        // answered. Then the cut: the request is outstanding on both sides of it.
+        run.FirstProxy.SwallowReturn(0);
+        Task<byte> read = Task.Run(() => run.Destination.ReadByte(LastDataPage));
+        Wait.Until(() => run.FirstProxy.Swallowed > 0, "no request left the destination", 30);
+        Thread.Sleep(100);
+        Assert.False(read.IsCompleted, "a page whose request was lost was read");
+        Assert.Equal(MigrationStatus.PostcopyActive, run.Migration.Stats.Status);
+        Assert.True(run.FirstProxy.Drop(0));
+        run.WaitBothPaused();
+        Assert.True(run.Incoming.Wait(TimeSpan.FromSeconds(30)), "the destination's first receive did not end");
+        run.AssertBothAliveAndTheSourceMemoryKept();
+        Assert.False(read.IsCompleted, "a page whose request was lost was read while paused");
+
+        using FaultyProxy second = run.Recover("r1");
+        Assert.True(read.Wait(TimeSpan.FromSeconds(60)), "the request outstanding at the cut was not answered after the recovery");
+        Assert.Equal(0x5A, read.Result);
+        run.AssertCompletedAndConsistent();
+    }
+
+    [Fact]
     public void AReadOfAMissingPageWhilePausedWaitsAndIsAnsweredAfterTheRecovery()
     {
         using Pair run = Pair.Start(dir, RamBackend.Anonymous, preempt: true, minorFaults: true);
         run.CutMidPush();
 
-        // The last page of the data the guest never touches: the push is far from it. A monitor-style read of it on the
-        // destination faults, its request cannot go out, and the reader waits (without stalling the collector).
+        // A monitor-style read of the last data page on the destination faults, its request cannot go out, and the
+        // reader waits (without stalling the collector).
         long before = (long)run.Destination.Machine.Migration.Stats!.PostcopyRequests;
-        Task<byte> read = Task.Run(() => run.Destination.ReadByte((96 << 20) - 4096));
+        Task<byte> read = Task.Run(() => run.Destination.ReadByte(LastDataPage));
         Wait.Until(() => (long)run.Destination.Machine.Migration.Stats!.PostcopyRequests > before, "the read of a missing page made no request", 30);
         Thread.Sleep(200);
         Assert.False(read.IsCompleted, "a page that cannot have arrived was read while paused");
@@ -188,10 +238,10 @@ public class PostcopyRecoveryTests : IDisposable
         run.AssertCompletedAndConsistent();
     }
 
-    /// <summary>Gives [<paramref name="offset"/>, +<paramref name="length"/>) of main RAM content (0x5A per page).</summary>
-    private static void FillWithData(TestMachine machine, ulong offset, ulong length) => machine.Machine.WithVcpusPaused(() =>
+    /// <summary>Gives [<paramref name="offset"/>, +<paramref name="length"/>) of a block content (0x5A per page).</summary>
+    private static void FillWithData(TestMachine machine, string block, ulong offset, ulong length) => machine.Machine.WithVcpusPaused(() =>
     {
-        RamBlock ram = machine.Machine.Ram.FindByName(VirtualMachine.MainRamBlockName)!;
+        RamBlock ram = machine.Machine.Ram.FindByName(block)!;
         for (ulong page = offset; page < offset + length; page += 4096)
         {
             ram.GetSpan(page, 1)[0] = 0x5A;
@@ -232,14 +282,28 @@ public class PostcopyRecoveryTests : IDisposable
 
         public ulong RequestsBeforeCut { get; private set; }
 
-        public static Pair Start(string dir, RamBackend backend, bool preempt, bool minorFaults, bool startPostcopy = true)
+        /// <summary>Whether the machines have the resizable block "extra" beside main RAM.</summary>
+        public bool Resizable { get; private init; }
+
+        /// <summary>
+        /// With <paramref name="ring"/> (and <paramref name="preempt"/>) the proxy passes descriptors on, so the shared
+        /// ring really carries the push; without it the capability is off.
+        /// </summary>
+        public static Pair Start(string dir, RamBackend backend, bool preempt, bool minorFaults, bool startPostcopy = true, bool ring = true, bool resizable = false)
         {
-            TestMachine source = TestMachine.Create(Memory, backend, "dirty-16m");
-            TestMachine destination = TestMachine.Create(Memory, backend);
+            (string, ulong, ulong, ulong)[] extra = resizable ? [("extra", ExtraGpa, ExtraUsed, 2 * ExtraUsed)] : [];
+            TestMachine source = TestMachine.Create(Memory, backend, "dirty-16m", extra);
+            TestMachine destination = TestMachine.Create(Memory, backend, null, extra);
             source.Machine.Start();
             source.WaitForSerial(s => s.Contains('B'), "a pass");
-            FillWithData(source, 64 << 20, 32 << 20);
-            var capabilities = new MigrationCapabilities { PostcopyRam = true, PostcopyPreempt = preempt, PostcopyMinorFaults = minorFaults };
+            FillWithData(source, VirtualMachine.MainRamBlockName, 64 << 20, 32 << 20);
+            if (resizable)
+            {
+                FillWithData(source, "extra", 0, ExtraUsed);
+            }
+
+            ring &= preempt;
+            var capabilities = new MigrationCapabilities { PostcopyRam = true, PostcopyPreempt = preempt, PostcopyMinorFaults = minorFaults, PostcopySharedMemory = ring };
             source.Machine.Migration.SetCapabilities(capabilities);
             destination.Machine.Migration.SetCapabilities(capabilities);
             source.Machine.Migration.SetParameters(new MigrationParameters { MaxBandwidth = 16 << 20 });
@@ -248,7 +312,7 @@ public class PostcopyRecoveryTests : IDisposable
             destination.Machine.SetStoppedState(RunState.InMigrate);
             Socket listener = IncomingMigration.Listen(MigrationUri.Parse($"unix:{target}"));
             var incoming = Task.Run(() => destination.Machine.Migration.RunIncoming(listener));
-            var proxy = new FaultyProxy(Path.Combine(dir, "proxy.sock"), target, long.MaxValue, ProxyFault.Drop);
+            var proxy = new FaultyProxy(Path.Combine(dir, "proxy.sock"), target, long.MaxValue, ProxyFault.Drop, passDescriptors: ring);
             MigrationSource migration = source.Machine.Migration.Migrate($"unix:{Path.Combine(dir, "proxy.sock")}");
             if (startPostcopy)
             {
@@ -261,7 +325,7 @@ public class PostcopyRecoveryTests : IDisposable
 
             Wait.Until(() => migration.Stats.TransferredBytes > 2 << 20, "precopy never got going");
 
-            return new Pair(dir, source, destination, listener, proxy, migration, incoming);
+            return new Pair(dir, source, destination, listener, proxy, migration, incoming) { Resizable = resizable };
         }
 
         /// <summary>Cuts the first connection once both sides are in postcopy and the push is under way.</summary>
@@ -314,6 +378,16 @@ public class PostcopyRecoveryTests : IDisposable
             int passes = Destination.CountB();
             Destination.WaitForSerial(s => s.Count(c => c == 'B') > passes + 1, "passes on the destination after the recovery");
             Assert.Null(Destination.CheckDirtyConsistency(Dirtied));
+            if (Resizable)
+            {
+                // Every page of the resizable block arrived, and nothing past its used length was made up.
+                for (ulong page = 0; page < ExtraUsed; page += 4096)
+                {
+                    Assert.True(Destination.ReadByte(ExtraGpa + page) == 0x5A, $"page 0x{page:x} of the resizable block did not arrive");
+                }
+
+                Assert.Equal(ExtraUsed, Destination.Machine.Ram.FindByName("extra")!.UsedLength);
+            }
         }
 
         /// <summary>Neither side died; the source never ran the guest again and still holds a consistent copy.</summary>
