@@ -295,7 +295,7 @@ public sealed partial class MigrationSource
             }
         }
 
-        earlierBytes += (ulong)(connection?.Writer.BytesWritten ?? 0) + (ulong)(preempt?.BytesWritten ?? 0) + (pushRuns?.SharedBytes ?? 0);
+        earlierBytes = TransferredSoFar();
         earlierPreemptPages += (ulong)(preempt?.PagesSent ?? 0);
         earlierSharedPages += (pushRuns?.SharedBytes ?? 0) / PageSize;
         pushRuns = null;
@@ -305,7 +305,7 @@ public sealed partial class MigrationSource
         preempt = null;
         ring?.Dispose();
         ring = null;
-        Update(s => s with { Status = MigrationStatus.PostcopyPaused, ErrorDescription = message, TotalTimeMs = totalClock.ElapsedMilliseconds });
+        Update(s => s with { Status = MigrationStatus.PostcopyPaused, ErrorDescription = message, TotalTimeMs = totalClock.ElapsedMilliseconds, TransferredBytes = earlierBytes });
         log.Error("postcopy to {Uri} paused: {Message}; the guest's memory is kept here", uri.Text, message);
         StatusChanged?.Invoke(MigrationStatus.PostcopyPaused);
     }
