@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using Vmm.Machine;
 using Vmm.Migration;
 using Vmm.Migration.Destination;
+using Vmm.Migration.Postcopy;
 using Vmm.Migration.Source;
 using Vmm.Migration.Stream;
 using Vmm.Ram;
@@ -181,8 +182,10 @@ public class PostcopyRecoveryTests : IDisposable
         run.AssertCompletedAndConsistent();
     }
 
-    [Fact]
-    public void AResumeNamingAnotherMigrationIsRefusedBeforeAnythingIsPlaced()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void AResumeNamingAnotherMigrationIsRefusedBeforeAnythingIsPlaced(bool otherLayout)
     {
         using Pair run = Pair.Start(dir, RamBackend.Anonymous, preempt: true, minorFaults: true);
         run.CutMidPush();
@@ -190,14 +193,16 @@ public class PostcopyRecoveryTests : IDisposable
         run.Destination.Machine.Migration.Recover($"unix:{path}");
         long placed = (long)run.Destination.Machine.Migration.Stats!.PostcopyFetchedPages;
 
-        // Another run's source: the right layout, but the name of some other migration, and a page after it.
+        // Another run's source: the right layout but the name of some other migration, or the layout of another
+        // machine (half the RAM); then a page.
+        using (TestMachine other = TestMachine.Create(Memory / 2))
         using (var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
         {
             socket.Connect(new UnixDomainSocketEndPoint(path));
             using var stream = new NetworkStream(socket);
             StreamHeader.Write(stream);
             var writer = new RecordWriter(stream);
-            RamLayout.Of(run.Source.Machine.Ram).Write(writer);
+            RamLayout.Of((otherLayout ? other : run.Source).Machine.Ram).Write(writer);
             var resume = writer.Begin(RecordType.PostcopyResume);
             resume.Bytes(Guid.NewGuid().ToByteArray());
             resume.Commit();
@@ -205,7 +210,7 @@ public class PostcopyRecoveryTests : IDisposable
             writer.Flush();
             Vmm.Migration.Stream.Record answer = new RecordReader(stream).Read();
             Assert.Equal(RecordType.Error, answer.Type);
-            Assert.Contains("not the other end", answer.Reader().String());
+            Assert.Contains(otherLayout ? "RAM layout is not the paused migration's" : "not the other end", answer.Reader().String());
         }
 
         Wait.Until(() => run.Destination.Machine.Migration.Stats!.Status == MigrationStatus.PostcopyPaused, "the destination did not go back to postcopy-paused");
@@ -216,11 +221,105 @@ public class PostcopyRecoveryTests : IDisposable
         run.AssertCompletedAndConsistent();
     }
 
+    /// <summary>
+    /// The source's side of the handshake against a peer that answers the resume with a received bitmap that is corrupt
+    /// (a flipped bit: the CRC fails) or does not fit this layout (more pages than the block has): refused before it is
+    /// applied, the source is paused again with its memory, and the real destination's recovery still completes.
+    /// </summary>
+    [Theory]
+    [InlineData(false, "CRC-32C mismatch")]
+    [InlineData(true, "were due")]
+    public void ABitmapThatIsCorruptOrDoesNotFitPausesTheSourceAgain(bool mismatched, string refusal)
+    {
+        using Pair run = Pair.Start(dir, RamBackend.Anonymous, preempt: true, minorFaults: true);
+        run.CutMidPush();
+        RamBlock main = run.Source.Machine.Ram.Blocks[0];
+        ulong pages = main.UsedLength / main.PageSize;
+        var received = new DirtyBitmap(pages + 8);
+        received.SetRange(0, pages + 8);
+        var bitmap = new MemoryStream();
+        var bitmapWriter = new RecordWriter(bitmap);
+        ReceivedBitmapRecord.Write(bitmapWriter, 0, received, mismatched ? pages + 8 : pages);
+        var ready = bitmapWriter.Begin(RecordType.PostcopyResumeReady);
+        ready.U16((ushort)run.Source.Machine.Ram.Blocks.Count);
+        ready.Commit();
+        bitmapWriter.Flush();
+        byte[] answer = bitmap.ToArray();
+        if (!mismatched)
+        {
+            // A bit of the bitmap itself, well inside the first record's payload.
+            answer[64] ^= 0x10;
+        }
+
+        string path = Path.Combine(dir, "impostor.sock");
+        using (Socket listener = IncomingMigration.Listen(MigrationUri.Parse($"unix:{path}")))
+        {
+            run.Source.Machine.Migration.Migrate($"unix:{path}", resume: true);
+            Assert.Equal(MigrationStatus.PostcopyRecover, run.Migration.Stats.Status);
+            using Socket peer = listener.Accept();
+            using var stream = new NetworkStream(peer);
+            StreamHeader.Read(stream);
+            var reader = new RecordReader(stream);
+            Assert.Equal(RecordType.Setup, reader.Read().Type);
+            Assert.Equal(RecordType.PostcopyResume, reader.Read().Type);
+            stream.Write(answer);
+            stream.Flush();
+            Wait.Until(() => run.Migration.Stats.Status == MigrationStatus.PostcopyPaused, $"the source did not go back to postcopy-paused: {run.Migration.Stats}", 30);
+        }
+
+        Assert.Contains(refusal, run.Migration.Stats.ErrorDescription);
+        run.AssertBothAliveAndTheSourceMemoryKept();
+        using FaultyProxy second = run.Recover("r1");
+        run.AssertCompletedAndConsistent();
+    }
+
+    /// <summary>
+    /// max-postcopy-bandwidth set while paused caps the recovered push (measured on the wire, once the guest's own
+    /// requests are answered); set to 0 while it runs, the rest goes at once. The transferred count never goes back.
+    /// </summary>
+    [Fact]
+    public void MaxPostcopyBandwidthSetWhilePausedCapsTheRecoveredPushAndZeroLiftsIt()
+    {
+        const ulong Cap = 4 << 20;
+        using Pair run = Pair.Start(dir, RamBackend.Anonymous, preempt: true, minorFaults: true);
+        run.CutMidPush();
+        ulong beforeCut = run.Migration.Stats.TransferredBytes;
+        run.Source.Machine.Migration.SetParameters(run.Source.Machine.Migration.Parameters with { MaxPostcopyBandwidth = Cap });
+
+        using FaultyProxy second = run.Recover("r1");
+        run.WaitBothPostcopyActive();
+        Thread.Sleep(1000);
+        MigrationStats first = run.Migration.Stats;
+        var window = System.Diagnostics.Stopwatch.StartNew();
+        Thread.Sleep(1500);
+        MigrationStats last = run.Migration.Stats;
+        double seconds = window.Elapsed.TotalSeconds;
+        Assert.True(first.TransferredBytes >= beforeCut, $"transferred went back across the recovery: {beforeCut} before the cut, {first.TransferredBytes} after");
+        ulong sent = last.TransferredBytes - first.TransferredBytes;
+        Assert.True(last.Status == MigrationStatus.PostcopyActive && last.RemainingBytes > 16ul << 20, $"the capped push is not still under way with most of the data left: {last}");
+        Assert.True(sent > 0 && sent < (Cap * seconds * 1.5) + (1 << 20), $"{sent} bytes in {seconds:F2} s under a cap of {Cap} bytes/s");
+
+        // Lifted: what is left (most of the data, so megabytes on the wire) goes at more than twice the cap.
+        run.Source.Machine.Migration.SetParameters(run.Source.Machine.Migration.Parameters with { MaxPostcopyBandwidth = 0 });
+        var lifted = System.Diagnostics.Stopwatch.StartNew();
+        Wait.Until(() => run.Migration.Stats.Status == MigrationStatus.Completed, $"not completed after the cap was lifted: {run.Migration.Stats}", 60);
+        double liftedSeconds = lifted.Elapsed.TotalSeconds;
+        ulong rest = run.Migration.Stats.TransferredBytes - last.TransferredBytes;
+        Assert.True(rest > 8 << 20 && liftedSeconds < rest / (double)Cap / 2, $"{rest} bytes took {liftedSeconds:F2} s with the cap lifted");
+        run.AssertCompletedAndConsistent();
+    }
+
     [Fact]
     public void AResumeToADestinationThatIsNotPausedIsRefusedAndTheSourceStaysPaused()
     {
         using Pair run = Pair.Start(dir, RamBackend.Anonymous, preempt: true, minorFaults: true);
         run.CutMidPush();
+
+        // Nobody listening: paused again at once, nothing counted twice.
+        ulong transferred = run.Migration.Stats.TransferredBytes;
+        run.Source.Machine.Migration.Migrate($"unix:{Path.Combine(dir, "nobody.sock")}", resume: true);
+        Wait.Until(() => run.Migration.Stats.Status == MigrationStatus.PostcopyPaused, "a resume to nowhere did not pause again");
+        Assert.Equal(transferred, run.Migration.Stats.TransferredBytes);
 
         // A fresh destination waiting for a migration of its own.
         using TestMachine stranger = TestMachine.Create(Memory);
