@@ -319,6 +319,9 @@ public sealed partial class MigrationSource
         }
     }
 
+    /// <summary>How far behind the cap the average may fall before it starts again (the largest burst it allows).</summary>
+    private static readonly TimeSpan ThrottleSlack = TimeSpan.FromMilliseconds(100);
+
     /// <summary>
     /// Sleeps as needed to keep the average rate under the cap: max-bandwidth for precopy; for the postcopy push
     /// max-postcopy-bandwidth once set (0 = unlimited), else max-bandwidth. A changed cap starts a new average from
@@ -327,9 +330,6 @@ public sealed partial class MigrationSource
     /// the cap, the average starts again from here, so the cap still holds right after a stall instead of allowing a
     /// burst of everything the idle seconds would have paid for (QEMU's rate limit also works in short windows).
     /// </summary>
-    /// <summary>How far behind the cap the average may fall before it starts again (the largest burst it allows).</summary>
-    private static readonly TimeSpan ThrottleSlack = TimeSpan.FromMilliseconds(100);
-
     private void Throttle(ulong bytesWritten)
     {
         // With the guest stopped every millisecond is downtime: the cap is lifted, as QEMU does at completion.
