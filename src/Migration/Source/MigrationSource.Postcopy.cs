@@ -366,7 +366,7 @@ public sealed partial class MigrationSource
                     runs.Flush();
                     writer.Flush();
                     ulong bytes = sent * PageSize;
-                    Update(s => s with { TransferredBytes = (ulong)writer.BytesWritten + runs.SharedBytes, RemainingBytes = s.RemainingBytes > bytes ? s.RemainingBytes - bytes : 0 });
+                    Update(s => s with { TransferredBytes = TransferredSoFar(), RemainingBytes = s.RemainingBytes > bytes ? s.RemainingBytes - bytes : 0 });
                     return true;
                 }
             }
@@ -392,7 +392,7 @@ public sealed partial class MigrationSource
             PostcopyRequests = (ulong)Interlocked.Read(ref postcopyRequests),
             PostcopyPreemptPages = earlierPreemptPages + (ulong)(preempt?.PagesSent ?? 0),
             PostcopySharedPages = earlierSharedPages + ((pushRuns?.SharedBytes ?? 0) / PageSize),
-            TransferredBytes = earlierBytes + (ulong)connection!.Writer.BytesWritten + (ulong)(preempt?.BytesWritten ?? 0) + (pushRuns?.SharedBytes ?? 0),
+            TransferredBytes = TransferredSoFar(),
             RemainingBytes = 0,
         });
         log.Information(

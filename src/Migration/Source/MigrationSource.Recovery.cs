@@ -28,6 +28,13 @@ public sealed partial class MigrationSource
     private ulong earlierSharedPages;
 
     /// <summary>
+    /// Bytes sent in postcopy so far, over every connection: the ones before a break and the current one's main stream,
+    /// preempt channel and ring. query-migrate's transferred never goes back when a recovery starts a new connection.
+    /// </summary>
+    private ulong TransferredSoFar() =>
+        earlierBytes + (ulong)(connection?.Writer.BytesWritten ?? 0) + (ulong)(preempt?.BytesWritten ?? 0) + (pushRuns?.SharedBytes ?? 0);
+
+    /// <summary>
     /// migrate with resume: reconnects a migration in postcopy-paused to <paramref name="newUri"/> in the background
     /// (status postcopy-recover at once). Refused in any other state.
     /// </summary>
@@ -62,6 +69,9 @@ public sealed partial class MigrationSource
         try
         {
             log.Information("postcopy: resuming the paused migration to {Uri}", uri.Text);
+
+            // The last connection is disposed and its bytes counted (Pause): a connect that fails must not count them again.
+            connection = null;
             connection = MigrationConnection.Connect(uri, TimeSpan.FromSeconds(10), parameters.Tls);
             connection.SetTimeouts(TimeSpan.Zero, parameters.WriteTimeout);
 

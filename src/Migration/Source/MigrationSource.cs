@@ -309,7 +309,7 @@ public sealed partial class MigrationSource
             }
         }
 
-        earlierBytes += (ulong)(connection?.Writer.BytesWritten ?? 0) + (ulong)(preempt?.BytesWritten ?? 0) + (pushRuns?.SharedBytes ?? 0);
+        earlierBytes = TransferredSoFar();
         earlierPreemptPages += (ulong)(preempt?.PagesSent ?? 0);
         earlierSharedPages += (pushRuns?.SharedBytes ?? 0) / PageSize;
         pushRuns = null;
@@ -319,7 +319,7 @@ public sealed partial class MigrationSource
         preempt = null;
         ring?.Dispose();
         ring = null;
-        Update(s => s with { Status = MigrationStatus.PostcopyPaused, ErrorDescription = message, TotalTimeMs = totalClock.ElapsedMilliseconds });
+        Update(s => s with { Status = MigrationStatus.PostcopyPaused, ErrorDescription = message, TotalTimeMs = totalClock.ElapsedMilliseconds, TransferredBytes = earlierBytes });
         log.Error("postcopy to {Uri} paused: {Message}; the guest's memory is kept here", uri.Text, message);
         StatusChanged?.Invoke(MigrationStatus.PostcopyPaused);
     }
@@ -333,6 +333,9 @@ public sealed partial class MigrationSource
         }
     }
 
+    /// <summary>How far behind the cap the average may fall before it starts again (the largest burst it allows).</summary>
+    private static readonly TimeSpan ThrottleSlack = TimeSpan.FromMilliseconds(100);
+
     /// <summary>
     /// Sleeps as needed to keep the average rate under the cap: max-bandwidth for precopy; for the postcopy push
     /// max-postcopy-bandwidth once set (0 = unlimited), else max-bandwidth. A changed cap starts a new average from
@@ -341,9 +344,6 @@ public sealed partial class MigrationSource
     /// the cap, the average starts again from here, so the cap still holds right after a stall instead of allowing a
     /// burst of everything the idle seconds would have paid for (QEMU's rate limit also works in short windows).
     /// </summary>
-    /// <summary>How far behind the cap the average may fall before it starts again (the largest burst it allows).</summary>
-    private static readonly TimeSpan ThrottleSlack = TimeSpan.FromMilliseconds(100);
-
     private void Throttle(ulong bytesWritten)
     {
         // With the guest stopped every millisecond is downtime: the cap is lifted, as QEMU does at completion.

@@ -38,8 +38,13 @@ public sealed class PostcopyRecoveryProcessTests : IDisposable
         Assert.True(proxy.Drop(0));
         Wait.Until(() => Status(src) == "postcopy-paused" && Status(dst) == "postcopy-paused", "not both paused");
 
-        // Cancelling is refused now: the guest lives on the destination.
+        // Cancelling is refused now: the guest lives on the destination. Recovering is a destination's command in
+        // postcopy-paused, resuming a source's: each side refuses the other's.
         Assert.Contains("cannot cancel", src.Error("migrate_cancel"));
+        Assert.Contains("postcopy-paused", src.Error("migrate-recover", new { uri = $"unix:{Path.Combine(dir, "no.sock")}" }));
+        Assert.Contains("there is no paused migration to resume", dst.Error("migrate", new { uri = $"unix:{Path.Combine(dir, "no.sock")}", resume = true }));
+        Assert.Equal("postcopy-paused", Status(src));
+        Assert.Equal("postcopy-paused", Status(dst));
 
         // Full speed for the rest, set while paused.
         src.Return("migrate-set-parameters", new Dictionary<string, object> { ["max-postcopy-bandwidth"] = 0 });
@@ -50,8 +55,16 @@ public sealed class PostcopyRecoveryProcessTests : IDisposable
         Assert.True(result.ExitCode == 0, $"migrate --resume exited {result.ExitCode}; stdout: {result.Stdout} stderr: {result.Stderr}");
         Assert.Contains("completed", result.Stdout);
         Wait.Until(() => Status(dst) == "completed", "the destination did not complete");
-        List<string> statuses = PrecopyProcessTests.MigrationEvents(dst, "completed", out _);
-        Assert.Contains("postcopy-recover", statuses);
+
+        // MIGRATION events on both sides, from the cut on: paused, recovering, active again, completed.
+        string[] recovery = ["postcopy-paused", "postcopy-recover", "postcopy-active", "completed"];
+        foreach ((string side, QmpTestClient client) in new[] { ("source", src), ("destination", dst) })
+        {
+            List<string> statuses = PrecopyProcessTests.MigrationEvents(client, "completed", out _);
+            int paused = statuses.LastIndexOf("postcopy-paused");
+            Assert.True(paused >= 0 && statuses.Skip(paused).SequenceEqual(recovery), $"{side}'s MIGRATION events: {string.Join(", ", statuses)}");
+        }
+
         Assert.Equal("postmigrate", source.RunStatus());
         int passes = destination.CountB();
         Wait.Until(() => destination.CountB() > passes + 1, "the guest stopped printing on the destination");

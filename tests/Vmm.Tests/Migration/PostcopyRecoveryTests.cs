@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using Vmm.Machine;
 using Vmm.Migration;
 using Vmm.Migration.Destination;
+using Vmm.Migration.Postcopy;
 using Vmm.Migration.Source;
 using Vmm.Migration.Stream;
 using Vmm.Ram;
@@ -19,20 +20,43 @@ public class PostcopyRecoveryTests : IDisposable
     private const ulong Memory = 128 << 20;
     private const ulong Dirtied = 16 << 20;
 
+    /// <summary>The last page of the data the guest never touches: the push is far from it when the tests cut.</summary>
+    private const ulong LastDataPage = (96 << 20) - 4096;
+
+    /// <summary>A resizable block right after main RAM: 8 MiB used of 16 MiB, all of it data.</summary>
+    private const ulong ExtraGpa = Memory;
+    private const ulong ExtraUsed = 8 << 20;
+
     private readonly string dir = Directory.CreateTempSubdirectory("vmm-recover-").FullName;
 
     public void Dispose() => Directory.Delete(dir, recursive: true);
 
+    /// <summary>
+    /// Every RAM backend, MINOR faults on and off where a backend has them, the preempt channel and the shared ring on
+    /// and off (the proxy passes the ring's memfd on, so "on" means pages really went through the ring before the
+    /// cut), and a resizable block beside main RAM (its bitmap covers its used length, not its maximum).
+    /// </summary>
     [Theory]
-    [InlineData(RamBackend.Anonymous, true, true)]
-    [InlineData(RamBackend.Anonymous, false, true)]
-    [InlineData(RamBackend.Shared, true, true)]
-    [InlineData(RamBackend.Shared, true, false)]
-    [InlineData(RamBackend.Hugetlbfs, true, true)]
-    public void ACutDuringThePushIsRecoveredAndCompletes(RamBackend backend, bool preempt, bool minorFaults)
+    [InlineData(RamBackend.Anonymous, true, true, true, false)]
+    [InlineData(RamBackend.Anonymous, true, false, true, false)]
+    [InlineData(RamBackend.Anonymous, false, false, true, true)]
+    [InlineData(RamBackend.Shared, true, true, true, true)]
+    [InlineData(RamBackend.Shared, true, true, false, false)]
+    [InlineData(RamBackend.Shared, false, false, false, false)]
+    [InlineData(RamBackend.Hugetlbfs, true, true, true, false)]
+    [InlineData(RamBackend.Hugetlbfs, true, false, false, false)]
+    public void ACutDuringThePushIsRecoveredAndCompletes(RamBackend backend, bool preempt, bool ring, bool minorFaults, bool resizable)
     {
-        using Pair run = Pair.Start(dir, backend, preempt, minorFaults);
+        using Pair run = Pair.Start(dir, backend, preempt, minorFaults, ring: ring, resizable: resizable);
         run.CutMidPush();
+        if (ring)
+        {
+            Assert.True(run.Migration.Stats.PostcopySharedPages > 0, $"no page went through the shared ring before the cut: {run.Migration.Stats}");
+        }
+        else
+        {
+            Assert.Equal(0ul, run.Migration.Stats.PostcopySharedPages);
+        }
 
         // Full speed after the recovery: max-postcopy-bandwidth applies at once, also to a paused migration.
         run.Source.Machine.Migration.SetParameters(run.Source.Machine.Migration.Parameters with { MaxPostcopyBandwidth = 0 });
@@ -74,15 +98,42 @@ public class PostcopyRecoveryTests : IDisposable
     }
 
     [Fact]
+    public void ACutWithAPageRequestInFlightIsRecoveredAndTheRequestAnswered()
+    {
+        using Pair run = Pair.Start(dir, RamBackend.Anonymous, preempt: true, minorFaults: true);
+        run.WaitBothPostcopyActive();
+        Thread.Sleep(300);
+
+        // The destination's messages are lost in the network from now on: a request it sends leaves it, and is never
+        // answered. Then the cut: the request is outstanding on both sides of it.
+        run.FirstProxy.SwallowReturn(0);
+        Task<byte> read = Task.Run(() => run.Destination.ReadByte(LastDataPage));
+        Wait.Until(() => run.FirstProxy.Swallowed > 0, "no request left the destination", 30);
+        Thread.Sleep(100);
+        Assert.False(read.IsCompleted, "a page whose request was lost was read");
+        Assert.Equal(MigrationStatus.PostcopyActive, run.Migration.Stats.Status);
+        Assert.True(run.FirstProxy.Drop(0));
+        run.WaitBothPaused();
+        Assert.True(run.Incoming.Wait(TimeSpan.FromSeconds(30)), "the destination's first receive did not end");
+        run.AssertBothAliveAndTheSourceMemoryKept();
+        Assert.False(read.IsCompleted, "a page whose request was lost was read while paused");
+
+        using FaultyProxy second = run.Recover("r1");
+        Assert.True(read.Wait(TimeSpan.FromSeconds(60)), "the request outstanding at the cut was not answered after the recovery");
+        Assert.Equal(0x5A, read.Result);
+        run.AssertCompletedAndConsistent();
+    }
+
+    [Fact]
     public void AReadOfAMissingPageWhilePausedWaitsAndIsAnsweredAfterTheRecovery()
     {
         using Pair run = Pair.Start(dir, RamBackend.Anonymous, preempt: true, minorFaults: true);
         run.CutMidPush();
 
-        // The last page of the data the guest never touches: the push is far from it. A monitor-style read of it on the
-        // destination faults, its request cannot go out, and the reader waits (without stalling the collector).
+        // A monitor-style read of the last data page on the destination faults, its request cannot go out, and the
+        // reader waits (without stalling the collector).
         long before = (long)run.Destination.Machine.Migration.Stats!.PostcopyRequests;
-        Task<byte> read = Task.Run(() => run.Destination.ReadByte((96 << 20) - 4096));
+        Task<byte> read = Task.Run(() => run.Destination.ReadByte(LastDataPage));
         Wait.Until(() => (long)run.Destination.Machine.Migration.Stats!.PostcopyRequests > before, "the read of a missing page made no request", 30);
         Thread.Sleep(200);
         Assert.False(read.IsCompleted, "a page that cannot have arrived was read while paused");
@@ -163,8 +214,10 @@ public class PostcopyRecoveryTests : IDisposable
         run.AssertCompletedAndConsistent();
     }
 
-    [Fact]
-    public void AResumeNamingAnotherMigrationIsRefusedBeforeAnythingIsPlaced()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void AResumeNamingAnotherMigrationIsRefusedBeforeAnythingIsPlaced(bool otherLayout)
     {
         using Pair run = Pair.Start(dir, RamBackend.Anonymous, preempt: true, minorFaults: true);
         run.CutMidPush();
@@ -172,14 +225,16 @@ public class PostcopyRecoveryTests : IDisposable
         run.Destination.Machine.Migration.Recover($"unix:{path}");
         long placed = (long)run.Destination.Machine.Migration.Stats!.PostcopyFetchedPages;
 
-        // Another run's source: the right layout, but the name of some other migration, and a page after it.
+        // Another run's source: the right layout but the name of some other migration, or the layout of another
+        // machine (half the RAM); then a page.
+        using (TestMachine other = TestMachine.Create(Memory / 2))
         using (var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
         {
             socket.Connect(new UnixDomainSocketEndPoint(path));
             using var stream = new NetworkStream(socket);
             StreamHeader.Write(stream);
             var writer = new RecordWriter(stream);
-            RamLayout.Of(run.Source.Machine.Ram).Write(writer);
+            RamLayout.Of((otherLayout ? other : run.Source).Machine.Ram).Write(writer);
             var resume = writer.Begin(RecordType.PostcopyResume);
             resume.Bytes(Guid.NewGuid().ToByteArray());
             resume.Commit();
@@ -187,7 +242,7 @@ public class PostcopyRecoveryTests : IDisposable
             writer.Flush();
             Vmm.Migration.Stream.Record answer = new RecordReader(stream).Read();
             Assert.Equal(RecordType.Error, answer.Type);
-            Assert.Contains("not the other end", answer.Reader().String());
+            Assert.Contains(otherLayout ? "RAM layout is not the paused migration's" : "not the other end", answer.Reader().String());
         }
 
         Wait.Until(() => run.Destination.Machine.Migration.Stats!.Status == MigrationStatus.PostcopyPaused, "the destination did not go back to postcopy-paused");
@@ -198,11 +253,105 @@ public class PostcopyRecoveryTests : IDisposable
         run.AssertCompletedAndConsistent();
     }
 
+    /// <summary>
+    /// The source's side of the handshake against a peer that answers the resume with a received bitmap that is corrupt
+    /// (a flipped bit: the CRC fails) or does not fit this layout (more pages than the block has): refused before it is
+    /// applied, the source is paused again with its memory, and the real destination's recovery still completes.
+    /// </summary>
+    [Theory]
+    [InlineData(false, "CRC-32C mismatch")]
+    [InlineData(true, "were due")]
+    public void ABitmapThatIsCorruptOrDoesNotFitPausesTheSourceAgain(bool mismatched, string refusal)
+    {
+        using Pair run = Pair.Start(dir, RamBackend.Anonymous, preempt: true, minorFaults: true);
+        run.CutMidPush();
+        RamBlock main = run.Source.Machine.Ram.Blocks[0];
+        ulong pages = main.UsedLength / main.PageSize;
+        var received = new DirtyBitmap(pages + 8);
+        received.SetRange(0, pages + 8);
+        var bitmap = new MemoryStream();
+        var bitmapWriter = new RecordWriter(bitmap);
+        ReceivedBitmapRecord.Write(bitmapWriter, 0, received, mismatched ? pages + 8 : pages);
+        var ready = bitmapWriter.Begin(RecordType.PostcopyResumeReady);
+        ready.U16((ushort)run.Source.Machine.Ram.Blocks.Count);
+        ready.Commit();
+        bitmapWriter.Flush();
+        byte[] answer = bitmap.ToArray();
+        if (!mismatched)
+        {
+            // A bit of the bitmap itself, well inside the first record's payload.
+            answer[64] ^= 0x10;
+        }
+
+        string path = Path.Combine(dir, "impostor.sock");
+        using (Socket listener = IncomingMigration.Listen(MigrationUri.Parse($"unix:{path}")))
+        {
+            run.Source.Machine.Migration.Migrate($"unix:{path}", resume: true);
+            Assert.Equal(MigrationStatus.PostcopyRecover, run.Migration.Stats.Status);
+            using Socket peer = listener.Accept();
+            using var stream = new NetworkStream(peer);
+            StreamHeader.Read(stream);
+            var reader = new RecordReader(stream);
+            Assert.Equal(RecordType.Setup, reader.Read().Type);
+            Assert.Equal(RecordType.PostcopyResume, reader.Read().Type);
+            stream.Write(answer);
+            stream.Flush();
+            Wait.Until(() => run.Migration.Stats.Status == MigrationStatus.PostcopyPaused, $"the source did not go back to postcopy-paused: {run.Migration.Stats}", 30);
+        }
+
+        Assert.Contains(refusal, run.Migration.Stats.ErrorDescription);
+        run.AssertBothAliveAndTheSourceMemoryKept();
+        using FaultyProxy second = run.Recover("r1");
+        run.AssertCompletedAndConsistent();
+    }
+
+    /// <summary>
+    /// max-postcopy-bandwidth set while paused caps the recovered push (measured on the wire, once the guest's own
+    /// requests are answered); set to 0 while it runs, the rest goes at once. The transferred count never goes back.
+    /// </summary>
+    [Fact]
+    public void MaxPostcopyBandwidthSetWhilePausedCapsTheRecoveredPushAndZeroLiftsIt()
+    {
+        const ulong Cap = 4 << 20;
+        using Pair run = Pair.Start(dir, RamBackend.Anonymous, preempt: true, minorFaults: true);
+        run.CutMidPush();
+        ulong beforeCut = run.Migration.Stats.TransferredBytes;
+        run.Source.Machine.Migration.SetParameters(run.Source.Machine.Migration.Parameters with { MaxPostcopyBandwidth = Cap });
+
+        using FaultyProxy second = run.Recover("r1");
+        run.WaitBothPostcopyActive();
+        Thread.Sleep(1000);
+        MigrationStats first = run.Migration.Stats;
+        var window = System.Diagnostics.Stopwatch.StartNew();
+        Thread.Sleep(1500);
+        MigrationStats last = run.Migration.Stats;
+        double seconds = window.Elapsed.TotalSeconds;
+        Assert.True(first.TransferredBytes >= beforeCut, $"transferred went back across the recovery: {beforeCut} before the cut, {first.TransferredBytes} after");
+        ulong sent = last.TransferredBytes - first.TransferredBytes;
+        Assert.True(last.Status == MigrationStatus.PostcopyActive && last.RemainingBytes > 16ul << 20, $"the capped push is not still under way with most of the data left: {last}");
+        Assert.True(sent > 0 && sent < (Cap * seconds * 1.5) + (1 << 20), $"{sent} bytes in {seconds:F2} s under a cap of {Cap} bytes/s");
+
+        // Lifted: what is left (most of the data, so megabytes on the wire) goes at more than twice the cap.
+        run.Source.Machine.Migration.SetParameters(run.Source.Machine.Migration.Parameters with { MaxPostcopyBandwidth = 0 });
+        var lifted = System.Diagnostics.Stopwatch.StartNew();
+        Wait.Until(() => run.Migration.Stats.Status == MigrationStatus.Completed, $"not completed after the cap was lifted: {run.Migration.Stats}", 60);
+        double liftedSeconds = lifted.Elapsed.TotalSeconds;
+        ulong rest = run.Migration.Stats.TransferredBytes - last.TransferredBytes;
+        Assert.True(rest > 8 << 20 && liftedSeconds < rest / (double)Cap / 2, $"{rest} bytes took {liftedSeconds:F2} s with the cap lifted");
+        run.AssertCompletedAndConsistent();
+    }
+
     [Fact]
     public void AResumeToADestinationThatIsNotPausedIsRefusedAndTheSourceStaysPaused()
     {
         using Pair run = Pair.Start(dir, RamBackend.Anonymous, preempt: true, minorFaults: true);
         run.CutMidPush();
+
+        // Nobody listening: paused again at once, nothing counted twice.
+        ulong transferred = run.Migration.Stats.TransferredBytes;
+        run.Source.Machine.Migration.Migrate($"unix:{Path.Combine(dir, "nobody.sock")}", resume: true);
+        Wait.Until(() => run.Migration.Stats.Status == MigrationStatus.PostcopyPaused, "a resume to nowhere did not pause again");
+        Assert.Equal(transferred, run.Migration.Stats.TransferredBytes);
 
         // A fresh destination waiting for a migration of its own.
         using TestMachine stranger = TestMachine.Create(Memory);
@@ -220,10 +369,10 @@ public class PostcopyRecoveryTests : IDisposable
         run.AssertCompletedAndConsistent();
     }
 
-    /// <summary>Gives [<paramref name="offset"/>, +<paramref name="length"/>) of main RAM content (0x5A per page).</summary>
-    private static void FillWithData(TestMachine machine, ulong offset, ulong length) => machine.Machine.WithVcpusPaused(() =>
+    /// <summary>Gives [<paramref name="offset"/>, +<paramref name="length"/>) of a block content (0x5A per page).</summary>
+    private static void FillWithData(TestMachine machine, string block, ulong offset, ulong length) => machine.Machine.WithVcpusPaused(() =>
     {
-        RamBlock ram = machine.Machine.Ram.FindByName(VirtualMachine.MainRamBlockName)!;
+        RamBlock ram = machine.Machine.Ram.FindByName(block)!;
         for (ulong page = offset; page < offset + length; page += 4096)
         {
             ram.GetSpan(page, 1)[0] = 0x5A;
@@ -264,15 +413,29 @@ public class PostcopyRecoveryTests : IDisposable
 
         public ulong RequestsBeforeCut { get; private set; }
 
+        /// <summary>Whether the machines have the resizable block "extra" beside main RAM.</summary>
+        public bool Resizable { get; private init; }
+
+        /// <summary>
+        /// With <paramref name="ring"/> (and <paramref name="preempt"/>) the proxy passes descriptors on, so the shared
+        /// ring really carries the push; without it the capability is off.
+        /// </summary>
         /// <param name="tlsCreds">With it, TLS on both sides (the source's certificate is `vmm-source`, the only one allowed in).</param>
-        public static Pair Start(string dir, RamBackend backend, bool preempt, bool minorFaults, bool startPostcopy = true, string? tlsCreds = null)
+        public static Pair Start(string dir, RamBackend backend, bool preempt, bool minorFaults, bool startPostcopy = true, bool ring = true, bool resizable = false, string? tlsCreds = null)
         {
-            TestMachine source = TestMachine.Create(Memory, backend, "dirty-16m");
-            TestMachine destination = TestMachine.Create(Memory, backend);
+            (string, ulong, ulong, ulong)[] extra = resizable ? [("extra", ExtraGpa, ExtraUsed, 2 * ExtraUsed)] : [];
+            TestMachine source = TestMachine.Create(Memory, backend, "dirty-16m", extra);
+            TestMachine destination = TestMachine.Create(Memory, backend, null, extra);
             source.Machine.Start();
             source.WaitForSerial(s => s.Contains('B'), "a pass");
-            FillWithData(source, 64 << 20, 32 << 20);
-            var capabilities = new MigrationCapabilities { PostcopyRam = true, PostcopyPreempt = preempt, PostcopyMinorFaults = minorFaults };
+            FillWithData(source, VirtualMachine.MainRamBlockName, 64 << 20, 32 << 20);
+            if (resizable)
+            {
+                FillWithData(source, "extra", 0, ExtraUsed);
+            }
+
+            ring &= preempt;
+            var capabilities = new MigrationCapabilities { PostcopyRam = true, PostcopyPreempt = preempt, PostcopyMinorFaults = minorFaults, PostcopySharedMemory = ring };
             source.Machine.Migration.SetCapabilities(capabilities);
             destination.Machine.Migration.SetCapabilities(capabilities);
             source.Machine.Migration.SetParameters(new MigrationParameters
@@ -286,7 +449,7 @@ public class PostcopyRecoveryTests : IDisposable
             destination.Machine.SetStoppedState(RunState.InMigrate);
             Socket listener = IncomingMigration.Listen(MigrationUri.Parse($"unix:{target}"));
             var incoming = Task.Run(() => destination.Machine.Migration.RunIncoming(listener));
-            var proxy = new FaultyProxy(Path.Combine(dir, "proxy.sock"), target, long.MaxValue, ProxyFault.Drop);
+            var proxy = new FaultyProxy(Path.Combine(dir, "proxy.sock"), target, long.MaxValue, ProxyFault.Drop, passDescriptors: ring);
             MigrationSource migration = source.Machine.Migration.Migrate($"unix:{Path.Combine(dir, "proxy.sock")}");
             if (startPostcopy)
             {
@@ -299,7 +462,7 @@ public class PostcopyRecoveryTests : IDisposable
 
             Wait.Until(() => migration.Stats.TransferredBytes > 2 << 20, "precopy never got going");
 
-            return new Pair(dir, source, destination, listener, proxy, migration, incoming);
+            return new Pair(dir, source, destination, listener, proxy, migration, incoming) { Resizable = resizable };
         }
 
         /// <summary>Cuts the first connection once both sides are in postcopy and the push is under way.</summary>
@@ -352,6 +515,16 @@ public class PostcopyRecoveryTests : IDisposable
             int passes = Destination.CountB();
             Destination.WaitForSerial(s => s.Count(c => c == 'B') > passes + 1, "passes on the destination after the recovery");
             Assert.Null(Destination.CheckDirtyConsistency(Dirtied));
+            if (Resizable)
+            {
+                // Every page of the resizable block arrived, and nothing past its used length was made up.
+                for (ulong page = 0; page < ExtraUsed; page += 4096)
+                {
+                    Assert.True(Destination.ReadByte(ExtraGpa + page) == 0x5A, $"page 0x{page:x} of the resizable block did not arrive");
+                }
+
+                Assert.Equal(ExtraUsed, Destination.Machine.Ram.FindByName("extra")!.UsedLength);
+            }
         }
 
         /// <summary>Neither side died; the source never ran the guest again and still holds a consistent copy.</summary>

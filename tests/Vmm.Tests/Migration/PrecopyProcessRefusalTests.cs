@@ -164,6 +164,12 @@ public sealed class PrecopyProcessRefusalTests(RunningSourceFixture fixture) : I
         AssertUsage(
             ["migrate", "--monitor", monitor, "--to", "unix:/tmp/x", "--no-preempt"],
             "vmm: error: --postcopy-after, --no-minor-faults, --no-preempt and --destination-monitor go with --postcopy");
+        AssertUsage(
+            ["migrate", "--monitor", monitor, "--to", "unix:/tmp/x", "--resume", "--postcopy"],
+            "vmm: error: --resume takes only --monitor, --to and --destination-monitor");
+        AssertUsage(
+            ["migrate", "--monitor", monitor, "--to", "unix:/tmp/x", "--resume", "--max-bandwidth", "1M"],
+            "vmm: error: --resume takes only --monitor, --to and --destination-monitor");
 
         string nowhere = Path.Combine(fixture.Directory, "nowhere.qmp");
         VmmResult result = VmmProcess.Run(["migrate", "--monitor", nowhere, "--to", "unix:/tmp/x"], PrecopyProcessTests.VerbTimeout);
