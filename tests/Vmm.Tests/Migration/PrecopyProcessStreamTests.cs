@@ -83,19 +83,28 @@ public sealed class PrecopyProcessStreamTests : IDisposable
             stranger.Send(bytes);
             stranger.Shutdown(SocketShutdown.Send);
 
-            // Dropped: no Error record (it was never a migration), just the end of the connection.
+            // Dropped: no Error record (it was never a migration), just the end of the connection (a reset when the
+            // destination closed with our bytes unread).
             byte[] answer = new byte[16];
-            Assert.Equal(0, stranger.Receive(answer));
+            try
+            {
+                Assert.Equal(0, stranger.Receive(answer));
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset)
+            {
+            }
         }
 
         Assert.False(destination.Process.HasExited, "the destination ended on a stranger's bytes");
 
-        // Still listening: the next peer is the migration, and its wrong version fails it as it should.
+        // Still listening: the next peer sends the magic, so it is the migration, and its wrong version fails it. Only
+        // the header goes: the destination may close before anything after it could be written.
         using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { ReceiveTimeout = 30_000, SendTimeout = 30_000 };
         socket.Connect(new UnixDomainSocketEndPoint(destination.IncomingPath));
         using var network = new NetworkStream(socket, ownsSocket: false);
-        Send(Corruption.OtherVersion, network, new RecordReader(network));
-        socket.Shutdown(SocketShutdown.Send);
+        byte[] header = Header();
+        BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(8), 99);
+        network.Write(header);
         Vmm.Migration.Stream.Record error = new RecordReader(network).Read();
         Assert.Equal(RecordType.Error, error.Type);
 
@@ -112,8 +121,8 @@ public sealed class PrecopyProcessStreamTests : IDisposable
             case Corruption.OtherVersion:
                 byte[] header = Header();
                 BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(8), 99);
+                // Only the header: the destination may close before anything after it could be written.
                 network.Write(header);
-                network.Write(Records(w => Layout().Write(w)));
                 return;
 
             case Corruption.BadCrc:
