@@ -82,13 +82,22 @@ public sealed partial class MigrationSource
             // Requests (those re-sent after the bitmaps first) are served on the main stream: the preempt channel and
             // the ring do not come back. A request served before the bitmaps are applied is only sent twice.
             returnPath.PageRequestHandler = request => ServeRequest(postcopyBlocks!, pushRequestedUpTo!, request);
-            StreamHeader.Write(connection.OutputStream);
-            RamLayout.Of(machine.Ram).Write(connection.Writer);
 
-            var resume = connection.Writer.Begin(RecordType.PostcopyResume);
-            resume.Bytes(migrationName.ToByteArray());
-            resume.Commit();
-            connection.Writer.Flush();
+            // Under the writer's lock, as every other write to the main stream after the switchover: the handler above
+            // answers on this connection from the reader thread, and the destination's first requests can arrive while
+            // this flush is still returning (its bytes are out, the buffer not yet marked empty). Without the lock that
+            // answer's flush sent the handshake a second time, and the destination read a second stream header where
+            // it expected a record ("unknown record type 0x56").
+            lock (writerGate)
+            {
+                StreamHeader.Write(connection.OutputStream);
+                RamLayout.Of(machine.Ram).Write(connection.Writer);
+
+                var resume = connection.Writer.Begin(RecordType.PostcopyResume);
+                resume.Bytes(migrationName.ToByteArray());
+                resume.Commit();
+                connection.Writer.Flush();
+            }
 
             ulong left = ReceiveBitmaps(returnPath);
             if (capabilities.PostcopyPreempt)
