@@ -140,9 +140,7 @@ public sealed class XbzrleHostileSourceTests : IDisposable
     public void ADeltaAfterPostcopyListenIsAProtocolError()
     {
         using FakeSource source = FakeSource.Start(dir);
-        PageRecord.Write(source.Writer, 0, Target, Data);
-        source.Send(RecordType.PostcopyAdvise, [0, 0, 0, 0]);
-        source.ReturnPath.WaitFor(r => r.Type == RecordType.PostcopyAdviseAccepted, "PostcopyAdviseAccepted");
+        SendDataThenAdvise(source);
         source.Send(RecordType.PostcopyListen, []);
         PageRecord.WriteDelta(source.Writer, 0, Target, [0, 1, 1]);
         source.Writer.Flush();
@@ -154,9 +152,7 @@ public sealed class XbzrleHostileSourceTests : IDisposable
     public void ADeltaAfterAPostcopyDiscardIsAProtocolError()
     {
         using FakeSource source = FakeSource.Start(dir);
-        PageRecord.Write(source.Writer, 0, Target, Data);
-        source.Send(RecordType.PostcopyAdvise, [0, 0, 0, 0]);
-        source.ReturnPath.WaitFor(r => r.Type == RecordType.PostcopyAdviseAccepted, "PostcopyAdviseAccepted");
+        SendDataThenAdvise(source);
         DiscardRecord.Write(source.Writer, 0, [(1ul << 20, 1ul << 20)]);
         PageRecord.WriteDelta(source.Writer, 0, Target, [0, 1, 1]);
         source.Writer.Flush();
@@ -168,14 +164,20 @@ public sealed class XbzrleHostileSourceTests : IDisposable
     public void ADeltaAfterPostcopyAdviseStillApplies()
     {
         using FakeSource source = FakeSource.Start(dir);
-        PageRecord.Write(source.Writer, 0, Target, Data);
-        source.Send(RecordType.PostcopyAdvise, [0, 0, 0, 0]);
-        source.ReturnPath.WaitFor(r => r.Type == RecordType.PostcopyAdviseAccepted, "PostcopyAdviseAccepted");
+        SendDataThenAdvise(source);
         PageRecord.WriteDelta(source.Writer, 0, Target, [0, 1, 0xAB]);
         PageRecord.WriteDelta(source.Writer, 0, 0x9000, [0, 1, 1]);
         source.Writer.Flush();
         source.ExpectFailed("which holds no data received in this migration");
         Assert.Equal(0xAB, Read(source, Target)[0]);
+    }
+
+    /// <summary>A data page at <see cref="Target"/> (so a delta has a base), then PostcopyAdvise, accepted.</summary>
+    private static void SendDataThenAdvise(FakeSource source)
+    {
+        PageRecord.Write(source.Writer, 0, Target, Data);
+        source.Send(RecordType.PostcopyAdvise, [0, 0, 0, 0]);
+        source.ReturnPath.WaitFor(r => r.Type == RecordType.PostcopyAdviseAccepted, "PostcopyAdviseAccepted");
     }
 
     private static byte[] Head(ulong offset, uint length, byte flags)
