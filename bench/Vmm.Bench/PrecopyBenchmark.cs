@@ -30,6 +30,8 @@ public static class PrecopyBenchmark
     private const ulong DirtyBase = 1 << 20;
     private const ulong Dirtied = 16 << 20;
     private const int Runs = 7;
+    private const int MaxWarmUpRounds = 12;
+    private const int WarmUpQuietMethods = 50;
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(120);
 
     /// <summary>QEMU's guest runs this long after its first output, about as long as vmm's three passes take.</summary>
@@ -48,8 +50,6 @@ public static class PrecopyBenchmark
             Console.WriteLine($"precopy: no QEMU here ({qemuProblem}): vmm alone");
         }
 
-        MigrateOnce(kvm, image, log); // warm-up: JIT, first mappings
-        MigrateOnce(kvm, image, log, xbzrle: true);
         var results = new List<Result>();
         var xbzrleResults = new List<Result>();
         var qemu = new List<QemuMigration.Result>();
@@ -68,6 +68,31 @@ public static class PrecopyBenchmark
             round.Add(() => qemu.Add(QemuMigration.Run(image, Memory >> 20, QemuWarmUp, postcopyAfter: null)));
             round.Add(() => qemuXbzrle.Add(QemuMigration.Run(image, Memory >> 20, QemuWarmUp, postcopyAfter: null, xbzrle: true)));
         }
+
+        // Warm-up rounds, not counted: the JIT, first mappings, and tiering. This process is young, and .NET's tiered
+        // compilation promotes its hot methods a few seconds in, in a batch whose background compiles and stub
+        // patching stalled two runs' downtimes when one migration of each kind warmed up. So rounds go on until one
+        // compiles fewer than WarmUpQuietMethods methods: the figures are steady state, and each run's downtime still
+        // reports the JIT work inside it (Compare).
+        int warmUpRounds = 0;
+        long compiledBefore;
+        do
+        {
+            compiledBefore = System.Runtime.JitInfo.GetCompiledMethodCount();
+            foreach (Action run in warmUpRounds % 2 == 0 ? round : Enumerable.Reverse(round))
+            {
+                run();
+            }
+
+            warmUpRounds++;
+        }
+        while (warmUpRounds < MaxWarmUpRounds
+            && (warmUpRounds < 2 || System.Runtime.JitInfo.GetCompiledMethodCount() - compiledBefore >= WarmUpQuietMethods));
+        Console.WriteLine($"precopy: {warmUpRounds} warm-up rounds, the last compiling {System.Runtime.JitInfo.GetCompiledMethodCount() - compiledBefore} methods");
+        results.Clear();
+        xbzrleResults.Clear();
+        qemu.Clear();
+        qemuXbzrle.Clear();
 
         for (int i = 0; i < Runs; i++)
         {
@@ -171,6 +196,12 @@ public static class PrecopyBenchmark
         Console.WriteLine("  comparison (medians; downtime ms / total ms):");
         Console.WriteLine($"    vmm  xbzrle off  {Downtime(off),7:F2} / {Total(off),6:F0}   runs {string.Join(" ", off.Select(r => $"{r.Stats.DowntimeUs / 1000.0:F1}/{r.Stats.TotalTimeMs}"))}");
         Console.WriteLine($"    vmm  xbzrle on   {Downtime(on),7:F2} / {Total(on),6:F0}   runs {string.Join(" ", on.Select(r => $"{r.Stats.DowntimeUs / 1000.0:F1}/{r.Stats.TotalTimeMs}"))}");
+        foreach ((string name, List<Result> mine) in new[] { ("off", off), ("on ", on) })
+        {
+            var jit = mine.Select(r => r.Timeline.RuntimeBetween("src StopForMigration", "dst StartIncomingGuest")).ToList();
+            Console.WriteLine($"         xbzrle {name}: JIT inside the downtime, per run (ms/methods, any thread): {string.Join(" ", jit.Select(j => $"{j.Ms:F1}/{j.Methods:F0}"))}; GC pauses (ms/count): {string.Join(" ", jit.Select(j => $"{j.GcMs:F1}/{j.Gcs:F0}"))}");
+        }
+
         Console.WriteLine($"         xbzrle on: {Stats.Median(on.Select(r => (double)r.Stats.XbzrlePages)):F0} delta pages, {Stats.Median(on.Select(r => (double)r.Stats.XbzrleBytes)) / 1024:F1} KiB of delta data, {Stats.Median(on.Select(r => (double)r.Stats.XbzrleCacheMisses)):F0} cache misses, {Stats.Median(on.Select(r => (double)r.Stats.XbzrleOverflows)):F0} overflows, {Stats.Median(on.Select(r => (double)r.Stats.XbzrleUnchanged)):F0} unchanged (medians per migration)");
         if (qemuOff.Count == 0)
         {
@@ -543,6 +574,18 @@ public static class PrecopyBenchmark
 
         public void Add(string name, long start, long end) => entries.Enqueue((name, start, end));
 
+        private readonly ConcurrentDictionary<string, (TimeSpan Time, long Methods, TimeSpan GcPause, int Gcs)> jit = new();
+
+        /// <summary>The process's JIT compilation and GC pauses so far (every thread, tiering's background one too), under <paramref name="name"/>, once.</summary>
+        public void MarkRuntime(string name) =>
+            jit.TryAdd(name, (System.Runtime.JitInfo.GetCompilationTime(), System.Runtime.JitInfo.GetCompiledMethodCount(), GC.GetTotalPauseDuration(), GC.CollectionCount(0)));
+
+        /// <summary>JIT time (ms), methods compiled, GC pause time (ms) and gen-0 collections between two <see cref="MarkRuntime"/> marks; NaN if either is missing.</summary>
+        public (double Ms, double Methods, double GcMs, double Gcs) RuntimeBetween(string from, string to) =>
+            jit.TryGetValue(from, out var a) && jit.TryGetValue(to, out var b)
+                ? ((b.Time - a.Time).TotalMilliseconds, b.Methods - a.Methods, (b.GcPause - a.GcPause).TotalMilliseconds, b.Gcs - a.Gcs)
+                : (double.NaN, double.NaN, double.NaN, double.NaN);
+
         /// <summary>Every mark and call, relative to the first, one line each (PRECOPY_BENCH_TIMELINE=1).</summary>
         public void Dump(TextWriter output)
         {
@@ -641,6 +684,12 @@ public static class PrecopyBenchmark
         protected override object? Invoke(MethodInfo? targetMethod, object?[]? args)
         {
             long start = Stopwatch.GetTimestamp();
+            if (targetMethod!.Name is "StopForMigration" or "StartIncomingGuest")
+            {
+                // The downtime's bounds: how much the JIT compiled inside it (tiering's rejits compete for the cores).
+                timeline.MarkRuntime($"{side} {targetMethod.Name}");
+            }
+
             try
             {
                 return targetMethod!.Invoke(inner, args);

@@ -81,7 +81,11 @@ internal static class QemuMigration
         {
             JsonNode status = qemu.Qmp.Execute("query-migrate") ?? new JsonObject();
             string? state = (string?)status["status"];
-            if (state == "completed")
+            // QEMU 7.2 sets the state to completed before it computes total-time and downtime (migration_completion,
+            // then migration_calculate_complete on the next step): a query in between reads zeros, so a completed
+            // source is asked again until its figures are in.
+            bool figuresIn = side != "source" || (double?)status["total-time"] > 0;
+            if (state == "completed" && figuresIn)
             {
                 return status;
             }

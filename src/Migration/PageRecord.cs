@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using Vmm.Migration.Stream;
 
 namespace Vmm.Migration;
@@ -141,6 +142,7 @@ public static class PageRecord
     /// Whether a delta page may come here: only in precopy (before any discard), where the page it changes holds what
     /// the source last sent. Anywhere else (postcopy placement, the preempt channel, a recovery) it is a protocol error.
     /// </param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
     public static Parsed Read(Record record, bool allowDelta = false)
     {
         PayloadReader reader = record.Reader();

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace Vmm.Ram;
 
@@ -42,6 +43,7 @@ public sealed class DirtyBitmap
         return (Interlocked.Or(ref words[page / BitsPerWord], bit) & bit) != 0;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
     public bool IsSet(ulong page)
     {
         CheckPage(page);
@@ -49,6 +51,7 @@ public sealed class DirtyBitmap
     }
 
     /// <summary>Clears the bit and says whether it was set: exactly one of several racing callers sees true.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
     public bool TestAndClear(ulong page)
     {
         CheckPage(page);
@@ -58,6 +61,7 @@ public sealed class DirtyBitmap
 
     public void Clear(ulong page) => TestAndClear(page);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
     public void SetRange(ulong firstPage, ulong pageCount)
     {
         CheckRange(firstPage, pageCount);
@@ -190,6 +194,7 @@ public sealed class DirtyBitmap
     }
 
     /// <summary>The first set page at or after <paramref name="fromPage"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
     public bool TryFindNextSet(ulong fromPage, out ulong page)
     {
         page = 0;

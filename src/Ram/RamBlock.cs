@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Vmm.Linux;
 
 namespace Vmm.Ram;
@@ -179,6 +180,7 @@ public sealed unsafe class RamBlock : IDisposable
     }
 
     /// <summary>A view of live guest memory at a block offset. Bounds are checked against <see cref="UsedLength"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
     public Span<byte> GetSpan(ulong offset, int length)
     {
         CheckSpan(offset, length);

@@ -16,6 +16,14 @@ public sealed unsafe partial class Cpu
     /// <summary>The index in its block of the instruction running now, for a fault's EIP; kept only before forms that can fault.</summary>
     private int current;
 
+    /// <remarks>
+    /// This method and <see cref="RunInstructions"/> are compiled fully optimized at once, as <see cref="Run"/> is.
+    /// Tiering would have them interpreted at tier 0 for a process's first second or more (call counting waits until
+    /// no new method has been compiled for 100 ms, which a busy VMM seldom gives it), then recompile
+    /// RunInstructions, 15 KiB of machine code, on a background thread that takes 5–25 ms of a core: on a 2-core host
+    /// that lands inside whatever runs then, a migration's downtime included.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void ExecuteBlock(Block block, int count)
     {
         byte shadowAtEntry = InterruptShadow;
@@ -43,7 +51,7 @@ public sealed unsafe partial class Cpu
     /// index and <c>this</c> on the stack, to be seen by the handler; here they stay in registers, and the index the
     /// handler needs is written to <see cref="current"/> only before a form that can fault.
     /// </remarks>
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private void RunInstructions(DecodedInstruction[] instructions, int count)
     {
         // count is the block's length or 1 (single-step): within the array, so no bounds check is needed.

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using Serilog;
 using Vmm.Migration.Postcopy;
 using Vmm.Migration.Stream;
@@ -821,6 +822,7 @@ public sealed partial class IncomingMigration(
     /// stays unmapped, so after the switchover the first touch of each page is a minor fault that the fault thread
     /// resolves locally (CONTINUE) if the page is still valid, or fetches if it went stale.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
     private static void WritePage(PageRecord.Parsed page, RamBlock[] blocks, DirtyBitmap[] hasData, bool viaAlias)
     {
         if (page.BlockIndex >= blocks.Length)

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using Vmm.Migration.Stream;
 using Vmm.Ram;
 
@@ -152,6 +153,7 @@ public sealed partial class MigrationSource
     /// Consecutive pages go as runs (<see cref="PageRunWriter"/>); on anonymous memory a page never populated is known
     /// to be zero without reading it (<see cref="ZeroPageDetector"/>).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
     private void SendDirtyPages(IReadOnlyList<RamBlock> blocks, ReturnPath returnPath)
     {
         RecordWriter writer = connection!.Writer;

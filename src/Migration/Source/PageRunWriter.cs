@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Vmm.Migration.Postcopy;
 using Vmm.Migration.Stream;
 using Vmm.Ram;
@@ -48,6 +49,7 @@ internal sealed class PageRunWriter(RecordWriter writer, SharedPageRing? ring = 
     public ulong SharedBytes => (ulong)Interlocked.Read(ref sharedBytes);
 
     /// <summary>Adds the bytes [<paramref name="offset"/>, +<paramref name="pageLength"/>) of a block, zero or not.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
     public void Add(int index, RamBlock ramBlock, ulong offset, ulong pageLength, bool isZero)
     {
         bool extends = length > 0 && ramBlock == block && isZero == zero && start + length == offset
@@ -65,6 +67,7 @@ internal sealed class PageRunWriter(RecordWriter writer, SharedPageRing? ring = 
     }
 
     /// <summary>Writes the pending run as one record (into the writer's buffer: the caller flushes the stream).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
     public void Flush()
     {
         if (length == 0)

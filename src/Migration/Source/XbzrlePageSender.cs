@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Vmm.Migration.Stream;
 using Vmm.Ram;
 
@@ -75,6 +76,7 @@ internal sealed class XbzrlePageSender(XbzrleCache cache, RecordWriter writer) :
     public ulong SavedBytes { get; private set; }
 
     /// <summary>Whether the cache holds what was last sent for this page (then <see cref="Send"/> makes a delta).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
     public bool Holds(int blockIndex, ulong page) => !cache.Find(blockIndex, page).IsEmpty;
 
     /// <summary>Sends page <paramref name="page"/> (4 KiB index) of a block, which is not all zeros or is in the cache. Returns true if it went whole.</summary>
@@ -164,6 +166,7 @@ internal sealed class XbzrlePageSender(XbzrleCache cache, RecordWriter writer) :
     }
 
     /// <summary>The page went as a zero page: its slot no longer holds what the destination has.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
     public void Forget(int blockIndex, ulong page)
     {
         // Tags change here, not slots: a pending run is safe unless it holds this very page (never, within one pass).

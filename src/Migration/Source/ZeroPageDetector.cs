@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Vmm.Ram;
 
 namespace Vmm.Migration.Source;
@@ -18,6 +19,7 @@ internal sealed class ZeroPageDetector : IDisposable
     private ulong chunk = ulong.MaxValue;
 
     /// <summary>Whether page <paramref name="page"/> (4 KiB index) of <paramref name="block"/> reads as zeros now.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
     public bool IsZero(RamBlock block, ulong page)
     {
         if (block.Backend == RamBackend.Anonymous)

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using System.Text;
 
 namespace Vmm.Migration.Stream;
@@ -56,6 +57,7 @@ public sealed class RecordWriter(System.IO.Stream stream, int maxPayload = Recor
     /// Writes one record whose payload is <paramref name="payload"/> followed by <paramref name="data"/>: page data
     /// goes from guest memory into the buffer without a stop in the scratch buffer.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
     public void Write(RecordType type, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> data)
     {
         Span<byte> head = stackalloc byte[5];
@@ -79,6 +81,7 @@ public sealed class RecordWriter(System.IO.Stream stream, int maxPayload = Recor
     /// Memory the guest may still write must never come here: a write between the checksum and the send would reach the
     /// destination as a corrupt record.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
     public void WriteStable(RecordType type, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> data)
     {
         if (direct is null || data.Length < DirectMinimum)
