@@ -11,7 +11,7 @@ namespace Vmm.Bench;
 /// to the same migration by two QEMU 7.2 processes on TCG (<see cref="QemuMigration"/>) in the same invocation.
 /// Runs of the modes alternate (ABCD DCBA), for the ratios: the default (a preempt channel for the answers, the push
 /// through the shared-memory ring, mostly-zero pages as sparse pages), the defaults with every page whole through the
-/// ring (postcopy-sparse-pages off), the push through the socket (postcopy-shared-memory off), and one connection for
+/// ring (sparse-pages off), the push through the socket (postcopy-shared-memory off), and one connection for
 /// everything (postcopy-preempt off: answers on the main connection, small push batches).
 /// </summary>
 public static class PostcopyBenchmark
@@ -29,7 +29,7 @@ public static class PostcopyBenchmark
         /// <summary>The defaults: preempt channel, push through the shared ring.</summary>
         Ring,
 
-        /// <summary>postcopy-sparse-pages off: every page of the push whole, through the ring.</summary>
+        /// <summary>sparse-pages off: every page of the push whole, through the ring.</summary>
         Dense,
 
         /// <summary>postcopy-shared-memory off: the push goes through the main connection's socket.</summary>
@@ -145,7 +145,7 @@ public static class PostcopyBenchmark
             image,
             new MachineConfig { MemorySize = Memory },
             warmUp: TimeSpan.FromMilliseconds(1500),
-            new MigrationCapabilities { PostcopyRam = true, PostcopyPreempt = mode != Mode.Single, PostcopySharedMemory = mode is Mode.Ring or Mode.Dense, PostcopySparsePages = mode != Mode.Dense },
+            new MigrationCapabilities { PostcopyRam = true, PostcopyPreempt = mode != Mode.Single, PostcopySharedMemory = mode is Mode.Ring or Mode.Dense, SparsePages = mode != Mode.Dense },
             new MigrationParameters(),
             untilSwitchover: _ => Thread.Sleep(PrecopyFor));
         double meanStall = received.FaultCount == 0 ? 0 : received.PostcopyBlocktimeMs * 1000 / received.FaultCount;

@@ -66,11 +66,11 @@ public sealed record MigrationCapabilities
     public bool PostcopySharedMemory { get; init; } = true;
 
     /// <summary>
-    /// "postcopy-sparse-pages" (on by default; this VMM's own): the postcopy push sends a 4 KiB page that is mostly zeros
+    /// "sparse-pages" (on by default; this VMM's own): the postcopy push sends a 4 KiB page that is mostly zeros
     /// as its zero-run encoding (a sparse page) instead of 4096 bytes. Only the source needs it; every destination
     /// takes sparse pages. Off: every data page goes whole (through the ring when there is one).
     /// </summary>
-    public bool PostcopySparsePages { get; init; } = true;
+    public bool SparsePages { get; init; } = true;
 
     /// <summary>
     /// "xbzrle" (off by default, as QEMU's): precopy sends a page sent before as a delta against the bytes sent then,

@@ -72,7 +72,7 @@ public sealed record MigrationStats
     /// Postcopy: 4 KiB pages that went as sparse pages (zero-run encoded, docs/migration.md "Sparse pages") — sent, on
     /// the source (the push); received, on the destination.
     /// </summary>
-    public ulong PostcopySparsePages { get; init; }
+    public ulong SparsePages { get; init; }
 
     /// <summary>Postcopy, destination: pages that arrived after they were already here (harmless duplicates).</summary>
     public ulong PostcopyDuplicatePages { get; init; }

@@ -106,7 +106,7 @@ public sealed partial class IncomingMigration(
                     PostcopyDuplicatePages = (ulong)(p?.DuplicatePages ?? 0),
                     PostcopyPreemptPages = (ulong)(preempt?.PagesReceived ?? 0),
                     PostcopySharedPages = sharedPages,
-                    PostcopySparsePages = sparsePages,
+                    SparsePages = sparsePages,
                     PostcopyBlocktimeMs = p?.Latency.TotalMilliseconds ?? 0,
                     FaultLatencyP50Us = p?.Latency.PercentileMicroseconds(0.50) ?? 0,
                     FaultLatencyP99Us = p?.Latency.PercentileMicroseconds(0.99) ?? 0,
@@ -891,11 +891,22 @@ public sealed partial class IncomingMigration(
         }
         else if (page.Sparse)
         {
-            // Decoded straight into guest memory (no vCPU runs on it yet); the record's CRC was verified first.
+            // Decoded straight into guest memory (no vCPU runs on it yet); the record's CRC was verified first. A page
+            // holding no data received is all zeros here (as the zero pages above assume): only its runs are written,
+            // so most of a fresh page is never touched.
             ReadOnlySpan<byte> encodings = page.Data;
             for (ulong p = first; p < first + count; p++)
             {
-                SparsePageEncoding.Decode(SparsePageEncoding.Next(ref encodings, count), viaAlias ? block.GetAliasSpan(p * PageSize, (int)PageSize) : block.GetSpan(p * PageSize, (int)PageSize));
+                Span<byte> target = viaAlias ? block.GetAliasSpan(p * PageSize, (int)PageSize) : block.GetSpan(p * PageSize, (int)PageSize);
+                ReadOnlySpan<byte> encoding = SparsePageEncoding.Next(ref encodings, count);
+                if (data.IsSet(p))
+                {
+                    SparsePageEncoding.Decode(encoding, target);
+                }
+                else
+                {
+                    SparsePageEncoding.DecodeOntoZeros(encoding, target);
+                }
             }
 
             SparsePageEncoding.RequireEnd(encodings);

@@ -163,7 +163,7 @@ public sealed partial class MigrationSource
 
         // Through the shared ring when there is one: a full ring waits for the destination, which may go away.
         // Mostly-zero pages go as sparse records on the stream, the rest through the ring (PageRunWriter).
-        pushRuns = new PageRunWriter(writer, ring, () => returnPath.ClosedReason, sparse: capabilities.PostcopySparsePages);
+        pushRuns = new PageRunWriter(writer, ring, () => returnPath.ClosedReason, sparse: capabilities.SparsePages);
         PushUntilComplete(returnPath, pushBatchBytes);
     }
 
@@ -393,7 +393,7 @@ public sealed partial class MigrationSource
             PostcopyRequests = (ulong)Interlocked.Read(ref postcopyRequests),
             PostcopyPreemptPages = earlierPreemptPages + (ulong)(preempt?.PagesSent ?? 0),
             PostcopySharedPages = earlierSharedPages + ((pushRuns?.SharedBytes ?? 0) / PageSize),
-            PostcopySparsePages = earlierSparsePages + (pushRuns?.SparsePages ?? 0),
+            SparsePages = (ulong)Interlocked.Read(ref precopySparsePages) + earlierSparsePages + (pushRuns?.SparsePages ?? 0),
             TransferredBytes = TransferredSoFar(),
             RemainingBytes = 0,
         });

@@ -106,7 +106,7 @@ public sealed partial class MigrationSource
                         TotalTimeMs = totalClock.ElapsedMilliseconds,
                         PostcopyPreemptPages = earlierPreemptPages + (ulong)(preempt?.PagesSent ?? 0),
                         PostcopySharedPages = earlierSharedPages + ((pushRuns?.SharedBytes ?? 0) / PageSize),
-                        PostcopySparsePages = earlierSparsePages + (pushRuns?.SparsePages ?? 0),
+                        SparsePages = (ulong)Interlocked.Read(ref precopySparsePages) + earlierSparsePages + (pushRuns?.SparsePages ?? 0),
                     };
             }
         }

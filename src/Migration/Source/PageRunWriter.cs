@@ -17,8 +17,8 @@ namespace Vmm.Migration.Source;
 /// first sends the records written so far (the destination frees room only for runs it has heard of) and then waits,
 /// asking <paramref name="broken"/> whether the destination is still there. With <paramref name="stable"/> (every vCPU
 /// stopped: the last precopy pages) a data run goes from guest memory to the socket with no copy
-/// (<see cref="RecordWriter.WriteStable"/>), so runs can be longer too. With <paramref name="sparse"/> (the postcopy
-/// push) each 4 KiB page of a data run that is mostly zeros goes as its zero-run encoding
+/// (<see cref="RecordWriter.WriteStable"/>), so runs can be longer too. With <paramref name="sparse"/> (capability
+/// sparse-pages: precopy without xbzrle, the postcopy push) each 4 KiB page of a data run that is mostly zeros goes as its zero-run encoding
 /// (<see cref="SparsePageEncoding"/>) in a sparse record on the stream — never through the ring: a few bytes on the
 /// socket cost less than copying and checksumming 4 KiB into the ring, and the destination builds the page in a buffer
 /// that stays in its cache. The other pages of the run go as before, as shorter runs.
@@ -49,6 +49,7 @@ internal sealed class PageRunWriter(RecordWriter writer, SharedPageRing? ring = 
     private bool zero;
     private long sharedBytes;
     private long sparsePages;
+    private long sparseSavedBytes;
 
     /// <summary>Sparse records being built: per page a u16 length and its encoding.</summary>
     private byte[]? encodings;
@@ -65,6 +66,12 @@ internal sealed class PageRunWriter(RecordWriter writer, SharedPageRing? ring = 
     /// cap slows a push of sparse pages as much as one of whole pages.
     /// </summary>
     public ulong OffStreamBytes => SharedBytes + (SparsePages * SparsePageEncoding.PageSize);
+
+    /// <summary>
+    /// What sparse pages saved on the stream: 4096 per page less its encoding and length. The precopy switchover
+    /// estimate counts pages moved as if whole, as with xbzrle's deltas.
+    /// </summary>
+    public ulong SparseSavedBytes => (ulong)Interlocked.Read(ref sparseSavedBytes);
 
     /// <summary>Adds the bytes [<paramref name="offset"/>, +<paramref name="pageLength"/>) of a block, zero or not.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
@@ -177,6 +184,7 @@ internal sealed class PageRunWriter(RecordWriter writer, SharedPageRing? ring = 
     {
         PageRecord.WriteSparse(writer, blockIndex, from, pages, encoded);
         Interlocked.Add(ref sparsePages, pages);
+        Interlocked.Add(ref sparseSavedBytes, ((long)pages * SparsePageEncoding.PageSize) - encoded.Length);
     }
 
     /// <summary>A data run, through the ring when there is one.</summary>

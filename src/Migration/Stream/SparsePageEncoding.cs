@@ -139,6 +139,10 @@ public static class SparsePageEncoding
         XbzrleEncoding.Apply(encoding, page, "sparse page");
     }
 
+    /// <summary>Writes the runs of an encoding into <paramref name="page"/> (4 KiB), which the caller knows holds zeros.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
+    public static void DecodeOntoZeros(ReadOnlySpan<byte> encoding, Span<byte> page) => XbzrleEncoding.Apply(encoding, page, "sparse page");
+
     /// <summary>
     /// Expands a sparse record's data (<paramref name="pages"/> pages) into <paramref name="output"/>, which must hold
     /// them; returns the expanded pages. Every malformed part is a <see cref="MigrationStreamException"/>, and nothing

@@ -149,7 +149,7 @@ public sealed class SparseHostileSourceTests : IDisposable
         byte[] second = Read(source, Missing + 4096);
         Assert.Equal(0x66, second[4095]);
         Assert.Equal(1, second.Count(b => b != 0));
-        Assert.Equal(3ul, source.Destination.Machine.Migration.Stats!.PostcopySparsePages);
+        Assert.Equal(3ul, source.Destination.Machine.Migration.Stats!.SparsePages);
     }
 
     [Theory]
