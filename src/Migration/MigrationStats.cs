@@ -69,8 +69,8 @@ public sealed record MigrationStats
     public ulong PostcopySharedPages { get; init; }
 
     /// <summary>
-    /// Postcopy: 4 KiB pages that went as sparse pages (zero-run encoded, docs/migration.md "Sparse pages") — sent, on
-    /// the source (the push); received, on the destination.
+    /// 4 KiB pages that went as sparse pages (zero-run encoded, docs/migration.md "Sparse pages") — sent, on the source
+    /// (precopy's last pass and the postcopy push); received, on the destination.
     /// </summary>
     public ulong SparsePages { get; init; }
 
