@@ -10,7 +10,8 @@ namespace Vmm.Bench;
 /// downtime (guest stopped here → running there), page requests, vCPU block time and fault latency p50/p99, next
 /// to the same migration by two QEMU 7.2 processes on TCG (<see cref="QemuMigration"/>) in the same invocation.
 /// Runs of the modes alternate (ABCD DCBA), for the ratios: the default (a preempt channel for the answers, the push
-/// through the shared-memory ring), the push through the socket (postcopy-shared-memory off), and one connection for
+/// through the shared-memory ring, mostly-zero pages as sparse pages), the defaults with every page whole through the
+/// ring (sparse-pages off), the push through the socket (postcopy-shared-memory off), and one connection for
 /// everything (postcopy-preempt off: answers on the main connection, small push batches).
 /// </summary>
 public static class PostcopyBenchmark
@@ -27,6 +28,9 @@ public static class PostcopyBenchmark
     {
         /// <summary>The defaults: preempt channel, push through the shared ring.</summary>
         Ring,
+
+        /// <summary>sparse-pages off: every page of the push whole, through the ring.</summary>
+        Dense,
 
         /// <summary>postcopy-shared-memory off: the push goes through the main connection's socket.</summary>
         Socket,
@@ -90,6 +94,11 @@ public static class PostcopyBenchmark
             Console.WriteLine($"  vmm (the defaults) vs QEMU 7.2 TCG, same invocation: total {ring.TotalMs / qemu.TotalMs:F2}x (goal <= 0.5x), downtime {ring.DowntimeUs / 1000.0:F2} ms vs {qemu.DowntimeUs / 1000.0:F0} ms (goal <= 1 ms), block time {ring.BlocktimeMs / Math.Max(qemu.BlocktimeMs, 0.001):F2}x");
         }
 
+        if (medians.TryGetValue(Mode.Dense, out Result? dense))
+        {
+            PrintRatios("sparse pages on / off", ring, dense);
+        }
+
         if (medians.TryGetValue(Mode.Socket, out Result? socket))
         {
             PrintRatios("shared ring / push through the socket", ring, socket);
@@ -136,7 +145,7 @@ public static class PostcopyBenchmark
             image,
             new MachineConfig { MemorySize = Memory },
             warmUp: TimeSpan.FromMilliseconds(1500),
-            new MigrationCapabilities { PostcopyRam = true, PostcopyPreempt = mode != Mode.Single, PostcopySharedMemory = mode == Mode.Ring },
+            new MigrationCapabilities { PostcopyRam = true, PostcopyPreempt = mode != Mode.Single, PostcopySharedMemory = mode is Mode.Ring or Mode.Dense, SparsePages = mode != Mode.Dense },
             new MigrationParameters(),
             untilSwitchover: _ => Thread.Sleep(PrecopyFor));
         double meanStall = received.FaultCount == 0 ? 0 : received.PostcopyBlocktimeMs * 1000 / received.FaultCount;

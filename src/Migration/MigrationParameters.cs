@@ -66,6 +66,13 @@ public sealed record MigrationCapabilities
     public bool PostcopySharedMemory { get; init; } = true;
 
     /// <summary>
+    /// "sparse-pages" (on by default; this VMM's own): the postcopy push and precopy's last pass (guest stopped, no
+    /// xbzrle) send a 4 KiB page that is mostly zeros as its zero-run encoding (a sparse page) instead of 4096 bytes.
+    /// Only the source needs it; every destination takes sparse pages. Off: every data page goes whole.
+    /// </summary>
+    public bool SparsePages { get; init; } = true;
+
+    /// <summary>
     /// "xbzrle" (off by default, as QEMU's): precopy sends a page sent before as a delta against the bytes sent then,
     /// kept in a cache of xbzrle-cache-size bytes. Only the source needs it; every destination takes deltas.
     /// </summary>

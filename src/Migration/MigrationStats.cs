@@ -68,6 +68,12 @@ public sealed record MigrationStats
     /// </summary>
     public ulong PostcopySharedPages { get; init; }
 
+    /// <summary>
+    /// 4 KiB pages that went as sparse pages (zero-run encoded, docs/migration.md "Sparse pages") — sent, on the source
+    /// (precopy's last pass and the postcopy push); received, on the destination.
+    /// </summary>
+    public ulong SparsePages { get; init; }
+
     /// <summary>Postcopy, destination: pages that arrived after they were already here (harmless duplicates).</summary>
     public ulong PostcopyDuplicatePages { get; init; }
 

@@ -8,7 +8,8 @@ namespace Vmm.Migration;
 /// The Page record: block index (u16, position in the Setup layout), byte offset in the block (u64), length (u32),
 /// flags (u8: 1 = zero page, no data follows; 2 = the data is in the postcopy push's shared ring, and what follows is
 /// its position there, u64, and the CRC-32C of the data, u32 — see <see cref="Postcopy.SharedPageRing"/>; 4 = the data is
-/// the deltas of consecutive 4 KiB pages against the bytes last sent for each, <see cref="WriteDeltas"/>), then the data.
+/// the deltas of consecutive 4 KiB pages against the bytes last sent for each, <see cref="WriteDeltas"/>; 8 = the data is
+/// the zero-run encodings of consecutive 4 KiB pages, <see cref="WriteSparse"/>), then the data.
 /// </summary>
 public static class PageRecord
 {
@@ -18,6 +19,12 @@ public static class PageRecord
 
     /// <summary>The data is the deltas (<see cref="XbzrleEncoding"/>) of the pages the record covers: precopy only.</summary>
     public const byte FlagDelta = 4;
+
+    /// <summary>
+    /// The data is the zero-run encodings (<see cref="SparsePageEncoding"/>) of the pages the record covers, at most
+    /// <see cref="SparsePageEncoding.MaxRecordPages"/>: wherever a data page may go except the shared ring.
+    /// </summary>
+    public const byte FlagSparse = 8;
 
     /// <summary>The bytes before each page's delta in a delta record: its length, u16.</summary>
     public const int DeltaLengthBytes = 2;
@@ -85,6 +92,35 @@ public static class PageRecord
         writer.Write(RecordType.Page, head, deltas);
     }
 
+    /// <summary>
+    /// Writes the sparse encodings of <paramref name="pages"/> consecutive 4 KiB pages from <paramref name="offset"/>:
+    /// <paramref name="encodings"/> holds, page after page, a u16 length and that many bytes
+    /// (<see cref="SparsePageEncoding.Encode"/>; a length of 0: the page is all zeros).
+    /// </summary>
+    public static void WriteSparse(RecordWriter writer, int blockIndex, ulong offset, int pages, ReadOnlySpan<byte> encodings)
+    {
+        Span<byte> head = stackalloc byte[HeadLength];
+        BinaryPrimitives.WriteUInt16LittleEndian(head, (ushort)blockIndex);
+        BinaryPrimitives.WriteUInt64LittleEndian(head[2..], offset);
+        BinaryPrimitives.WriteUInt32LittleEndian(head[10..], (uint)(pages * SparsePageEncoding.PageSize));
+        head[14] = FlagSparse;
+        writer.Write(RecordType.Page, head, encodings);
+    }
+
+    /// <summary>The sparse record of one page, encoded here (tests, seeds).</summary>
+    public static void WriteSparsePage(RecordWriter writer, int blockIndex, ulong offset, ReadOnlySpan<byte> page)
+    {
+        byte[] entry = new byte[SparsePageEncoding.LengthBytes + SparsePageEncoding.PageSize];
+        int length = SparsePageEncoding.Encode(page, entry.AsSpan(SparsePageEncoding.LengthBytes), SparsePageEncoding.PageSize);
+        if (length < 0)
+        {
+            throw new ArgumentException("the page does not encode in a page's bytes", nameof(page));
+        }
+
+        BinaryPrimitives.WriteUInt16LittleEndian(entry, (ushort)length);
+        WriteSparse(writer, blockIndex, offset, 1, entry.AsSpan(0, SparsePageEncoding.LengthBytes + length));
+    }
+
     /// <summary>The delta record of one page (tests, seeds).</summary>
     public static void WriteDelta(RecordWriter writer, int blockIndex, ulong offset, ReadOnlySpan<byte> delta)
     {
@@ -107,7 +143,7 @@ public static class PageRecord
         payload.Commit();
     }
 
-    public readonly ref struct Parsed(int blockIndex, ulong offset, uint length, bool zero, ReadOnlySpan<byte> data, (ulong Position, uint Crc)? shared = null, bool placed = false, bool delta = false)
+    public readonly ref struct Parsed(int blockIndex, ulong offset, uint length, bool zero, ReadOnlySpan<byte> data, (ulong Position, uint Crc)? shared = null, bool placed = false, bool delta = false, bool sparse = false)
     {
         public int BlockIndex { get; } = blockIndex;
 
@@ -127,6 +163,20 @@ public static class PageRecord
 
         /// <summary>Delta pages: <see cref="Data"/> holds each page's u16 length and delta, for the pages of [<see cref="Offset"/>, +<see cref="Length"/>).</summary>
         public bool Delta { get; } = delta;
+
+        /// <summary>
+        /// Sparse pages: <see cref="Data"/> holds each page's u16 length and zero-run encoding, for the pages of
+        /// [<see cref="Offset"/>, +<see cref="Length"/>) (<see cref="Expanded"/> turns it into plain data).
+        /// </summary>
+        public bool Sparse { get; } = sparse;
+
+        /// <summary>
+        /// This record as plain data: a sparse one expanded into <paramref name="buffer"/> (at least
+        /// <see cref="SparsePageEncoding.MaxRecordPages"/> pages), any other as it is.
+        /// </summary>
+        public Parsed Expanded(Span<byte> buffer) => Sparse
+            ? new Parsed(BlockIndex, Offset, Length, zero: false, SparsePageEncoding.Expand(Data, Length / SparsePageEncoding.PageSize, buffer))
+            : this;
     }
 
     /// <summary>
@@ -150,7 +200,7 @@ public static class PageRecord
         ulong offset = reader.U64();
         uint length = reader.U32();
         byte flags = reader.U8();
-        if ((flags & ~(FlagZero | FlagShared | FlagDelta)) != 0 || (flags != 0 && !System.Numerics.BitOperations.IsPow2(flags)))
+        if ((flags & ~(FlagZero | FlagShared | FlagDelta | FlagSparse)) != 0 || (flags != 0 && !System.Numerics.BitOperations.IsPow2(flags)))
         {
             throw new MigrationStreamException($"corrupt migration stream: unknown page flags 0x{flags:x2}");
         }
@@ -169,6 +219,17 @@ public static class PageRecord
 
             ReadOnlySpan<byte> delta = reader.Bytes(reader.Remaining);
             return new Parsed(block, offset, length, zero: false, delta, delta: true);
+        }
+
+        if (flags == FlagSparse)
+        {
+            if (length == 0 || length % SparsePageEncoding.PageSize != 0 || length / SparsePageEncoding.PageSize > SparsePageEncoding.MaxRecordPages)
+            {
+                throw new MigrationStreamException($"corrupt migration stream: a sparse Page record of length {length} (sparse records are of 1 to {SparsePageEncoding.MaxRecordPages} whole 4096-byte pages)");
+            }
+
+            ReadOnlySpan<byte> encodings = reader.Bytes(reader.Remaining);
+            return new Parsed(block, offset, length, zero: false, encodings, sparse: true);
         }
 
         if (flags == FlagShared)

@@ -72,6 +72,28 @@ internal static class SeedCorpus
             writer.Write(RecordType.PostcopyPushDone, []);
         }, header: true));
 
+        // Sparse pages (zero-run encoded): one in precopy, then in the postcopy push a record of one page and one of
+        // two (a counter byte per page, as the dirty guests write them, and a page of zeros).
+        byte[] sparse = new byte[4096];
+        sparse[0] = 0x2A;
+        sparse[3000] = 0x07;
+        File.WriteAllBytes(Path.Combine(destination, "postcopy-sparse"), Stream(writer =>
+        {
+            layout.Write(writer);
+            writer.Write(RecordType.PostcopyAdvise, [0, 0, 0, 0]);
+            PageRecord.WriteSparsePage(writer, 0, 0x7000, sparse);
+            writer.Write(RecordType.PassEnd, [1, 0, 0, 0]);
+            DiscardRecord.Write(writer, 0, [(0x10000, 0x4000)]);
+            writer.Write(RecordType.PostcopyDiscardSync, []);
+            writer.Write(RecordType.PostcopyListen, []);
+            new StateSection("cpu0", 1, new byte[64]).Write(writer);
+            StreamSeal.Write(writer, RecordType.PostcopyRun);
+            PageRecord.WriteSparsePage(writer, 0, 0x10000, sparse);
+            PageRecord.WriteSparse(writer, 0, 0x11000, 2, [3, 0, 0, 1, 0x2B, 0, 0]);
+            PageRecord.WriteZeros(writer, 0, 0x13000, 0x1000);
+            writer.Write(RecordType.PostcopyPushDone, []);
+        }, header: true));
+
         File.WriteAllBytes(Path.Combine(returnPath, "precopy"), Stream(writer =>
         {
             var answers = new ReturnPathWriter(writer);

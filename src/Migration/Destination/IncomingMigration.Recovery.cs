@@ -180,14 +180,15 @@ public sealed partial class IncomingMigration
             switch (record.Type)
             {
                 case RecordType.Page:
-                    PageRecord.Parsed page = PageRecord.Read(record);
+                    PageRecord.Parsed arrived = PageRecord.Read(record);
+                    PageRecord.Parsed page = arrived.Sparse ? arrived.Expanded(recoverySparseBuffer ??= new byte[SparsePageEncoding.MaxRecordPages * PageSize]) : arrived;
                     if (page.Shared is not null)
                     {
                         throw new MigrationStreamException("protocol error: a shared-ring Page record after a recovery (the ring does not come back)");
                     }
 
                     destination.Place(page.BlockIndex, page.Offset, page.Length, page.Zero, page.Data);
-                    CountPage(page.Length, page.Zero);
+                    CountPage(page.Length, page.Zero, sparse: arrived.Sparse);
                     break;
 
                 case RecordType.PostcopyPushDone:

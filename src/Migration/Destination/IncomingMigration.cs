@@ -51,10 +51,18 @@ public sealed partial class IncomingMigration(
     private ulong zeroPages;
     private ulong bytesReceived;
     private ulong sharedPages;
+    private ulong sparsePages;
     private int passes;
     private PostcopyDestination? postcopy;
     private PreemptChannelReceiver? preempt;
     private volatile string? preemptFailure;
+
+    /// <summary>
+    /// Where the receive thread expands sparse Page records in postcopy before placing them (and the recovered
+    /// connection's thread, its own): allocated on the first such record.
+    /// </summary>
+    private byte[]? sparseBuffer;
+    private byte[]? recoverySparseBuffer;
 
     /// <summary>Where the protocol is: which records are legal next (<see cref="IncomingPhases.Accepts"/>).</summary>
     private volatile IncomingPhase phase = IncomingPhase.Precopy;
@@ -98,6 +106,7 @@ public sealed partial class IncomingMigration(
                     PostcopyDuplicatePages = (ulong)(p?.DuplicatePages ?? 0),
                     PostcopyPreemptPages = (ulong)(preempt?.PagesReceived ?? 0),
                     PostcopySharedPages = sharedPages,
+                    SparsePages = sparsePages,
                     PostcopyBlocktimeMs = p?.Latency.TotalMilliseconds ?? 0,
                     FaultLatencyP50Us = p?.Latency.PercentileMicroseconds(0.50) ?? 0,
                     FaultLatencyP99Us = p?.Latency.PercentileMicroseconds(0.99) ?? 0,
@@ -464,7 +473,7 @@ public sealed partial class IncomingMigration(
         JitWarmUp.InBackground(
             () => JitWarmUp.Prepare(
                 typeof(IncomingMigration), typeof(PostcopyDestination), typeof(PostcopyFaultThread), typeof(ReturnPathWriter), typeof(StateSection),
-                typeof(DirtyBitmap), typeof(RamBlockRegistry), typeof(RamBlock), typeof(Userfaultfd), typeof(PageRecord), typeof(SharedPageRing), typeof(PreemptChannelReceiver), typeof(XbzrleEncoding)),
+                typeof(DirtyBitmap), typeof(RamBlockRegistry), typeof(RamBlock), typeof(Userfaultfd), typeof(PageRecord), typeof(SharedPageRing), typeof(PreemptChannelReceiver), typeof(XbzrleEncoding), typeof(SparsePageEncoding)),
             message => log.Debug("{Message}", message));
         SetStatus(MigrationStatus.Active, null);
 
@@ -504,7 +513,9 @@ public sealed partial class IncomingMigration(
             switch (record.Type)
             {
                 case RecordType.Page when phase >= IncomingPhase.Listening:
-                    PageRecord.Parsed posted = PageRecord.Read(record);
+                    // A sparse run is expanded into a buffer that stays in the cache and placed like any data run.
+                    PageRecord.Parsed arrived = PageRecord.Read(record);
+                    PageRecord.Parsed posted = arrived.Sparse ? arrived.Expanded(sparseBuffer ??= new byte[SparsePageEncoding.MaxRecordPages * PageSize]) : arrived;
                     if (posted.Shared is { } shared)
                     {
                         PlaceFromRing(postcopy!, posted, shared.Position, shared.Crc);
@@ -512,7 +523,7 @@ public sealed partial class IncomingMigration(
                     }
 
                     postcopy!.Place(posted.BlockIndex, posted.Offset, posted.Length, posted.Zero, posted.Data);
-                    CountPage(posted.Length, posted.Zero);
+                    CountPage(posted.Length, posted.Zero, sparse: arrived.Sparse);
                     break;
 
                 case RecordType.Page:
@@ -525,7 +536,7 @@ public sealed partial class IncomingMigration(
                     }
 
                     WritePage(page, blocks, hasData, viaAlias: postcopy?.IsMinor(page.BlockIndex) == true);
-                    CountPage(page.Length, page.Zero);
+                    CountPage(page.Length, page.Zero, sparse: page.Sparse);
                     break;
 
                 case RecordType.PassEnd:
@@ -752,7 +763,7 @@ public sealed partial class IncomingMigration(
     private PostcopyDestination RequirePostcopy(RecordType type) =>
         postcopy ?? throw new MigrationStreamException($"protocol error: {type} without PostcopyAdvise");
 
-    private void CountPage(ulong length, bool zero, bool fromRing = false)
+    private void CountPage(ulong length, bool zero, bool fromRing = false, bool sparse = false)
     {
         ulong count = Math.Max(1, length / PageSize);
         lock (statsGate)
@@ -760,6 +771,7 @@ public sealed partial class IncomingMigration(
             pagesReceived += count;
             zeroPages += zero ? count : 0;
             sharedPages += fromRing ? count : 0;
+            sparsePages += sparse ? count : 0;
         }
     }
 
@@ -876,6 +888,29 @@ public sealed partial class IncomingMigration(
             {
                 throw new MigrationStreamException($"corrupt migration stream: {deltas.Length} unexpected trailing bytes after the deltas of a Page record");
             }
+        }
+        else if (page.Sparse)
+        {
+            // Decoded straight into guest memory (no vCPU runs on it yet); the record's CRC was verified first. A page
+            // holding no data received is all zeros here (as the zero pages above assume): only its runs are written,
+            // so most of a fresh page is never touched.
+            ReadOnlySpan<byte> encodings = page.Data;
+            for (ulong p = first; p < first + count; p++)
+            {
+                Span<byte> target = viaAlias ? block.GetAliasSpan(p * PageSize, (int)PageSize) : block.GetSpan(p * PageSize, (int)PageSize);
+                ReadOnlySpan<byte> encoding = SparsePageEncoding.Next(ref encodings, count);
+                if (data.IsSet(p))
+                {
+                    SparsePageEncoding.Decode(encoding, target);
+                }
+                else
+                {
+                    SparsePageEncoding.DecodeOntoZeros(encoding, target);
+                }
+            }
+
+            SparsePageEncoding.RequireEnd(encodings);
+            data.SetRange(first, count);
         }
         else if (page.Placed)
         {

@@ -63,6 +63,9 @@ internal sealed class PreemptChannelReceiver : IDisposable
     private volatile Socket? candidate;
     private RecordReader? reader;
     private long pagesReceived;
+
+    /// <summary>Where sparse answers are expanded before they are placed (this channel's thread only).</summary>
+    private byte[]? sparseBuffer;
     private int failed;
 
     /// <param name="readTimeout">
@@ -236,6 +239,10 @@ internal sealed class PreemptChannelReceiver : IDisposable
         }
 
         PageRecord.Parsed page = PageRecord.Read(record);
+        if (page.Sparse)
+        {
+            page = page.Expanded(sparseBuffer ??= new byte[SparsePageEncoding.MaxRecordPages * SparsePageEncoding.PageSize]);
+        }
         if (page.Shared is not null)
         {
             throw new MigrationStreamException("protocol error: a shared-ring Page record on the postcopy preempt channel (answers carry their data)");

@@ -162,7 +162,8 @@ public sealed partial class MigrationSource
         returnPath.RunningReported.Wait(TimeSpan.FromMilliseconds(5));
 
         // Through the shared ring when there is one: a full ring waits for the destination, which may go away.
-        pushRuns = new PageRunWriter(writer, ring, () => returnPath.ClosedReason);
+        // Mostly-zero pages go as sparse records on the stream, the rest through the ring (PageRunWriter).
+        pushRuns = new PageRunWriter(writer, ring, () => returnPath.ClosedReason, sparse: capabilities.SparsePages);
         PushUntilComplete(returnPath, pushBatchBytes);
     }
 
@@ -196,7 +197,7 @@ public sealed partial class MigrationSource
             if (!pushDone && PushSome(postcopyBlocks!, pushCursors!, pushRequestedUpTo!, runs, pushBatchBytes))
             {
                 // Outside the writer lock: request answers never wait behind the bandwidth cap.
-                Throttle((ulong)writer.BytesWritten + runs.SharedBytes);
+                Throttle((ulong)writer.BytesWritten + runs.OffStreamBytes);
             }
             else if (!pushDone)
             {
@@ -336,9 +337,9 @@ public sealed partial class MigrationSource
                 RamBlock block = blocks[index];
                 ulong pages = block.UsedLength / PageSize;
                 ulong hostPages = block.PageSize / PageSize;
-                ulong writtenBefore = (ulong)writer.BytesWritten + runs.SharedBytes;
+                ulong writtenBefore = (ulong)writer.BytesWritten + runs.OffStreamBytes;
                 ulong sent = 0;
-                while ((ulong)writer.BytesWritten + runs.SharedBytes - writtenBefore < batchBytes && sent < BatchPages)
+                while ((ulong)writer.BytesWritten + runs.OffStreamBytes - writtenBefore < batchBytes && sent < BatchPages)
                 {
                     ulong requested = Interlocked.Exchange(ref requestedUpTo[index], NoRequest);
                     if (requested != NoRequest)
@@ -392,12 +393,13 @@ public sealed partial class MigrationSource
             PostcopyRequests = (ulong)Interlocked.Read(ref postcopyRequests),
             PostcopyPreemptPages = earlierPreemptPages + (ulong)(preempt?.PagesSent ?? 0),
             PostcopySharedPages = earlierSharedPages + ((pushRuns?.SharedBytes ?? 0) / PageSize),
+            SparsePages = (ulong)Interlocked.Read(ref precopySparsePages) + earlierSparsePages + (pushRuns?.SparsePages ?? 0),
             TransferredBytes = TransferredSoFar(),
             RemainingBytes = 0,
         });
         log.Information(
-            "postcopy to {Uri} completed in {Total} ms: downtime {Downtime} us, {Requests} page requests served",
-            uri.Text, totalClock.ElapsedMilliseconds, switchoverUs, Interlocked.Read(ref postcopyRequests));
+            "postcopy to {Uri} completed in {Total} ms: downtime {Downtime} us, {Requests} page requests served, {Sparse} pages pushed as sparse pages",
+            uri.Text, totalClock.ElapsedMilliseconds, switchoverUs, Interlocked.Read(ref postcopyRequests), pushRuns?.SparsePages ?? 0);
         StatusChanged?.Invoke(MigrationStatus.Completed);
     }
 

@@ -49,7 +49,7 @@ public sealed partial class MigrationSource
             pass++;
             var passClock = Stopwatch.StartNew();
             ulong bytesBefore = (ulong)connection.Writer.BytesWritten;
-            ulong savedBefore = xbzrle?.SavedBytes ?? 0;
+            ulong savedBefore = (xbzrle?.SavedBytes ?? 0) + precopySparseSavedBytes;
             SendDirtyPages(blocks, returnPath);
             WritePassEnd(pass);
             connection.Writer.Flush();
@@ -58,9 +58,9 @@ public sealed partial class MigrationSource
             hintSkips?.ForgetRedirtied();
             ulong dirtyPages = (ulong)blocks.Sum(b => (long)b.DirtyBitmap.CountSet());
             double seconds = Math.Max(passClock.Elapsed.TotalSeconds, 1e-6);
-            // The rate of pages moved, as if each had gone whole: with xbzrle the stream carries far fewer bytes than
-            // the pages it moves, and the remaining dirty bytes are divided by this rate.
-            ulong saved = (xbzrle?.SavedBytes ?? 0) - savedBefore;
+            // The rate of pages moved, as if each had gone whole: with xbzrle or sparse pages the stream carries far
+            // fewer bytes than the pages it moves, and the remaining dirty bytes are divided by this rate.
+            ulong saved = (xbzrle?.SavedBytes ?? 0) + precopySparseSavedBytes - savedBefore;
             double bytesPerSecond = ((ulong)connection.Writer.BytesWritten - bytesBefore + saved) / seconds;
             ulong remaining = dirtyPages * PageSize;
             long expectedDowntimeMs = (long)(remaining / Math.Max(bytesPerSecond, 1) * 1000);
@@ -143,6 +143,7 @@ public sealed partial class MigrationSource
             DowntimeMs = (long)downtime.TotalMilliseconds,
             DowntimeUs = (long)downtime.TotalMicroseconds,
             RemainingBytes = 0,
+            SparsePages = (ulong)Interlocked.Read(ref precopySparsePages),
         });
         log.Information("migration to {Uri} completed in {Total} ms, downtime {Downtime} us", uri.Text, totalClock.ElapsedMilliseconds, (long)downtime.TotalMicroseconds);
         StatusChanged?.Invoke(MigrationStatus.Completed);
@@ -158,8 +159,11 @@ public sealed partial class MigrationSource
     {
         RecordWriter writer = connection!.Writer;
 
-        // With the vCPUs stopped guest memory holds still: it can go to the socket as it is, with no copy.
-        var runs = new PageRunWriter(writer, stable: guestStopped);
+        // With the vCPUs stopped guest memory holds still: it can go to the socket as it is, with no copy. Then, too,
+        // mostly-zero pages go as sparse pages (with xbzrle on, only zero pages come here: the others go as deltas or
+        // whole). Not in the live passes: a source that sends them faster than the destination writes them (a fresh
+        // page costs it a fault either way) only moves that work into the downtime, as a backlog.
+        var runs = new PageRunWriter(writer, stable: guestStopped, sparse: capabilities.SparsePages && xbzrle is null && guestStopped);
 
         // The guest may have populated pages since the last pass.
         zeroPages.Invalidate();
@@ -216,6 +220,7 @@ public sealed partial class MigrationSource
                     runs.Flush();
                     if (postcopyRequested && !guestStopped)
                     {
+                        CountSparse(runs);
                         PublishProgress(normal, zero);
                         return;
                     }
@@ -232,7 +237,15 @@ public sealed partial class MigrationSource
             runs.Flush();
         }
 
+        CountSparse(runs);
         PublishProgress(normal, zero);
+    }
+
+    /// <summary>A pass's sparse pages, for the statistics and the switchover estimate.</summary>
+    private void CountSparse(PageRunWriter runs)
+    {
+        Interlocked.Add(ref precopySparsePages, (long)runs.SparsePages);
+        precopySparseSavedBytes += runs.SparseSavedBytes;
     }
 
     /// <summary>Asks the guest for free-page hints, if the machine can; they go to <see cref="OnFreePageHint"/>.</summary>

@@ -26,6 +26,11 @@ public sealed partial class MigrationSource
     private ulong earlierBytes;
     private ulong earlierPreemptPages;
     private ulong earlierSharedPages;
+    private ulong earlierSparsePages;
+
+    /// <summary>Pages precopy sent as sparse pages (read by other threads for the statistics), and the bytes they saved.</summary>
+    private long precopySparsePages;
+    private ulong precopySparseSavedBytes;
 
     /// <summary>
     /// Bytes sent in postcopy so far, over every connection: the ones before a break and the current one's main stream,
@@ -107,7 +112,7 @@ public sealed partial class MigrationSource
 
             // A new connection counts its bytes from zero: the throttle starts a new average.
             throttleRate = ulong.MaxValue;
-            pushRuns = new PageRunWriter(connection.Writer, null, () => returnPath.ClosedReason);
+            pushRuns = new PageRunWriter(connection.Writer, null, () => returnPath.ClosedReason, sparse: capabilities.SparsePages);
             Update(s => s with { Status = MigrationStatus.PostcopyActive, RemainingBytes = left * PageSize });
             StatusChanged?.Invoke(MigrationStatus.PostcopyActive);
             log.Information("postcopy to {Uri} recovered: {Pages} pages the destination does not have are sent again", uri.Text, left);

@@ -106,6 +106,7 @@ public sealed partial class MigrationSource
                         TotalTimeMs = totalClock.ElapsedMilliseconds,
                         PostcopyPreemptPages = earlierPreemptPages + (ulong)(preempt?.PagesSent ?? 0),
                         PostcopySharedPages = earlierSharedPages + ((pushRuns?.SharedBytes ?? 0) / PageSize),
+                        SparsePages = (ulong)Interlocked.Read(ref precopySparsePages) + earlierSparsePages + (pushRuns?.SparsePages ?? 0),
                     };
             }
         }
@@ -175,7 +176,7 @@ public sealed partial class MigrationSource
             JitWarmUp.InBackground(
                 () => JitWarmUp.Prepare(
                     typeof(MigrationSource), typeof(StateSection), typeof(DiscardRecord), typeof(ReturnPath), typeof(DirtyBitmap), typeof(PageRunWriter),
-                    typeof(PageRecord), typeof(SharedPageRing), typeof(XbzrlePageSender), typeof(XbzrleCache), typeof(XbzrleEncoding)),
+                    typeof(PageRecord), typeof(SharedPageRing), typeof(XbzrlePageSender), typeof(XbzrleCache), typeof(XbzrleEncoding), typeof(SparsePageEncoding)),
                 message => log.Debug("{Message}", message));
 
             using var returnPath = returnPathReader = new ReturnPath(connection.Reader, connection.Abort);
@@ -312,6 +313,7 @@ public sealed partial class MigrationSource
         earlierBytes = TransferredSoFar();
         earlierPreemptPages += (ulong)(preempt?.PagesSent ?? 0);
         earlierSharedPages += (pushRuns?.SharedBytes ?? 0) / PageSize;
+        earlierSparsePages += pushRuns?.SparsePages ?? 0;
         pushRuns = null;
 
         // The preempt channel and the ring belonged to the broken connection; a recovery goes on without them.

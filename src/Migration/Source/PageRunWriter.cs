@@ -17,9 +17,13 @@ namespace Vmm.Migration.Source;
 /// first sends the records written so far (the destination frees room only for runs it has heard of) and then waits,
 /// asking <paramref name="broken"/> whether the destination is still there. With <paramref name="stable"/> (every vCPU
 /// stopped: the last precopy pages) a data run goes from guest memory to the socket with no copy
-/// (<see cref="RecordWriter.WriteStable"/>), so runs can be longer too.
+/// (<see cref="RecordWriter.WriteStable"/>), so runs can be longer too. With <paramref name="sparse"/> (capability
+/// sparse-pages: precopy without xbzrle, the postcopy push) each 4 KiB page of a data run that is mostly zeros goes as its zero-run encoding
+/// (<see cref="SparsePageEncoding"/>) in a sparse record on the stream — never through the ring: a few bytes on the
+/// socket cost less than copying and checksumming 4 KiB into the ring, and the destination builds the page in a buffer
+/// that stays in its cache. The other pages of the run go as before, as shorter runs.
 /// </remarks>
-internal sealed class PageRunWriter(RecordWriter writer, SharedPageRing? ring = null, Func<string?>? broken = null, bool stable = false)
+internal sealed class PageRunWriter(RecordWriter writer, SharedPageRing? ring = null, Func<string?>? broken = null, bool stable = false, bool sparse = false)
 {
     /// <summary>The largest data record: 64 pages of 4 KiB, or one huge page.</summary>
     public const ulong MaxDataBytes = 64 * 1024;
@@ -44,9 +48,30 @@ internal sealed class PageRunWriter(RecordWriter writer, SharedPageRing? ring = 
     private ulong length;
     private bool zero;
     private long sharedBytes;
+    private long sparsePages;
+    private long sparseSavedBytes;
+
+    /// <summary>Sparse records being built: per page a u16 length and its encoding.</summary>
+    private byte[]? encodings;
 
     /// <summary>Bytes of page data that went through the shared ring (read by other threads for the statistics).</summary>
     public ulong SharedBytes => (ulong)Interlocked.Read(ref sharedBytes);
+
+    /// <summary>Pages sent as sparse pages (read by other threads for the statistics).</summary>
+    public ulong SparsePages => (ulong)Interlocked.Read(ref sparsePages);
+
+    /// <summary>
+    /// Page bytes moved that the stream's byte count does not show: the data put in the ring, and 4096 per sparse page
+    /// (its few encoded bytes are on the stream too). The push's batches and its bandwidth cap count pages moved, so a
+    /// cap slows a push of sparse pages as much as one of whole pages.
+    /// </summary>
+    public ulong OffStreamBytes => SharedBytes + (SparsePages * SparsePageEncoding.PageSize);
+
+    /// <summary>
+    /// What sparse pages saved on the stream: 4096 per page less its encoding and length. The precopy switchover
+    /// estimate counts pages moved as if whole, as with xbzrle's deltas.
+    /// </summary>
+    public ulong SparseSavedBytes => (ulong)Interlocked.Read(ref sparseSavedBytes);
 
     /// <summary>Adds the bytes [<paramref name="offset"/>, +<paramref name="pageLength"/>) of a block, zero or not.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
@@ -79,17 +104,101 @@ internal sealed class PageRunWriter(RecordWriter writer, SharedPageRing? ring = 
         {
             PageRecord.WriteZeros(writer, blockIndex, start, length);
         }
-        else if (ring is not null)
+        else if (sparse && block!.PageSize == SparsePageEncoding.PageSize)
         {
-            (ulong position, uint crc) = ring.Write(block!.GetSpan(start, (int)length), writer.Flush, broken ?? (() => null));
-            PageRecord.WriteShared(writer, blockIndex, start, length, position, crc);
-            Interlocked.Add(ref sharedBytes, (long)length);
+            // Huge pages never go sparse: postcopy places them whole, and they are rarely mostly zeros.
+            WriteSparseOrData(start, length);
         }
         else
         {
-            PageRecord.WriteData(writer, blockIndex, start, block!.GetSpan(start, (int)length), stable);
+            WriteData(start, length);
         }
 
         length = 0;
+    }
+
+    /// <summary>
+    /// Writes the pages of [<paramref name="from"/>, +<paramref name="bytes"/>) in order: consecutive sparse pages as
+    /// sparse records, the others as data runs.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
+    private void WriteSparseOrData(ulong from, ulong bytes)
+    {
+        const int PageSize = SparsePageEncoding.PageSize;
+        byte[] encoded = encodings ??= new byte[SparsePageEncoding.MaxRecordPages * (SparsePageEncoding.LengthBytes + SparsePageEncoding.Limit)];
+        ulong end = from + bytes;
+        ulong dataFrom = from;
+        ulong sparseFrom = from;
+        int sparseCount = 0;
+        int used = 0;
+        for (ulong offset = from; offset < end; offset += PageSize)
+        {
+            int size = SparsePageEncoding.Encode(block!.GetSpan(offset, PageSize), encoded.AsSpan(used + SparsePageEncoding.LengthBytes), SparsePageEncoding.Limit);
+            if (size < 0)
+            {
+                if (sparseCount > 0)
+                {
+                    WriteSparse(sparseFrom, sparseCount, encoded.AsSpan(0, used));
+                    sparseCount = 0;
+                    used = 0;
+                    dataFrom = offset;
+                }
+
+                continue;
+            }
+
+            if (dataFrom < offset)
+            {
+                WriteData(dataFrom, offset - dataFrom);
+            }
+
+            if (sparseCount == 0)
+            {
+                sparseFrom = offset;
+            }
+
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(encoded.AsSpan(used), (ushort)size);
+            used += SparsePageEncoding.LengthBytes + size;
+            sparseCount++;
+            dataFrom = offset + PageSize;
+            if (sparseCount == SparsePageEncoding.MaxRecordPages)
+            {
+                WriteSparse(sparseFrom, sparseCount, encoded.AsSpan(0, used));
+                sparseCount = 0;
+                used = 0;
+            }
+        }
+
+        if (sparseCount > 0)
+        {
+            WriteSparse(sparseFrom, sparseCount, encoded.AsSpan(0, used));
+        }
+
+        if (dataFrom < end)
+        {
+            WriteData(dataFrom, end - dataFrom);
+        }
+    }
+
+    private void WriteSparse(ulong from, int pages, ReadOnlySpan<byte> encoded)
+    {
+        PageRecord.WriteSparse(writer, blockIndex, from, pages, encoded);
+        Interlocked.Add(ref sparsePages, pages);
+        Interlocked.Add(ref sparseSavedBytes, ((long)pages * SparsePageEncoding.PageSize) - encoded.Length);
+    }
+
+    /// <summary>A data run, through the ring when there is one.</summary>
+    private void WriteData(ulong from, ulong bytes)
+    {
+        if (ring is not null)
+        {
+            (ulong position, uint crc) = ring.Write(block!.GetSpan(from, (int)bytes), writer.Flush, broken ?? (() => null));
+            PageRecord.WriteShared(writer, blockIndex, from, bytes, position, crc);
+            Interlocked.Add(ref sharedBytes, (long)bytes);
+        }
+        else
+        {
+            PageRecord.WriteData(writer, blockIndex, from, block!.GetSpan(from, (int)bytes), stable);
+        }
     }
 }

@@ -81,7 +81,14 @@ public static class XbzrleEncoding
     /// then, and no guest runs on that memory).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Apply(ReadOnlySpan<byte> delta, Span<byte> page)
+    public static void Apply(ReadOnlySpan<byte> delta, Span<byte> page) => Apply(delta, page, "XBZRLE delta");
+
+    /// <summary>
+    /// <see cref="Apply(ReadOnlySpan{byte}, Span{byte})"/>, naming the encoding as <paramref name="kind"/> in errors: a sparse
+    /// page (<see cref="SparsePageEncoding"/>) is the same encoding applied to a zeroed page.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Apply(ReadOnlySpan<byte> delta, Span<byte> page, string kind)
     {
         if (page.Length != PageSize)
         {
@@ -93,31 +100,31 @@ public static class XbzrleEncoding
         bool first = true;
         while (read < delta.Length)
         {
-            int unchanged = ReadVarint(delta, ref read);
+            int unchanged = ReadVarint(delta, ref read, kind);
             if (unchanged == 0 && !first)
             {
-                throw Corrupt("an unchanged run of 0 bytes after the first pair");
+                throw Corrupt(kind, "an unchanged run of 0 bytes after the first pair");
             }
 
             if (read == delta.Length)
             {
-                throw Corrupt("an unchanged run without its changed run");
+                throw Corrupt(kind, "an unchanged run without its changed run");
             }
 
-            int changed = ReadVarint(delta, ref read);
+            int changed = ReadVarint(delta, ref read, kind);
             if (changed == 0)
             {
-                throw Corrupt("a changed run of 0 bytes");
+                throw Corrupt(kind, "a changed run of 0 bytes");
             }
 
             if (unchanged > PageSize - position || changed > PageSize - position - unchanged)
             {
-                throw Corrupt($"a run past the end of the page (at byte {position}: {unchanged} unchanged, {changed} changed)");
+                throw Corrupt(kind, $"a run past the end of the page (at byte {position}: {unchanged} unchanged, {changed} changed)");
             }
 
             if (changed > delta.Length - read)
             {
-                throw Corrupt($"{changed} changed bytes announced, {delta.Length - read} present");
+                throw Corrupt(kind, $"{changed} changed bytes announced, {delta.Length - read} present");
             }
 
             position += unchanged;
@@ -185,7 +192,7 @@ public static class XbzrleEncoding
 
     public static int VarintLength(int value) => value < 0x80 ? 1 : 2;
 
-    private static int WriteVarint(Span<byte> output, int value)
+    internal static int WriteVarint(Span<byte> output, int value)
     {
         if (value < 0x80)
         {
@@ -199,7 +206,7 @@ public static class XbzrleEncoding
     }
 
     /// <summary>A ULEB128 of at most two bytes, without a redundant zero second byte.</summary>
-    private static int ReadVarint(ReadOnlySpan<byte> delta, ref int read)
+    private static int ReadVarint(ReadOnlySpan<byte> delta, ref int read, string kind)
     {
         byte low = delta[read++];
         if ((low & 0x80) == 0)
@@ -209,22 +216,22 @@ public static class XbzrleEncoding
 
         if (read == delta.Length)
         {
-            throw Corrupt("a varint cut off at the end of the delta");
+            throw Corrupt(kind, "a varint cut off at the end of the delta");
         }
 
         byte high = delta[read++];
         if ((high & 0x80) != 0)
         {
-            throw Corrupt($"a varint longer than {MaxVarintBytes} bytes");
+            throw Corrupt(kind, $"a varint longer than {MaxVarintBytes} bytes");
         }
 
         if (high == 0)
         {
-            throw Corrupt("an overlong varint (a redundant zero byte)");
+            throw Corrupt(kind, "an overlong varint (a redundant zero byte)");
         }
 
         return (low & 0x7F) | (high << 7);
     }
 
-    private static MigrationStreamException Corrupt(string what) => new($"corrupt migration stream: XBZRLE delta: {what}");
+    private static MigrationStreamException Corrupt(string kind, string what) => new($"corrupt migration stream: {kind}: {what}");
 }

@@ -183,7 +183,7 @@ internal sealed class RecordLog : IDisposable
         switch (record.Type)
         {
             case RecordType.Page:
-                PageRecord.Parsed page = PageRecord.Read(record);
+                PageRecord.Parsed page = PageRecord.Read(record).Expanded(new byte[64 * 4096]);
                 return seen with { Block = page.BlockIndex, Offset = page.Offset, Length = page.Length, Zero = page.Zero, Data = page.Zero ? null : page.Data.ToArray() };
 
             case RecordType.Setup:

@@ -36,7 +36,9 @@ public class PageRecordTests
     [InlineData(PageRecord.FlagZero | PageRecord.FlagShared)]
     [InlineData(PageRecord.FlagDelta | PageRecord.FlagZero)]
     [InlineData(PageRecord.FlagDelta | PageRecord.FlagShared)]
-    [InlineData(8)]
+    [InlineData(PageRecord.FlagSparse | PageRecord.FlagZero)]
+    [InlineData(PageRecord.FlagSparse | PageRecord.FlagDelta)]
+    [InlineData(0x10)]
     [InlineData(0x80)]
     public void UnknownOrContradictoryFlagsAreRefused(byte flags)
     {

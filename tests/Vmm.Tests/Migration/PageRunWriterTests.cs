@@ -66,6 +66,61 @@ public sealed class PageRunWriterTests
         }
     }
 
+    /// <summary>
+    /// With sparse on, each data run (16 pages on the socket) splits into sparse records (mostly-zero pages) and data
+    /// records (dense pages), in page order; expanded, they are the block's bytes.
+    /// </summary>
+    [Fact]
+    public void WithSparseOnMostlyZeroPagesGoAsSparseRecordsAndTheRestAsData()
+    {
+        using RamBlock block = RamBlock.Create(new RamBlockSpec("sparse.ram", 0, 4 << 20));
+        const ulong Pages = 100;
+        bool Dense(ulong page) => page is 3 or 4 or 90;
+        for (ulong page = 0; page < Pages; page++)
+        {
+            Span<byte> bytes = block.GetSpan(page * Page, (int)Page);
+            if (Dense(page))
+            {
+                Random.Shared.NextBytes(bytes);
+            }
+            else
+            {
+                bytes[(int)(page * 41 % Page)] = (byte)(page + 1);
+            }
+        }
+
+        var stream = new MemoryStream();
+        var writer = new RecordWriter(stream);
+        var runs = new PageRunWriter(writer, sparse: true);
+        for (ulong page = 0; page < Pages; page++)
+        {
+            runs.Add(0, block, page * Page, Page, isZero: false);
+        }
+
+        runs.Flush();
+        writer.Flush();
+
+        stream.Position = 0;
+        var reader = new RecordReader(stream);
+        var seen = new List<(ulong Offset, uint Length, bool Sparse)>();
+        byte[] buffer = new byte[64 * Page];
+        while (stream.Position < stream.Length)
+        {
+            PageRecord.Parsed parsed = PageRecord.Read(reader.Read());
+            seen.Add((parsed.Offset, parsed.Length, parsed.Sparse));
+            Assert.Equal(block.GetSpan(parsed.Offset, (int)parsed.Length).ToArray(), parsed.Expanded(buffer).Data.ToArray());
+        }
+
+        Assert.Equal(
+            [
+                (0ul, 3u * 4096, true), (3 * Page, 2u * 4096, false), (5 * Page, 11u * 4096, true),
+                (16 * Page, 16u * 4096, true), (32 * Page, 16u * 4096, true), (48 * Page, 16u * 4096, true), (64 * Page, 16u * 4096, true),
+                (80 * Page, 10u * 4096, true), (90 * Page, 4096u, false), (91 * Page, 5u * 4096, true), (96 * Page, 4u * 4096, true),
+            ],
+            seen);
+        Assert.Equal(Pages - 3, runs.SparsePages);
+    }
+
     [Fact]
     public void NeverPopulatedAnonymousPagesAreZeroWithoutBeingRead()
     {

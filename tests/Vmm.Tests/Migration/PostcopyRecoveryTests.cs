@@ -435,7 +435,9 @@ public class PostcopyRecoveryTests : IDisposable
             }
 
             ring &= preempt;
-            var capabilities = new MigrationCapabilities { PostcopyRam = true, PostcopyPreempt = preempt, PostcopyMinorFaults = minorFaults, PostcopySharedMemory = ring };
+            // The guest's pages are mostly zeros: with the ring, sparse pages are off so that the push's data really
+            // goes through it; without, they are on (the default), so a recovery also resumes a push of sparse pages.
+            var capabilities = new MigrationCapabilities { PostcopyRam = true, PostcopyPreempt = preempt, PostcopyMinorFaults = minorFaults, PostcopySharedMemory = ring, SparsePages = !ring };
             source.Machine.Migration.SetCapabilities(capabilities);
             destination.Machine.Migration.SetCapabilities(capabilities);
             source.Machine.Migration.SetParameters(new MigrationParameters

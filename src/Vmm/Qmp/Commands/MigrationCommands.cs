@@ -11,7 +11,7 @@ namespace Vmm.Qmp.Commands;
 /// </summary>
 public static class MigrationCommands
 {
-    private static readonly string[] CapabilityNames = ["xbzrle", "postcopy-ram", "postcopy-minor-faults", "postcopy-preempt", "postcopy-shared-memory", "events"];
+    private static readonly string[] CapabilityNames = ["xbzrle", "postcopy-ram", "postcopy-minor-faults", "postcopy-preempt", "postcopy-shared-memory", "sparse-pages", "events"];
 
     public static void Register(QmpCommandRegistry registry)
     {
@@ -79,6 +79,7 @@ public static class MigrationCommands
                         "postcopy-minor-faults" => capabilities with { PostcopyMinorFaults = on },
                         "postcopy-preempt" => capabilities with { PostcopyPreempt = on },
                         "postcopy-shared-memory" => capabilities with { PostcopySharedMemory = on },
+                        "sparse-pages" => capabilities with { SparsePages = on },
                         "events" => capabilities with { Events = on },
                         _ => throw QmpException.Generic($"Parameter 'capability' does not accept value '{name}'"),
                     };
@@ -102,6 +103,7 @@ public static class MigrationCommands
                         "postcopy-minor-faults" => capabilities.PostcopyMinorFaults,
                         "postcopy-preempt" => capabilities.PostcopyPreempt,
                         "postcopy-shared-memory" => capabilities.PostcopySharedMemory,
+                        "sparse-pages" => capabilities.SparsePages,
                         _ => capabilities.Events,
                     },
                 })]);
@@ -225,6 +227,7 @@ public static class MigrationCommands
             ["postcopy-requests"] = stats.PostcopyRequests,
             ["postcopy-preempt-pages"] = stats.PostcopyPreemptPages,
             ["postcopy-shared-memory-pages"] = stats.PostcopySharedPages,
+            ["sparse-pages"] = stats.SparsePages,
             ["free-page-hint-skipped"] = stats.FreePageHintSkippedPages,
         };
 

@@ -1,0 +1,130 @@
+using Vmm.Machine;
+using Vmm.Migration;
+using Vmm.Ram;
+using Vmm.Tests.Infrastructure;
+
+namespace Vmm.Tests.Migration;
+
+/// <summary>
+/// Sparse pages end to end: the dirty-16m guest's pages (one counter byte, 4095 zeros) pushed in postcopy as sparse
+/// records, through the ring's stream or the plain socket, and sent in precopy's stopped pass, on every backend;
+/// afterwards each page of the range holds its counter and nothing else, and the counters are consistent.
+/// </summary>
+public sealed class SparsePageMigrationTests : IDisposable
+{
+    private const ulong Memory = 128 << 20;
+    private const ulong Dirtied = 16 << 20;
+    private const ulong RangeStart = 1 << 20;
+
+    private readonly string dir = Directory.CreateTempSubdirectory("vmm-sparse-").FullName;
+
+    [Theory]
+    [InlineData(RamBackend.Anonymous, true)]
+    [InlineData(RamBackend.Anonymous, false)]
+    [InlineData(RamBackend.Shared, true)]
+    [InlineData(RamBackend.Shared, false)]
+    [InlineData(RamBackend.Hugetlbfs, true)]
+    public void PostcopyPushesMostlyZeroPagesAsSparsePagesAndLosesNothing(RamBackend backend, bool sharedRing)
+    {
+        using TestMachine source = TestMachine.Create(Memory, backend, "dirty-16m");
+        using TestMachine destination = TestMachine.Create(Memory, backend);
+        source.Machine.Start();
+        source.WaitForSerial(s => s.Count(c => c == 'B') >= 3, "three passes on the source");
+
+        var capabilities = new MigrationCapabilities { PostcopyRam = true, PostcopySharedMemory = sharedRing };
+        (MigrationStats sent, MigrationStats received) = PostcopyTests.MigratePostcopy(
+            source, destination, Path.Combine(dir, "sp.sock"), capabilities: capabilities, parameters: PostcopyTests.PushCappedForFaults);
+
+        Assert.Equal(MigrationStatus.Completed, sent.Status);
+        Assert.Equal(MigrationStatus.Completed, received.Status);
+        Assert.Equal(sent.SparsePages, received.SparsePages);
+        if (backend == RamBackend.Hugetlbfs)
+        {
+            // 2 MiB host pages are placed whole: never sparse.
+            Assert.Equal(0ul, sent.SparsePages);
+        }
+        else
+        {
+            Assert.True(sent.SparsePages > 0, "no page of the push went as a sparse page");
+        }
+
+        destination.WaitForSerial(s => s.Count(c => c == 'B') >= 3, "three passes on the destination");
+        Assert.Null(destination.CheckDirtyConsistency(Dirtied));
+        Assert.Null(OnlyCountersIn(destination));
+    }
+
+    /// <summary>
+    /// Precopy sends the pages dirtied while the guest is stopped as sparse pages (the live passes send them whole); with
+    /// postcopy-ram on, a precopy that never switches writes shared blocks through their alias (MINOR faults).
+    /// </summary>
+    [Theory]
+    [InlineData(RamBackend.Anonymous, false)]
+    [InlineData(RamBackend.Shared, false)]
+    [InlineData(RamBackend.Shared, true)]
+    [InlineData(RamBackend.Hugetlbfs, false)]
+    public void PrecopySendsTheLastPagesAsSparsePagesAndLosesNothing(RamBackend backend, bool postcopyRam)
+    {
+        using TestMachine source = TestMachine.Create(Memory, backend, "dirty-16m");
+        using TestMachine destination = TestMachine.Create(Memory, backend);
+        source.Machine.Migration.SetCapabilities(new MigrationCapabilities { PostcopyRam = postcopyRam });
+        destination.Machine.Migration.SetCapabilities(new MigrationCapabilities { PostcopyRam = postcopyRam });
+        source.Machine.Start();
+        source.WaitForSerial(s => s.Count(c => c == 'B') >= 3, "three passes on the source");
+
+        MigrationStats sent = PrecopyTests.Migrate(source, destination, Path.Combine(dir, "pre.sock"));
+        MigrationStats received = destination.Machine.Migration.Stats!;
+
+        Assert.Equal(MigrationStatus.Completed, sent.Status);
+        Assert.Equal(sent.SparsePages, received.SparsePages);
+        if (backend == RamBackend.Hugetlbfs)
+        {
+            Assert.Equal(0ul, sent.SparsePages);
+        }
+        else
+        {
+            Assert.True(sent.SparsePages > 0, "no page dirtied in the downtime went as a sparse page");
+        }
+
+        destination.WaitForSerial(s => s.Count(c => c == 'B') >= 3, "three passes on the destination");
+        Assert.Null(destination.CheckDirtyConsistency(Dirtied));
+        Assert.Null(OnlyCountersIn(destination));
+    }
+
+    /// <summary>With sparse-pages off on the source every page goes whole.</summary>
+    [Fact]
+    public void WithSparsePagesOffNoPageGoesSparse()
+    {
+        using TestMachine source = TestMachine.Create(Memory, RamBackend.Anonymous, "dirty-16m");
+        using TestMachine destination = TestMachine.Create(Memory, RamBackend.Anonymous);
+        source.Machine.Start();
+        source.WaitForSerial(s => s.Count(c => c == 'B') >= 3, "three passes on the source");
+
+        var capabilities = new MigrationCapabilities { PostcopyRam = true, SparsePages = false };
+        (MigrationStats sent, MigrationStats received) = PostcopyTests.MigratePostcopy(source, destination, Path.Combine(dir, "off.sock"), capabilities: capabilities);
+
+        Assert.Equal(MigrationStatus.Completed, sent.Status);
+        Assert.Equal(0ul, sent.SparsePages);
+        Assert.Equal(0ul, received.SparsePages);
+        destination.WaitForSerial(s => s.Count(c => c == 'B') >= 3, "three passes on the destination");
+        Assert.Null(destination.CheckDirtyConsistency(Dirtied));
+    }
+
+    /// <summary>Every page of the dirtied range: its first byte is the guest's counter, the other 4095 are zeros.</summary>
+    private static string? OnlyCountersIn(TestMachine machine)
+    {
+        byte[] page = new byte[4096];
+        for (ulong address = RangeStart; address < RangeStart + Dirtied; address += 4096)
+        {
+            Assert.Equal(page.Length, machine.Machine.Memory.Read(address, page));
+            int wrong = page.AsSpan(1).IndexOfAnyExcept((byte)0);
+            if (wrong >= 0)
+            {
+                return $"byte 0x{address + 1 + (ulong)wrong:x} is 0x{page[1 + wrong]:x2}, not 0";
+            }
+        }
+
+        return null;
+    }
+
+    public void Dispose() => Directory.Delete(dir, recursive: true);
+}
