@@ -82,28 +82,25 @@ public static class PageRecord
     /// bytes last sent for each: <paramref name="deltas"/> holds, page after page, a u16 length and that many bytes of
     /// delta (<see cref="XbzrleEncoding.Encode"/>; a length of 0: the page is unchanged).
     /// </summary>
-    public static void WriteDeltas(RecordWriter writer, int blockIndex, ulong offset, int pages, ReadOnlySpan<byte> deltas)
-    {
-        Span<byte> head = stackalloc byte[HeadLength];
-        BinaryPrimitives.WriteUInt16LittleEndian(head, (ushort)blockIndex);
-        BinaryPrimitives.WriteUInt64LittleEndian(head[2..], offset);
-        BinaryPrimitives.WriteUInt32LittleEndian(head[10..], (uint)(pages * XbzrleEncoding.PageSize));
-        head[14] = FlagDelta;
-        writer.Write(RecordType.Page, head, deltas);
-    }
+    public static void WriteDeltas(RecordWriter writer, int blockIndex, ulong offset, int pages, ReadOnlySpan<byte> deltas) =>
+        WriteEncodedPages(writer, blockIndex, offset, pages, FlagDelta, deltas);
 
     /// <summary>
     /// Writes the sparse encodings of <paramref name="pages"/> consecutive 4 KiB pages from <paramref name="offset"/>:
     /// <paramref name="encodings"/> holds, page after page, a u16 length and that many bytes
     /// (<see cref="SparsePageEncoding.Encode"/>; a length of 0: the page is all zeros).
     /// </summary>
-    public static void WriteSparse(RecordWriter writer, int blockIndex, ulong offset, int pages, ReadOnlySpan<byte> encodings)
+    public static void WriteSparse(RecordWriter writer, int blockIndex, ulong offset, int pages, ReadOnlySpan<byte> encodings) =>
+        WriteEncodedPages(writer, blockIndex, offset, pages, FlagSparse, encodings);
+
+    /// <summary>A record of <paramref name="pages"/> 4 KiB pages whose data is one encoding per page (deltas, sparse pages).</summary>
+    private static void WriteEncodedPages(RecordWriter writer, int blockIndex, ulong offset, int pages, byte flag, ReadOnlySpan<byte> encodings)
     {
         Span<byte> head = stackalloc byte[HeadLength];
         BinaryPrimitives.WriteUInt16LittleEndian(head, (ushort)blockIndex);
         BinaryPrimitives.WriteUInt64LittleEndian(head[2..], offset);
-        BinaryPrimitives.WriteUInt32LittleEndian(head[10..], (uint)(pages * SparsePageEncoding.PageSize));
-        head[14] = FlagSparse;
+        BinaryPrimitives.WriteUInt32LittleEndian(head[10..], (uint)(pages * XbzrleEncoding.PageSize));
+        head[14] = flag;
         writer.Write(RecordType.Page, head, encodings);
     }
 
