@@ -41,13 +41,14 @@ public static class MigrateCommand
     private static readonly Option<bool> Resume = new("--resume") { Description = "Resume a postcopy paused on a broken connection: migrate-recover on the destination (with --destination-monitor), then migrate with resume to --to" };
     private static readonly Option<bool> Xbzrle = new("--xbzrle") { Description = "Enable the xbzrle capability on the source: precopy sends pages sent before as deltas against the bytes sent then" };
     private static readonly Option<string> XbzrleCacheSize = new("--xbzrle-cache-size") { Description = "With --xbzrle: the source's cache of sent pages in bytes, K/M/G suffixes allowed, 4K to 1G (migrate-set-parameters xbzrle-cache-size) [default: 64M]", HelpName = "BYTES" };
+    private static readonly Option<bool> NoSparsePages = new("--no-sparse-pages") { Description = "Turn sparse-pages off on the source: every data page goes whole (needed to migrate to an older vmm, which refuses sparse pages)" };
     private static readonly Option<string> MaxBandwidth = new("--max-bandwidth") { Description = "Bandwidth cap in bytes per second, K/M/G suffixes allowed; 0 = unlimited (migrate-set-parameters max-bandwidth)", HelpName = "BYTES_PER_S" };
 
     public static Command Create()
     {
         var command = new Command("migrate", "Live-migrate the guest of a running VMM (precopy, optionally switching to postcopy) through its monitor, with live progress")
         {
-            MonitorOption, To, DowntimeLimit, MaxBandwidth, Xbzrle, XbzrleCacheSize, Postcopy, PostcopyAfter, NoMinorFaults, NoPreempt, DestinationMonitor, Resume,
+            MonitorOption, To, DowntimeLimit, MaxBandwidth, Xbzrle, XbzrleCacheSize, NoSparsePages, Postcopy, PostcopyAfter, NoMinorFaults, NoPreempt, DestinationMonitor, Resume,
         };
 
         // Synchronous on purpose: System.CommandLine installs its own Ctrl-C handling for asynchronous actions, and
@@ -119,7 +120,7 @@ public static class MigrateCommand
         if (resume)
         {
             // A resume only reconnects: what precopy and the switchover take does not apply to it.
-            if (parse.GetValue(Postcopy) || parse.GetValue(PostcopyAfter) is not null || parse.GetValue(NoMinorFaults) || parse.GetValue(NoPreempt) || xbzrle || parameters.Count > 0)
+            if (parse.GetValue(Postcopy) || parse.GetValue(PostcopyAfter) is not null || parse.GetValue(NoMinorFaults) || parse.GetValue(NoPreempt) || xbzrle || parse.GetValue(NoSparsePages) || parameters.Count > 0)
             {
                 problems.Add("--resume takes only --monitor, --to and --destination-monitor");
             }
@@ -154,7 +155,19 @@ public static class MigrateCommand
         }
 
         using var interrupt = new Interrupt();
-        return RunAsync(path, uri, parameters, postcopy, xbzrle, interrupt, resume, recoverMonitor).GetAwaiter().GetResult();
+        // Only the source's xbzrle and sparse-pages matter: every destination takes deltas and sparse pages.
+        var sourceCapabilities = new JsonArray();
+        if (xbzrle)
+        {
+            sourceCapabilities.Add(new JsonObject { ["capability"] = "xbzrle", ["state"] = true });
+        }
+
+        if (parse.GetValue(NoSparsePages))
+        {
+            sourceCapabilities.Add(new JsonObject { ["capability"] = "sparse-pages", ["state"] = false });
+        }
+
+        return RunAsync(path, uri, parameters, postcopy, sourceCapabilities, interrupt, resume, recoverMonitor).GetAwaiter().GetResult();
     }
 
     /// <summary>--resume with --destination-monitor: migrate-recover there, so the destination listens on the URI again.</summary>
@@ -201,7 +214,7 @@ public static class MigrateCommand
         }
     }
 
-    private static async Task<int> RunAsync(string path, string uri, JsonObject parameters, PostcopyPlan? postcopy, bool xbzrle, Interrupt interrupt, bool resume, string? recoverMonitor)
+    private static async Task<int> RunAsync(string path, string uri, JsonObject parameters, PostcopyPlan? postcopy, JsonArray sourceCapabilities, Interrupt interrupt, bool resume, string? recoverMonitor)
     {
         if (recoverMonitor is not null && await RecoverAsync(recoverMonitor, uri) is { } recoverError)
         {
@@ -237,12 +250,11 @@ public static class MigrateCommand
                     return StatusUsageOrConnection;
                 }
 
-                if (xbzrle)
+                if (sourceCapabilities.Count > 0)
                 {
-                    // Only the source needs it: every destination takes deltas.
                     QmpResponse enabled = await ExecuteAsync(client, "migrate-set-capabilities", new JsonObject
                     {
-                        ["capabilities"] = new JsonArray(new JsonObject { ["capability"] = "xbzrle", ["state"] = true }),
+                        ["capabilities"] = sourceCapabilities,
                     });
                     if (enabled.IsError)
                     {

@@ -5,9 +5,9 @@ using Vmm.Tests.Qmp;
 namespace Vmm.Tests.Migration;
 
 /// <summary>
-/// The xbzrle capability between two real `dotnet vmm` processes: `dotnet vmm migrate --xbzrle --xbzrle-cache-size`
-/// sets it through QMP, the running dirty-16m guest moves with delta pages, and query-migrate shows QEMU's
-/// xbzrle-cache object.
+/// The source's page-encoding capabilities between two real `dotnet vmm` processes: `dotnet vmm migrate --xbzrle
+/// --xbzrle-cache-size` sets xbzrle through QMP, the running dirty-16m guest moves with delta pages, and query-migrate
+/// shows QEMU's xbzrle-cache object; `--no-sparse-pages` turns sparse pages off.
 /// </summary>
 [Collection(MigrationProcessCollection.Name)]
 public sealed class XbzrleProcessTests : IDisposable
@@ -42,6 +42,34 @@ public sealed class XbzrleProcessTests : IDisposable
 
         destination.WaitForMorePasses(3);
         Assert.Null(destination.StopAndCheckDirtyConsistency());
+    }
+
+    /// <summary>
+    /// Sparse pages are on by default (the dirty guest's stopped pass goes as sparse pages); --no-sparse-pages turns
+    /// them off on the source, and every page goes whole, as an older destination needs.
+    /// </summary>
+    [Fact]
+    public void TheVerbTurnsSparsePagesOff()
+    {
+        using MigrationVmm source = MigrationVmm.StartSource(dir);
+        using MigrationVmm destination = MigrationVmm.StartDestination(dir);
+        using QmpTestClient client = source.Connect();
+        Assert.True(Capability(client, "sparse-pages"), "sparse-pages is on by default");
+        source.WaitForMorePasses(3, from: 0);
+
+        VmmResult verb = PrecopyProcessTests.Verb(source, destination.IncomingUri, "--no-sparse-pages");
+
+        Assert.True(verb.ExitCode == 0, $"migrate exited {verb.ExitCode}; stdout: {verb.Stdout} stderr: {verb.Stderr}");
+        Assert.False(Capability(client, "sparse-pages"));
+        JsonElement ram = client.Return("query-migrate").GetProperty("ram");
+        Assert.Equal(0ul, ram.GetProperty("sparse-pages").GetUInt64());
+        Assert.True(ram.GetProperty("transferred").GetUInt64() >= ram.GetProperty("normal").GetUInt64() * 4096, $"a data page did not go whole: {ram}");
+        destination.WaitForMorePasses(3);
+        Assert.Null(destination.StopAndCheckDirtyConsistency());
+
+        VmmResult refused = VmmProcess.Run(["migrate", "--monitor", source.MonitorPath, "--to", "unix:/tmp/x", "--resume", "--no-sparse-pages"], PrecopyProcessTests.VerbTimeout);
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Equal("vmm: error: --resume takes only --monitor, --to and --destination-monitor", refused.StderrLines[0]);
     }
 
     [Fact]
