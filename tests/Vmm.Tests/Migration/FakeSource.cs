@@ -109,6 +109,19 @@ internal sealed class FakeSource : IDisposable
         Connection.OutputStream.Flush();
     }
 
+    /// <summary>Sends the record(s) <paramref name="write"/> makes, with the last byte (the CRC-32C's top byte) flipped.</summary>
+    public void SendWithBadChecksum(Action<RecordWriter> write)
+    {
+        Writer.Flush();
+        using var stream = new MemoryStream();
+        var writer = new RecordWriter(stream);
+        write(writer);
+        writer.Flush();
+        byte[] record = stream.ToArray();
+        record[^1] ^= 0x40;
+        SendRaw(record);
+    }
+
     /// <summary>
     /// The state sections of a machine like the destination: a spin guest stopped the way a migration source stops
     /// it, so the state says it was running and the destination starts it.

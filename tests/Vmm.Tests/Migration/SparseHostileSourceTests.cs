@@ -114,14 +114,7 @@ public sealed class SparseHostileSourceTests : IDisposable
     {
         using FakeSource source = FakeSource.Start(dir);
         PageRecord.Write(source.Writer, 0, Target, Data);
-        source.Writer.Flush();
-        using var stream = new MemoryStream();
-        var writer = new RecordWriter(stream);
-        PageRecord.WriteSparse(writer, 0, Target, 1, [3, 0, 0, 1, 9]);
-        writer.Flush();
-        byte[] record = stream.ToArray();
-        record[^1] ^= 0x40;
-        source.SendRaw(record);
+        source.SendWithBadChecksum(writer => PageRecord.WriteSparse(writer, 0, Target, 1, [3, 0, 0, 1, 9]));
         source.ExpectFailed("CRC-32C mismatch in a Page record");
         Assert.Equal(Data, Read(source, Target));
     }

@@ -37,16 +37,7 @@ public sealed class SparsePageMigrationTests : IDisposable
 
         Assert.Equal(MigrationStatus.Completed, sent.Status);
         Assert.Equal(MigrationStatus.Completed, received.Status);
-        Assert.Equal(sent.SparsePages, received.SparsePages);
-        if (backend == RamBackend.Hugetlbfs)
-        {
-            // 2 MiB host pages are placed whole: never sparse.
-            Assert.Equal(0ul, sent.SparsePages);
-        }
-        else
-        {
-            Assert.True(sent.SparsePages > 0, "no page of the push went as a sparse page");
-        }
+        AssertSparsePagesWent(backend, sent, received, "no page of the push went as a sparse page");
 
         destination.WaitForSerial(s => s.Count(c => c == 'B') >= 3, "three passes on the destination");
         Assert.Null(destination.CheckDirtyConsistency(Dirtied));
@@ -75,15 +66,7 @@ public sealed class SparsePageMigrationTests : IDisposable
         MigrationStats received = destination.Machine.Migration.Stats!;
 
         Assert.Equal(MigrationStatus.Completed, sent.Status);
-        Assert.Equal(sent.SparsePages, received.SparsePages);
-        if (backend == RamBackend.Hugetlbfs)
-        {
-            Assert.Equal(0ul, sent.SparsePages);
-        }
-        else
-        {
-            Assert.True(sent.SparsePages > 0, "no page dirtied in the downtime went as a sparse page");
-        }
+        AssertSparsePagesWent(backend, sent, received, "no page dirtied in the downtime went as a sparse page");
 
         destination.WaitForSerial(s => s.Count(c => c == 'B') >= 3, "three passes on the destination");
         Assert.Null(destination.CheckDirtyConsistency(Dirtied));
@@ -107,6 +90,20 @@ public sealed class SparsePageMigrationTests : IDisposable
         Assert.Equal(0ul, received.SparsePages);
         destination.WaitForSerial(s => s.Count(c => c == 'B') >= 3, "three passes on the destination");
         Assert.Null(destination.CheckDirtyConsistency(Dirtied));
+    }
+
+    /// <summary>Both sides counted the same sparse pages: some, except on hugetlbfs (2 MiB host pages go whole, never sparse).</summary>
+    private static void AssertSparsePagesWent(RamBackend backend, MigrationStats sent, MigrationStats received, string none)
+    {
+        Assert.Equal(sent.SparsePages, received.SparsePages);
+        if (backend == RamBackend.Hugetlbfs)
+        {
+            Assert.Equal(0ul, sent.SparsePages);
+        }
+        else
+        {
+            Assert.True(sent.SparsePages > 0, none);
+        }
     }
 
     /// <summary>Every page of the dirtied range: its first byte is the guest's counter, the other 4095 are zeros.</summary>

@@ -124,14 +124,7 @@ public sealed class XbzrleHostileSourceTests : IDisposable
     {
         using FakeSource source = FakeSource.Start(dir);
         PageRecord.Write(source.Writer, 0, Target, Data);
-        source.Writer.Flush();
-        using var stream = new MemoryStream();
-        var writer = new RecordWriter(stream);
-        PageRecord.WriteDelta(writer, 0, Target, [0, 4, 9, 9, 9, 9]);
-        writer.Flush();
-        byte[] record = stream.ToArray();
-        record[^1] ^= 0x40;
-        source.SendRaw(record);
+        source.SendWithBadChecksum(writer => PageRecord.WriteDelta(writer, 0, Target, [0, 4, 9, 9, 9, 9]));
         source.ExpectFailed("CRC-32C mismatch in a Page record");
         Assert.Equal(Data, Read(source, Target));
     }
