@@ -174,6 +174,14 @@ public static class PageRecord
         public Parsed Expanded(Span<byte> buffer) => Sparse
             ? new Parsed(BlockIndex, Offset, Length, zero: false, SparsePageEncoding.Expand(Data, Length / SparsePageEncoding.PageSize, buffer))
             : this;
+
+        /// <summary>
+        /// This record as plain data: a sparse one expanded into <paramref name="buffer"/> (valid until the buffer's
+        /// next expansion; <see cref="SparseExpansionBuffer.Reset"/> once it is placed), any other as it is.
+        /// </summary>
+        public Parsed Expanded(SparseExpansionBuffer buffer) => Sparse
+            ? new Parsed(BlockIndex, Offset, Length, zero: false, buffer.Expand(Data, Length / SparsePageEncoding.PageSize))
+            : this;
     }
 
     /// <summary>

@@ -36,6 +36,7 @@ public sealed class DirtyBitmap
     }
 
     /// <summary>Sets the bit and says whether it was already set.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
     public bool TestAndSet(ulong page)
     {
         CheckPage(page);
@@ -71,6 +72,7 @@ public sealed class DirtyBitmap
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
     public void ClearRange(ulong firstPage, ulong pageCount)
     {
         CheckRange(firstPage, pageCount);

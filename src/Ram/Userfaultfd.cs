@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Vmm.Linux;
 using Vmm.Linux.Userfaultfd;
@@ -139,6 +140,7 @@ public sealed unsafe class Userfaultfd : IDisposable
     }
 
     /// <summary>Atomically fills missing pages at <paramref name="destination"/> with bytes from <paramref name="source"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
     public PlacementResult Copy(nint destination, nint source, ulong length, bool wake = true)
     {
         CheckPlacement(destination, length);

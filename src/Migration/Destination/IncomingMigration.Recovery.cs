@@ -181,13 +181,14 @@ public sealed partial class IncomingMigration
             {
                 case RecordType.Page:
                     PageRecord.Parsed arrived = PageRecord.Read(record);
-                    PageRecord.Parsed page = arrived.Sparse ? arrived.Expanded(recoverySparseBuffer ??= new byte[SparsePageEncoding.MaxRecordPages * PageSize]) : arrived;
+                    PageRecord.Parsed page = arrived.Sparse ? arrived.Expanded(recoverySparseBuffer ??= new SparseExpansionBuffer()) : arrived;
                     if (page.Shared is not null)
                     {
                         throw new MigrationStreamException("protocol error: a shared-ring Page record after a recovery (the ring does not come back)");
                     }
 
                     destination.Place(page.BlockIndex, page.Offset, page.Length, page.Zero, page.Data);
+                    recoverySparseBuffer?.Reset();
                     CountPage(page.Length, page.Zero, sparse: arrived.Sparse);
                     break;
 

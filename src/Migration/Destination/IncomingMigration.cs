@@ -55,14 +55,17 @@ public sealed partial class IncomingMigration(
     private int passes;
     private PostcopyDestination? postcopy;
     private PreemptChannelReceiver? preempt;
+
+    /// <summary>From ADVISE to the end of the connection: a second thread placing the push's sparse records.</summary>
+    private PlacementWorker? placer;
     private volatile string? preemptFailure;
 
     /// <summary>
     /// Where the receive thread expands sparse Page records in postcopy before placing them (and the recovered
     /// connection's thread, its own): allocated on the first such record.
     /// </summary>
-    private byte[]? sparseBuffer;
-    private byte[]? recoverySparseBuffer;
+    private SparseExpansionBuffer? sparseBuffer;
+    private SparseExpansionBuffer? recoverySparseBuffer;
 
     /// <summary>Where the protocol is: which records are legal next (<see cref="IncomingPhases.Accepts"/>).</summary>
     private volatile IncomingPhase phase = IncomingPhase.Precopy;
@@ -207,6 +210,8 @@ public sealed partial class IncomingMigration(
             string why = PreemptCause() is { } failure
                 ? $"the postcopy preempt channel broke: {failure}"
                 : e is IOException ? $"the postcopy connection broke: {Describe(e)}" : Describe(e);
+            // What the placement worker holds is placed first: once paused, nothing more is placed until a recovery.
+            placer?.Stop();
             postcopy!.Pause();
             SetStatus(MigrationStatus.PostcopyPaused, why);
             TrySendError(returnPath, why);
@@ -228,13 +233,15 @@ public sealed partial class IncomingMigration(
 
             // Before the userfaultfd goes: nothing may be placed after it. A preempt thread that would not stop may
             // still place: then the userfaultfd and its zero buffer stay (leaked) rather than be freed under it.
-            bool placementStopped = preempt?.Stop() ?? true;
+            bool placementStopped = (preempt?.Stop() ?? true) & (placer?.Stop() ?? true);
             if (postcopy is { State: not PostcopyState.Paused } && placementStopped)
             {
                 postcopy.Dispose();
             }
 
             preempt?.Dispose();
+            placer?.Dispose();
+            placer = null;
         }
 
         return true;
@@ -473,7 +480,7 @@ public sealed partial class IncomingMigration(
         JitWarmUp.InBackground(
             () => JitWarmUp.Prepare(
                 typeof(IncomingMigration), typeof(PostcopyDestination), typeof(PostcopyFaultThread), typeof(ReturnPathWriter), typeof(StateSection),
-                typeof(DirtyBitmap), typeof(RamBlockRegistry), typeof(RamBlock), typeof(Userfaultfd), typeof(PageRecord), typeof(SharedPageRing), typeof(PreemptChannelReceiver), typeof(XbzrleEncoding), typeof(SparsePageEncoding)),
+                typeof(DirtyBitmap), typeof(RamBlockRegistry), typeof(RamBlock), typeof(Userfaultfd), typeof(PageRecord), typeof(SharedPageRing), typeof(PreemptChannelReceiver), typeof(XbzrleEncoding), typeof(SparsePageEncoding), typeof(SparseExpansionBuffer), typeof(PlacementWorker)),
             message => log.Debug("{Message}", message));
         SetStatus(MigrationStatus.Active, null);
 
@@ -513,9 +520,16 @@ public sealed partial class IncomingMigration(
             switch (record.Type)
             {
                 case RecordType.Page when phase >= IncomingPhase.Listening:
-                    // A sparse run is expanded into a buffer that stays in the cache and placed like any data run.
+                    // A sparse run is expanded into a buffer that stays in the cache and placed like any data run: by the
+                    // placement worker when it has room, so this thread reads on meanwhile.
                     PageRecord.Parsed arrived = PageRecord.Read(record);
-                    PageRecord.Parsed posted = arrived.Sparse ? arrived.Expanded(sparseBuffer ??= new byte[SparsePageEncoding.MaxRecordPages * PageSize]) : arrived;
+                    if (arrived.Sparse && placer is not null && placer.TryPost(arrived))
+                    {
+                        CountPage(arrived.Length, zero: false, sparse: true);
+                        break;
+                    }
+
+                    PageRecord.Parsed posted = arrived.Sparse ? arrived.Expanded(sparseBuffer ??= new SparseExpansionBuffer()) : arrived;
                     if (posted.Shared is { } shared)
                     {
                         PlaceFromRing(postcopy!, posted, shared.Position, shared.Crc);
@@ -523,6 +537,7 @@ public sealed partial class IncomingMigration(
                     }
 
                     postcopy!.Place(posted.BlockIndex, posted.Offset, posted.Length, posted.Zero, posted.Data);
+                    sparseBuffer?.Reset();
                     CountPage(posted.Length, posted.Zero, sparse: arrived.Sparse);
                     break;
 
@@ -596,6 +611,7 @@ public sealed partial class IncomingMigration(
                         SetStatus(MigrationStatus.Completed, null);
                     };
                     postcopy.Advise();
+                    placer = new PlacementWorker(postcopy, log);
 
                     // Threads start now rather than in the downtime: starting one takes milliseconds here.
                     returnPath.StartSender();
@@ -678,6 +694,9 @@ public sealed partial class IncomingMigration(
                 case RecordType.PostcopyPushDone:
                     record.Reader().End();
                     phase = phase.After(record.Type);
+
+                    // What is missing is recounted next: the records handed to the placement worker must be in.
+                    placer?.Drain();
                     RequirePostcopy(record.Type).PushDone();
                     break;
 

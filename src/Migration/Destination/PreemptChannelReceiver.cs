@@ -64,8 +64,8 @@ internal sealed class PreemptChannelReceiver : IDisposable
     private RecordReader? reader;
     private long pagesReceived;
 
-    /// <summary>Where sparse answers are expanded before they are placed (this channel's thread only).</summary>
-    private byte[]? sparseBuffer;
+    /// <summary>Where sparse answers are expanded before they are placed (by whichever thread holds the read lock).</summary>
+    private SparseExpansionBuffer? sparseBuffer;
     private int failed;
 
     /// <param name="readTimeout">
@@ -241,14 +241,16 @@ internal sealed class PreemptChannelReceiver : IDisposable
         PageRecord.Parsed page = PageRecord.Read(record);
         if (page.Sparse)
         {
-            page = page.Expanded(sparseBuffer ??= new byte[SparsePageEncoding.MaxRecordPages * SparsePageEncoding.PageSize]);
+            page = page.Expanded(sparseBuffer ??= new SparseExpansionBuffer());
         }
+
         if (page.Shared is not null)
         {
             throw new MigrationStreamException("protocol error: a shared-ring Page record on the postcopy preempt channel (answers carry their data)");
         }
 
         place(page);
+        sparseBuffer?.Reset();
         Interlocked.Add(ref pagesReceived, (long)Math.Max(1, page.Length / Ram.DirtyBitmap.PageSize));
     }
 

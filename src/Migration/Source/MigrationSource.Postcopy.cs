@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using Vmm.Migration.Postcopy;
 using Vmm.Migration.Stream;
 using Vmm.Ram;
@@ -326,6 +327,7 @@ public sealed partial class MigrationSource
     /// send but not to place, and the destination's receive thread looks for answers only between records. False when
     /// no dirty page is left anywhere.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
     private bool PushSome(IReadOnlyList<RamBlock> blocks, ulong[] cursors, ulong[] requestedUpTo, PageRunWriter runs, ulong batchBytes)
     {
         const ulong BatchPages = 1024;

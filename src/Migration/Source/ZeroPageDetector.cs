@@ -47,6 +47,7 @@ internal sealed class ZeroPageDetector : IDisposable
     /// Whether a whole host page (<paramref name="hostPages"/> 4 KiB pages from <paramref name="first"/>) is zero. Host
     /// pages span several 4 KiB pages only on hugetlbfs, where the page map says nothing: those are scanned whole.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
     public bool IsZero(RamBlock block, ulong first, ulong hostPages) => hostPages == 1
         ? IsZero(block, first)
         : !block.GetSpan(first * PageSize, (int)(hostPages * PageSize)).ContainsAnyExcept((byte)0);

@@ -144,6 +144,14 @@ public static class SparsePageEncoding
     public static void DecodeOntoZeros(ReadOnlySpan<byte> encoding, Span<byte> page) => XbzrleEncoding.Apply(encoding, page, "sparse page");
 
     /// <summary>
+    /// <see cref="DecodeOntoZeros"/>, returning the extent it wrote (<see cref="SparseExpansionBuffer"/> clears just that
+    /// afterwards).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
+    internal static (int Start, int End) DecodeOntoZerosExtent(ReadOnlySpan<byte> encoding, Span<byte> page) =>
+        XbzrleEncoding.Apply(encoding, page, "sparse page");
+
+    /// <summary>
     /// Expands a sparse record's data (<paramref name="pages"/> pages) into <paramref name="output"/>, which must hold
     /// them; returns the expanded pages. Every malformed part is a <see cref="MigrationStreamException"/>, and nothing
     /// is written outside the pages.

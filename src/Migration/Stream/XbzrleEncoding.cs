@@ -85,10 +85,11 @@ public static class XbzrleEncoding
 
     /// <summary>
     /// <see cref="Apply(ReadOnlySpan{byte}, Span{byte})"/>, naming the encoding as <paramref name="kind"/> in errors: a sparse
-    /// page (<see cref="SparsePageEncoding"/>) is the same encoding applied to a zeroed page.
+    /// page (<see cref="SparsePageEncoding"/>) is the same encoding applied to a zeroed page. Returns the bytes it wrote
+    /// as one extent: from the first changed byte to the end of the last changed run (0, 0 for an empty delta).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Apply(ReadOnlySpan<byte> delta, Span<byte> page, string kind)
+    internal static (int Start, int End) Apply(ReadOnlySpan<byte> delta, Span<byte> page, string kind)
     {
         if (page.Length != PageSize)
         {
@@ -97,6 +98,7 @@ public static class XbzrleEncoding
 
         int read = 0;
         int position = 0;
+        int start = 0;
         bool first = true;
         while (read < delta.Length)
         {
@@ -128,11 +130,14 @@ public static class XbzrleEncoding
             }
 
             position += unchanged;
+            start = first ? position : start;
             delta.Slice(read, changed).CopyTo(page[position..]);
             position += changed;
             read += changed;
             first = false;
         }
+
+        return (start, position);
     }
 
     /// <summary>

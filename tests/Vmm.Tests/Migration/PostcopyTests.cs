@@ -216,9 +216,14 @@ public class PostcopyTests : IDisposable
         source.WaitForSerial(s => s.Contains('B'), "a pass");
         source.Machine.Migration.SetParameters(new MigrationParameters { MaxBandwidth = 32 << 20 });
 
+        // Data in that range, beyond what the guest dirties: a zero page needs no placement (it is only marked
+        // received), so only data pages reach the remapped range and its ENOENT.
+        const ulong Remapped = 96 << 20;
+        source.Machine.Ram.FindByName(VirtualMachine.MainRamBlockName)!.GetSpan(Remapped, 16 << 20).Fill(0xA5);
+
         // Remap a range the source has not pushed yet (high in RAM, beyond what the guest dirties) while postcopy runs.
         (MigrationStats sent, MigrationStats received) = MigratePostcopy(source, destination, SocketPath("remap.sock"), afterSwitchover: () =>
-            destination.Machine.RemapRam(VirtualMachine.MainRamBlockName, 96 << 20, 16 << 20));
+            destination.Machine.RemapRam(VirtualMachine.MainRamBlockName, Remapped, 16 << 20));
 
         Assert.Equal(MigrationStatus.Completed, sent.Status);
         Assert.Equal(MigrationStatus.Completed, received.Status);
