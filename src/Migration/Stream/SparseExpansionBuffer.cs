@@ -44,13 +44,7 @@ public sealed class SparseExpansionBuffer
         }
 
         expandedPages = -1;
-        Span<byte> expanded = buffer.AsSpan(0, (int)pages * PageSize);
-        for (int i = 0; i < (int)pages; i++)
-        {
-            written[i] = SparsePageEncoding.DecodeOntoZerosExtent(SparsePageEncoding.Next(ref encoded, pages), expanded.Slice(i * PageSize, PageSize));
-        }
-
-        SparsePageEncoding.RequireEnd(encoded);
+        ReadOnlySpan<byte> expanded = SparsePageEncoding.Expand(encoded, pages, buffer, written);
         expandedPages = (int)pages;
         return expanded;
     }

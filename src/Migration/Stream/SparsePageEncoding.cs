@@ -206,25 +206,28 @@ public static class SparsePageEncoding
     public static void DecodeOntoZeros(ReadOnlySpan<byte> encoding, Span<byte> page) => XbzrleEncoding.Apply(encoding, page, "sparse page");
 
     /// <summary>
-    /// <see cref="DecodeOntoZeros"/>, returning the extent it wrote (<see cref="SparseExpansionBuffer"/> clears just that
-    /// afterwards).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
-    internal static (int Start, int End) DecodeOntoZerosExtent(ReadOnlySpan<byte> encoding, Span<byte> page) =>
-        XbzrleEncoding.Apply(encoding, page, "sparse page");
-
-    /// <summary>
     /// Expands a sparse record's data (<paramref name="pages"/> pages) into <paramref name="output"/>, which must hold
     /// them; returns the expanded pages. Every malformed part is a <see cref="MigrationStreamException"/>, and nothing
-    /// is written outside the pages.
+    /// is written outside the pages. With <paramref name="written"/> (one entry per page) the caller knows the output
+    /// holds zeros: each page's runs are written onto them and the extent they cover recorded
+    /// (<see cref="SparseExpansionBuffer"/>); without, each page is cleared first.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // per page: see JitWarmUp
-    public static ReadOnlySpan<byte> Expand(ReadOnlySpan<byte> encoded, ulong pages, Span<byte> output)
+    public static ReadOnlySpan<byte> Expand(ReadOnlySpan<byte> encoded, ulong pages, Span<byte> output, Span<(int Start, int End)> written = default)
     {
         Span<byte> expanded = output[..checked((int)(pages * PageSize))];
         for (int i = 0; i < (int)pages; i++)
         {
-            Decode(Next(ref encoded, pages), expanded.Slice(i * PageSize, PageSize));
+            ReadOnlySpan<byte> encoding = Next(ref encoded, pages);
+            Span<byte> page = expanded.Slice(i * PageSize, PageSize);
+            if (written.IsEmpty)
+            {
+                Decode(encoding, page);
+            }
+            else
+            {
+                written[i] = XbzrleEncoding.Apply(encoding, page, "sparse page");
+            }
         }
 
         RequireEnd(encoded);
